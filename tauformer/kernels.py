@@ -1,0 +1,103 @@
+"""Tau attention kernels: softmax over -|lambda_q - lambda_k| / temperature, then weights @ v.
+
+`tau_attention` is the public entry point; it validates shapes and dispatches to a kernel.
+The dense kernel here is the O(Tq * Tk) reference that the fast kernel is tested against.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import ShapeError
+
+KERNELS = ("auto", "dense", "fast")
+
+
+def causal_mask(Tq: int, Tk: int, device=None) -> torch.Tensor:
+    """Boolean [Tq, Tk] mask, True where query i may see key j (aligned to the end of the keys)."""
+    if Tq > Tk:
+        raise ShapeError(f"causal attention needs Tq <= Tk, got Tq={Tq}, Tk={Tk}")
+    return torch.ones(Tq, Tk, dtype=torch.bool, device=device).tril(diagonal=Tk - Tq)
+
+
+def as_temperature(temperature, lambda_q: torch.Tensor) -> torch.Tensor:
+    """Temperature as a tensor broadcastable to [B, H, Tq, 1].
+
+    Accepts a float, a 0-d tensor, one value per head ([H]) or per batch and head ([B, H]).
+    """
+    B, H = lambda_q.shape[0], lambda_q.shape[1]
+    t = torch.as_tensor(temperature, dtype=torch.float32, device=lambda_q.device)
+    if t.dim() == 0:
+        return t.reshape(1, 1, 1, 1)
+    if t.shape == (H,):
+        return t.reshape(1, H, 1, 1)
+    if t.shape == (B, H):
+        return t.reshape(B, H, 1, 1)
+    raise ShapeError(f"temperature must be a float, [H]={H} or [B, H]=({B}, {H}); got {tuple(t.shape)}")
+
+
+def check_tau_inputs(lambda_q: torch.Tensor, lambda_k: torch.Tensor, v: torch.Tensor, causal: bool) -> None:
+    """Raise ShapeError unless lambda_q [B,H,Tq], lambda_k [B,H,Tk], v [B,H,Tk,D] fit together."""
+    if lambda_q.dim() != 3 or lambda_k.dim() != 3 or v.dim() != 4:
+        raise ShapeError(
+            "tau_attention expects lambda_q [B,H,Tq], lambda_k [B,H,Tk], v [B,H,Tk,D]; got "
+            f"{tuple(lambda_q.shape)}, {tuple(lambda_k.shape)}, {tuple(v.shape)}"
+        )
+    if lambda_k.shape != v.shape[:3] or lambda_q.shape[:2] != lambda_k.shape[:2]:
+        raise ShapeError(
+            f"shapes do not fit: lambda_q {tuple(lambda_q.shape)}, lambda_k {tuple(lambda_k.shape)}, "
+            f"v {tuple(v.shape)} (batch and heads must agree, lambda_k must match v's first 3 dims)"
+        )
+    if causal and lambda_q.shape[2] > lambda_k.shape[2]:
+        raise ShapeError(f"causal attention needs Tq <= Tk, got Tq={lambda_q.shape[2]}, Tk={lambda_k.shape[2]}")
+
+
+def tau_attention_weights(lambda_q, lambda_k, *, temperature=1.0, causal: bool = True) -> torch.Tensor:
+    """Attention weights [B, H, Tq, Tk] (rows sum to 1), computed in float32."""
+    lq = lambda_q.float()
+    lk = lambda_k.float()
+    t = as_temperature(temperature, lq)
+    logits = -(lq.unsqueeze(-1) - lk.unsqueeze(-2)).abs() / t  # [B,H,Tq,Tk]
+    if causal:
+        mask = causal_mask(lq.shape[-1], lk.shape[-1], device=lq.device)
+        logits = logits.masked_fill(~mask, float("-inf"))
+    return torch.softmax(logits, dim=-1)
+
+
+def tau_attention_dense(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True) -> torch.Tensor:
+    """Reference kernel: materialises the [B, H, Tq, Tk] weights. Output [B, H, Tq, D] in v's dtype."""
+    att = tau_attention_weights(lambda_q, lambda_k, temperature=temperature, causal=causal)
+    return (att.to(v.dtype) @ v)
+
+
+def tau_attention(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True, kernel: str = "auto"):
+    """Tau attention: y_i = sum_j softmax_j(-|lambda_q,i - lambda_k,j| / temperature) v_j.
+
+    Parameters
+    ----------
+    lambda_q : [B, H, Tq] query taumode scalars.
+    lambda_k : [B, H, Tk] key taumode scalars (already repeated to H heads for GQA).
+    v : [B, H, Tk, D] values.
+    temperature : float or tensor of shape [H] or [B, H]; gradients flow into it.
+    causal : mask keys after each query, aligned to the end of the keys (Tq <= Tk).
+    kernel : "auto", "dense" or "fast".
+
+    Returns
+    -------
+    [B, H, Tq, D] in v's dtype.
+    """
+    check_tau_inputs(lambda_q, lambda_k, v, causal)
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel == "auto":
+        kernel = choose_kernel(lambda_q.shape[-1], lambda_k.shape[-1], v.device)
+    if kernel == "fast":
+        from .fast_tau import tau_attention_fast
+
+        return tau_attention_fast(lambda_q, lambda_k, v, temperature=temperature, causal=causal)
+    return tau_attention_dense(lambda_q, lambda_k, v, temperature=temperature, causal=causal)
+
+
+def choose_kernel(Tq: int, Tk: int, device) -> str:
+    """The kernel `auto` uses for this shape: dense until the fast kernel exists and pays off."""
+    return "dense"
