@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_path)
         except ModuleNotFoundError as err:
-            if err.name == module_path:  # a command not built yet; anything else is a real error
+            if err.name and module_path.startswith(err.name):  # command not built yet; else a real error
                 continue
             raise
         module.register(subparsers)
