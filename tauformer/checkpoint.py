@@ -1,0 +1,259 @@
+"""The one checkpoint format: a directory that can be loaded without running any code.
+
+    ckpt-<step>/
+      model.safetensors      weights and buffers (incl. a tau model's Laplacian)
+      config.json            format name + version, model and train config, step, domain memory
+      history.json           evaluation records up to this step (losses, lr, tokens/s, lambda stats)
+      optimizer.safetensors  optional: optimizer state and RNG state, for --resume
+      trainer.json           optional: the optimizer's param groups and loop state
+
+A run directory holds several ckpt-<step>/ over training. Directories are written atomically
+(see fsutil.atomic_directory): a run killed mid-save keeps its last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from . import __version__
+from .config import ModelConfig, TrainConfig
+from .errors import CheckpointError, ConfigError, TauformerError
+from .fsutil import atomic_directory, atomic_write_bytes, atomic_write_json
+
+FORMAT_NAME = "tauformer-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+TRAINER_FILE = "trainer.json"
+_CKPT_RE = re.compile(r"^ckpt-(\d+)$")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class CheckpointMeta:
+    """What a checkpoint says about itself, besides the weights."""
+
+    path: Path
+    step: int
+    model_config: ModelConfig
+    train_config: TrainConfig | None = None
+    history: list = field(default_factory=list)
+    domain: dict | None = None
+    created: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+
+def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / f"ckpt-{int(step)}"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of every ckpt-<step>/ directory in run_dir, by step."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = []
+    for child in run_dir.iterdir():
+        match = _CKPT_RE.match(child.name)
+        if match and child.is_dir() and (child / CONFIG_FILE).is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory, or the latest checkpoint of a run directory."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint or run directory")
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: a checkpoint is a directory (ckpt-<step>/ with {WEIGHTS_FILE} and {CONFIG_FILE})")
+    if (path / CONFIG_FILE).is_file() or (path / WEIGHTS_FILE).is_file():
+        return path
+    checkpoints = list_checkpoints(path)
+    if not checkpoints:
+        raise CheckpointError(f"{path}: not a checkpoint and holds no ckpt-<step>/ checkpoints")
+    return checkpoints[-1][1]
+
+
+def save_checkpoint(
+    path: str | Path,
+    model,
+    *,
+    step: int,
+    train_config: TrainConfig | None = None,
+    history: list | None = None,
+    domain: dict | None = None,
+    optimizer_state: dict | None = None,
+    trainer_state: dict | None = None,
+    extra: dict | None = None,
+    save_dtype: str = "float32",
+) -> Path:
+    """Write model (and optionally optimizer / loop state) to the directory `path`, atomically."""
+    path = Path(path)
+    raw = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    parameter_names = {name for name, _ in raw.named_parameters()}
+    dtype = _DTYPES[save_dtype]
+    tensors = {}
+    for name, tensor in raw.state_dict().items():
+        t = tensor.detach().cpu()
+        if name in parameter_names and t.is_floating_point():
+            t = t.to(dtype)
+        tensors[name] = t.contiguous()
+    config = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "tauformer_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "step": int(step),
+        "model": raw.config.to_dict(),
+        "train": train_config.to_dict() if train_config is not None else None,
+        "domain": domain,
+        "tokenizer": "bytes",
+        "weights_dtype": save_dtype,
+        "extra": extra or {},
+    }
+    with atomic_directory(path) as tmp:
+        atomic_write_bytes(tmp / WEIGHTS_FILE, save_safetensors_bytes(tensors, metadata={"format": FORMAT_NAME}))
+        atomic_write_json(tmp / CONFIG_FILE, config)
+        atomic_write_json(tmp / HISTORY_FILE, history or [])
+        if optimizer_state is not None:
+            flat, groups = _flatten_optimizer(optimizer_state)
+            atomic_write_bytes(tmp / OPTIMIZER_FILE, save_safetensors_bytes(flat, metadata={"format": FORMAT_NAME}))
+            atomic_write_json(tmp / TRAINER_FILE, {"param_groups": groups, **(trainer_state or {})})
+    return path
+
+
+def read_meta(path: str | Path) -> CheckpointMeta:
+    """The checkpoint's config and history, validated, without loading weights."""
+    path = resolve_checkpoint(path)
+    config = _read_json(path / CONFIG_FILE, what="config")
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise CheckpointError(f"{path / CONFIG_FILE}: not a tauformer checkpoint (format {found!r}, expected {FORMAT_NAME!r})")
+    version = config.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path / CONFIG_FILE}: format version {version!r} is not supported (this version reads <= {FORMAT_VERSION})"
+        )
+    try:
+        model_config = ModelConfig.from_dict(config.get("model"))
+        train_config = TrainConfig.from_dict(config["train"]) if config.get("train") else None
+    except (ConfigError, TypeError) as err:
+        raise CheckpointError(f"{path / CONFIG_FILE}: invalid configuration: {err}") from None
+    history_path = path / HISTORY_FILE
+    history = _read_json(history_path, what="history") if history_path.exists() else []
+    if not isinstance(history, list):
+        raise CheckpointError(f"{history_path}: expected a list of evaluation records")
+    return CheckpointMeta(
+        path=path,
+        step=int(config.get("step", 0)),
+        model_config=model_config,
+        train_config=train_config,
+        history=history,
+        domain=config.get("domain"),
+        created=config.get("created"),
+        extra=config.get("extra") or {},
+    )
+
+
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu"):
+    """Rebuild the model from a checkpoint (or a run directory's latest) -> (GPT, CheckpointMeta).
+
+    Nothing is unpickled: weights come from safetensors, everything else from JSON. Anything
+    that is not this format, or is truncated or inconsistent, raises CheckpointError naming the file.
+    """
+    from .model import GPT
+
+    meta = read_meta(path)
+    weights = read_safetensors(meta.path / WEIGHTS_FILE)
+    cfg = meta.model_config
+    try:
+        laplacian = weights.get("laplacian") if cfg.attention == "tau" else None
+        model = GPT(cfg, laplacian=laplacian)
+    except TauformerError as err:
+        raise CheckpointError(f"{meta.path / WEIGHTS_FILE}: {err}") from None
+    _check_state(model, weights, meta.path / WEIGHTS_FILE)
+    model.load_state_dict(weights, strict=True)
+    model.to(device)
+    model.eval()
+    return model, meta
+
+
+def load_training_state(path: str | Path) -> tuple[dict, dict]:
+    """(optimizer state_dict, trainer state) saved with a checkpoint, for resuming."""
+    path = resolve_checkpoint(path)
+    if not (path / OPTIMIZER_FILE).is_file() or not (path / TRAINER_FILE).is_file():
+        raise CheckpointError(f"{path}: holds no optimizer state ({OPTIMIZER_FILE}); it cannot be resumed")
+    flat = read_safetensors(path / OPTIMIZER_FILE)
+    trainer = _read_json(path / TRAINER_FILE, what="trainer state")
+    return _unflatten_optimizer(flat, trainer.pop("param_groups", [])), trainer
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file written by this package, or CheckpointError."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    data = path.read_bytes()
+    try:
+        tensors = load_safetensors_bytes(data)
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: cannot be read (truncated or not a safetensors file: {err})") from None
+    return tensors
+
+
+def _check_state(model, weights: dict, path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match the configured model (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    for name, tensor in weights.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(
+                f"{path}: {name} has shape {tuple(tensor.shape)}, the config needs {tuple(expected[name].shape)}"
+            )
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: {name} contains NaN or infinite values")
+
+
+def _read_json(path: Path, *, what: str):
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing ({what}); not a tauformer checkpoint")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+
+
+def _flatten_optimizer(state_dict: dict) -> tuple[dict, list]:
+    """torch optimizer state_dict -> flat {'state.<i>.<name>': tensor} and JSON param groups."""
+    flat = {}
+    for idx, per_param in state_dict["state"].items():
+        for name, value in per_param.items():
+            flat[f"state.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    return flat, state_dict["param_groups"]
+
+
+def _unflatten_optimizer(flat: dict, groups: list) -> dict:
+    state: dict = {}
+    for key, value in flat.items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    return {"state": state, "param_groups": groups}

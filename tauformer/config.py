@@ -1,0 +1,138 @@
+"""Model and training configuration: dataclasses saved into every checkpoint as JSON.
+
+`from_dict` accepts configs written by earlier versions: renamed keys are patched, unknown keys
+are refused with a message naming them (a silent drop could change the model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .errors import ConfigError
+
+ATTENTION_KINDS = ("tau", "dot")
+TAU_MODES = ("fixed", "median", "mean", "percentile", "calibrated")
+TAU_KERNELS = ("auto", "dense", "fast")
+
+# Keys written by earlier versions -> their current names.
+_RENAMED_MODEL_KEYS = {"n_kv_heads": "n_kv_head", "attn": "attention", "learnable_temperature": "learn_temperature"}
+_RENAMED_TRAIN_KEYS = {"max_steps": "steps", "warmup": "warmup_steps"}
+
+
+@dataclass
+class ModelConfig:
+    """Shape and attention settings of a GPT; everything needed to rebuild it from weights.
+
+    ``attention`` is "tau" or "dot"; the tau_* and temperature settings only matter for "tau".
+    """
+
+    vocab_size: int = 256
+    block_size: int = 256
+    n_layer: int = 4
+    n_head: int = 4
+    n_kv_head: int = 4
+    n_embd: int = 128
+    attention: str = "tau"
+    tau_mode: str = "calibrated"
+    tau: float = 1.0  # fixed tau; also the starting value of the calibrated one
+    tau_percentile: float | None = None  # p in [0, 1] for tau_mode="percentile"
+    calibration_momentum: float = 0.99
+    temperature: float = 1.0  # initial value when learnable
+    learn_temperature: bool = True
+    laplacian_layout: str = "dense"  # "dense" or "sparse" (torch.sparse CSR matmul)
+    tau_kernel: str = "auto"
+    softcap: float | None = 15.0
+    rope_base: float = 10000.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    def validate(self) -> None:
+        """Raise ConfigError on any inconsistent setting."""
+        if self.attention not in ATTENTION_KINDS:
+            raise ConfigError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+        if self.tau_mode not in TAU_MODES:
+            raise ConfigError(f"tau_mode must be one of {TAU_MODES}, got {self.tau_mode!r}")
+        if self.tau_kernel not in TAU_KERNELS:
+            raise ConfigError(f"tau_kernel must be one of {TAU_KERNELS}, got {self.tau_kernel!r}")
+        if self.laplacian_layout not in ("dense", "sparse"):
+            raise ConfigError(f"laplacian_layout must be 'dense' or 'sparse', got {self.laplacian_layout!r}")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_kv_head", "n_embd"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.n_head % self.n_kv_head:
+            raise ConfigError(f"n_head ({self.n_head}) must be divisible by n_kv_head ({self.n_kv_head})")
+        if self.head_dim % 2:
+            raise ConfigError(f"head_dim = n_embd / n_head = {self.head_dim} must be even for RoPE")
+        if self.tau_mode == "percentile" and not (self.tau_percentile is not None and 0 <= self.tau_percentile <= 1):
+            raise ConfigError("tau_mode='percentile' needs tau_percentile in [0, 1]")
+        if self.tau <= 0 or self.temperature <= 0:
+            raise ConfigError(f"tau and temperature must be > 0, got tau={self.tau}, temperature={self.temperature}")
+        if not 0 <= self.calibration_momentum < 1:
+            raise ConfigError(f"calibration_momentum must be in [0, 1), got {self.calibration_momentum}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        return cls(**_patched(cls, data, _RENAMED_MODEL_KEYS, "model config"))
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, evaluation and checkpointing settings of one training run."""
+
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    eval_batches: int = 8
+    ckpt_every: int = 500
+    keep_checkpoints: int = 0  # 0 keeps every checkpoint
+    seed: int = 1337
+    data: str | None = None  # None = the bundled corpus
+    val_fraction: float = 0.1
+    domain: str | None = None  # domain-memory file whose Laplacian the tau model uses
+    device: str = "auto"
+    save_dtype: str = "float32"  # weights dtype on disk: float32, float16 or bfloat16
+    save_optimizer: bool = True  # keep optimizer state in checkpoints (needed for --resume)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.save_dtype not in ("float32", "float16", "bfloat16"):
+            raise ConfigError(f"save_dtype must be float32, float16 or bfloat16, got {self.save_dtype!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return cls(**_patched(cls, data, _RENAMED_TRAIN_KEYS, "train config"))
+
+
+def _patched(cls, data: dict, renamed: dict, what: str) -> dict:
+    """Rename old keys and refuse unknown ones."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a JSON object, got {type(data).__name__}")
+    data = {renamed.get(k, k): v for k, v in data.items()}
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{what} has unknown keys {unknown}; known keys are {sorted(known)}")
+    return data

@@ -1,0 +1,44 @@
+"""`python -m tauformer generate RUN_OR_CKPT --prompt "..."`: sample text from a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="generate text from a run directory or checkpoint",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="a run directory (its latest checkpoint) or a ckpt-<step>/ directory")
+    p.add_argument("--prompt", default="The ", help="text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-cache", action="store_true", help="re-run the whole sequence per token")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run_generate)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from .cache import generate
+    from .checkpoint import load_checkpoint
+    from .data import ByteTokenizer
+    from .runtime import resolve_device
+
+    device = resolve_device(args.device)
+    model, meta = load_checkpoint(args.checkpoint, device=device)
+    tokenizer = ByteTokenizer()
+    prompt_ids = tokenizer.encode(args.prompt) or [10]
+    idx = torch.tensor([prompt_ids], dtype=torch.long, device=device)
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    start = time.perf_counter()
+    out = generate(model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                   use_cache=not args.no_cache, generator=gen)
+    seconds = time.perf_counter() - start
+    print(tokenizer.decode(out[0].tolist()))
+    print(f"\n[{meta.model_config.attention} model, {meta.path}, step {meta.step}: "
+          f"{args.max_new_tokens} tokens in {seconds:.2f} s, {1000 * seconds / max(1, args.max_new_tokens):.1f} ms/token]")
+    return 0

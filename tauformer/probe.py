@@ -1,0 +1,135 @@
+"""Read what attention does without changing it.
+
+`capture(model)` registers forward hooks on the identity hook points of every attention layer
+inside a context manager and always removes them, also on error; logits are identical with and
+without it. Attention weights are recomputed outside the model from the captured q, k (dot) or
+lambda_q, lambda_k (tau), so no kernel ever has to materialise them.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from .attention import TauAttention, repeat_kv
+from .kernels import causal_mask, tau_attention_weights
+
+CAPTURED = ("q", "k", "v", "lambda_q", "lambda_k")
+
+
+@dataclass
+class LayerCapture:
+    """Detached tensors of one layer: q [B,H,T,D], k / v [B,H_kv,T,D], lambda_q [B,H,T], lambda_k [B,H_kv,T]."""
+
+    q: torch.Tensor | None = None
+    k: torch.Tensor | None = None
+    v: torch.Tensor | None = None
+    lambda_q: torch.Tensor | None = None
+    lambda_k: torch.Tensor | None = None
+
+
+@dataclass
+class Capture:
+    """Everything captured during one `capture` block, one LayerCapture per layer."""
+
+    layers: list[LayerCapture] = field(default_factory=list)
+
+
+@contextmanager
+def capture(model):
+    """Record q, k, v (and lambda_q, lambda_k for tau) of every layer while the block runs.
+
+    The last forward pass inside the block wins. Hooks are removed when the block exits,
+    whatever happens inside it.
+    """
+    blocks = model.transformer.h
+    result = Capture(layers=[LayerCapture() for _ in blocks])
+    handles = []
+    try:
+        for layer_idx, block in enumerate(blocks):
+            for name in CAPTURED:
+                hook_point = getattr(block.attn, f"hook_{name}", None)
+                if hook_point is not None:
+                    handles.append(hook_point.register_forward_hook(_store(result.layers[layer_idx], name)))
+        yield result
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _store(layer: LayerCapture, name: str):
+    def hook(module, inputs, output):
+        setattr(layer, name, output.detach())
+
+    return hook
+
+
+def attention_weights(model, layer: LayerCapture, layer_idx: int) -> torch.Tensor:
+    """Attention weights [B, H, Tq, Tk] of one layer from its captured tensors (float32, rows sum to 1)."""
+    attn = model.transformer.h[layer_idx].attn
+    n_rep = attn.n_head // attn.n_kv_head
+    if isinstance(attn, TauAttention):
+        lambda_k = repeat_kv(layer.lambda_k, n_rep)
+        return tau_attention_weights(layer.lambda_q, lambda_k, temperature=attn.temperature().detach(), causal=True)
+    q, k = layer.q.float(), repeat_kv(layer.k, n_rep).float()
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # [B,H,Tq,Tk]
+    mask = causal_mask(q.shape[2], k.shape[2], device=q.device)
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def entropy_fraction(weights: torch.Tensor) -> torch.Tensor:
+    """Attention entropy as a fraction of the uniform entropy over the visible keys -> [B, H].
+
+    weights [B, H, Tq, Tk] (causal, aligned to the end). Queries that see a single key (where
+    every distribution is uniform and the fraction is 0/0) are left out of the mean.
+    """
+    Tq, Tk = weights.shape[-2:]
+    visible = torch.arange(Tk - Tq + 1, Tk + 1, device=weights.device, dtype=torch.float32)  # [Tq]
+    p = weights.float().clamp_min(1e-30)
+    entropy = -(weights.float() * p.log()).sum(-1)  # [B,H,Tq]
+    keep = visible > 1
+    if not keep.any():
+        return torch.ones(weights.shape[:2], device=weights.device)
+    return (entropy[..., keep] / visible[keep].log()).mean(-1)
+
+
+def _quantiles(x: torch.Tensor, qs=(0.05, 0.95)) -> list[torch.Tensor]:
+    return [torch.quantile(x, q, dim=-1) for q in qs]
+
+
+@torch.no_grad()
+def head_statistics(model, idx: torch.Tensor) -> dict:
+    """Per layer and head: lambda_q / lambda_k mean, std, p05, p95 (tau only) and the entropy fraction.
+
+    Runs one eval-mode forward pass on idx [B, T]; values are nested lists [layer][head].
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with capture(model) as cap:
+            model(idx)
+    finally:
+        model.train(was_training)
+    stats: dict = {"entropy": []}
+    is_tau = model.config.attention == "tau"
+    if is_tau:
+        stats.update({name: {"mean": [], "std": [], "p05": [], "p95": []} for name in ("lambda_q", "lambda_k")})
+    n_rep = model.config.n_head // model.config.n_kv_head
+    for layer_idx, layer in enumerate(cap.layers):
+        weights = attention_weights(model, layer, layer_idx)
+        stats["entropy"].append(entropy_fraction(weights).mean(0).tolist())
+        if not is_tau:
+            continue
+        for name in ("lambda_q", "lambda_k"):
+            lam = getattr(layer, name)
+            lam = repeat_kv(lam, n_rep) if name == "lambda_k" else lam  # [B,H,T]
+            per_head = lam.transpose(0, 1).reshape(lam.shape[1], -1).float()  # [H, B*T]
+            p05, p95 = _quantiles(per_head)
+            stats[name]["mean"].append(per_head.mean(-1).tolist())
+            stats[name]["std"].append(per_head.std(-1).tolist())
+            stats[name]["p05"].append(p05.tolist())
+            stats[name]["p95"].append(p95.tolist())
+    return stats

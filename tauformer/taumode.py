@@ -1,0 +1,143 @@
+"""The taumode scalar lambda of a head vector (SPEC section 2).
+
+E(x) = x^T L x / (x^T x + eps) is the Rayleigh energy of x on the Laplacian L (clipped at 0);
+lambda(x) = E / (E + tau) bounds it to [0, 1). tau comes from one of the modes in TAU_MODES.
+Everything here is differentiable, for a dense or a torch.sparse (CSR / COO) Laplacian, and
+computed in float32 whatever the input dtype (lambda differences drive attention; bf16 would
+blur them).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import TAU_MODES
+from .errors import ConfigError, ShapeError
+
+TAU_FLOOR = 1e-10
+
+
+def rayleigh_energy(x: torch.Tensor, laplacian: torch.Tensor, *, eps: float = 1e-6) -> torch.Tensor:
+    """E(x) = x^T L x / (x^T x + eps) >= 0 for x [..., D] and a symmetric L [D, D] -> x.shape[:-1]."""
+    D = x.shape[-1]
+    if laplacian.dim() != 2 or laplacian.shape[0] != laplacian.shape[1] or laplacian.shape[0] != D:
+        raise ShapeError(f"Laplacian is {tuple(laplacian.shape)} but the vectors have D={D}; it must be D x D")
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        flat = x.reshape(-1, D).float()  # [N, D]
+        L = laplacian.float() if laplacian.layout == torch.strided else laplacian.to(torch.float32)
+        if L.layout == torch.strided:
+            Lx = flat @ L  # [N, D]; L is symmetric so x^T L = (L x)^T
+        else:
+            Lx = (L @ flat.T).T  # sparse [D, D] @ dense [D, N] -> [N, D]
+        energy = (Lx * flat).sum(-1) / ((flat * flat).sum(-1) + eps)
+    return energy.clamp_min(0.0).reshape(x.shape[:-1])
+
+
+def select_tau(
+    x: torch.Tensor,
+    tau_mode: str = "fixed",
+    *,
+    tau: float | torch.Tensor = 1.0,
+    eps: float = 1e-6,
+    percentile: float | None = None,
+) -> torch.Tensor:
+    """tau for each vector of x [..., D]: a constant, or a statistic of x's own components.
+
+    "fixed" and "calibrated" return ``tau`` itself (the calibrated value is kept by `Taumode`).
+    "median" / "mean" / "percentile" use x's D components, floored at 1e-10 then at eps, as the
+    reference's sparse path does. ``percentile`` is a quantile p in [0, 1] (values in (1, 100]
+    are read as percent).
+    """
+    if tau_mode not in TAU_MODES:
+        raise ConfigError(f"tau_mode must be one of {TAU_MODES}, got {tau_mode!r}")
+    if tau_mode in ("fixed", "calibrated"):
+        t = torch.as_tensor(tau, dtype=torch.float32, device=x.device)
+        if (t <= 0).any():
+            raise ConfigError(f"tau must be > 0, got {tau}")
+        return t
+    xf = x.float()
+    if tau_mode == "median":
+        t = torch.quantile(xf, 0.5, dim=-1)
+    elif tau_mode == "mean":
+        t = xf.mean(dim=-1)
+    else:
+        t = torch.quantile(xf, _as_quantile(percentile), dim=-1)
+    return t.clamp_min(TAU_FLOOR).clamp_min(eps)
+
+
+def _as_quantile(percentile: float | None) -> float:
+    if percentile is None:
+        raise ConfigError("tau_mode='percentile' needs percentile=p (a quantile in [0, 1])")
+    p = float(percentile)
+    if 1.0 < p <= 100.0:
+        p /= 100.0
+    if not 0.0 <= p <= 1.0:
+        raise ConfigError(f"percentile must be in [0, 1] (or (1, 100] as percent), got {percentile}")
+    return p
+
+
+def bound_energy(energy: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
+    """lambda = E / (E + tau), in [0, 1) for E >= 0 and tau > 0."""
+    return energy / (energy + tau)
+
+
+def taumode_lambdas(
+    x: torch.Tensor,
+    laplacian: torch.Tensor,
+    *,
+    tau_mode: str = "fixed",
+    tau: float | torch.Tensor = 1.0,
+    eps: float = 1e-6,
+    percentile: float | None = None,
+) -> torch.Tensor:
+    """lambda of every vector of x [..., D] against L [D, D] (dense or sparse) -> x.shape[:-1].
+
+    A zero vector gets lambda 0 (its energy is 0), never NaN. For tau_mode="calibrated" pass the
+    calibrated value as ``tau``.
+    """
+    energy = rayleigh_energy(x, laplacian, eps=eps)
+    t = select_tau(x, tau_mode, tau=tau, eps=eps, percentile=percentile)
+    return bound_energy(energy, t)
+
+
+class Taumode(nn.Module):
+    """lambda for one attention layer, with the calibrated tau kept as a checkpointed buffer.
+
+    In "calibrated" mode the layer's tau is the running median of the Rayleigh energies of its
+    queries and keys over training batches (EMA with ``momentum``; the first batch sets it), so
+    lambda spreads around 0.5. Outside training the stored value is used unchanged.
+    """
+
+    def __init__(self, tau_mode: str = "calibrated", tau: float = 1.0, *, percentile=None,
+                 momentum: float = 0.99, eps: float = 1e-6):
+        super().__init__()
+        self.tau_mode = tau_mode
+        self.tau = tau
+        self.percentile = percentile
+        self.momentum = momentum
+        self.eps = eps
+        self.register_buffer("tau_running", torch.tensor(float(tau)))
+        self.register_buffer("tau_updates", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, laplacian: torch.Tensor):
+        """lambda_q, lambda_k for q [B, H, T, D] and k [B, H_kv, T, D] -> [B, H, T], [B, H_kv, T]."""
+        e_q = rayleigh_energy(q, laplacian, eps=self.eps)
+        e_k = rayleigh_energy(k, laplacian, eps=self.eps)
+        if self.tau_mode == "calibrated":
+            if self.training:
+                self._update_calibration(e_q, e_k)
+            tau_q = tau_k = self.tau_running.clamp_min(self.eps)
+        else:
+            tau_q = select_tau(q, self.tau_mode, tau=self.tau, eps=self.eps, percentile=self.percentile)
+            tau_k = select_tau(k, self.tau_mode, tau=self.tau, eps=self.eps, percentile=self.percentile)
+        return bound_energy(e_q, tau_q), bound_energy(e_k, tau_k)
+
+    @torch.no_grad()
+    def _update_calibration(self, e_q: torch.Tensor, e_k: torch.Tensor) -> None:
+        median = torch.cat([e_q.detach().flatten(), e_k.detach().flatten()]).median().clamp_min(self.eps)
+        if int(self.tau_updates) == 0:
+            self.tau_running.copy_(median)
+        else:
+            self.tau_running.mul_(self.momentum).add_((1.0 - self.momentum) * median)
+        self.tau_updates += 1

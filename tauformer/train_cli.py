@@ -1,0 +1,97 @@
+"""`python -m tauformer train`: train a tau or dot model into a run directory (torchrun-ready)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from .config import ATTENTION_KINDS, TAU_KERNELS, TAU_MODES, ModelConfig, TrainConfig
+
+# Shapes: the demo's, a tiny one for smoke tests, and the reference presets (SPEC section 4).
+PRESETS = {
+    "tiny": dict(n_layer=2, n_head=2, n_kv_head=2, n_embd=32, block_size=64),
+    "demo": dict(n_layer=4, n_head=4, n_kv_head=4, n_embd=128, block_size=256),
+    "small": dict(n_layer=12, n_head=6, n_kv_head=6, n_embd=768, block_size=1024),
+    "medium": dict(n_layer=24, n_head=12, n_kv_head=12, n_embd=1024, block_size=1024),
+    "large": dict(n_layer=36, n_head=20, n_kv_head=20, n_embd=1280, block_size=1024),
+}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a tau or dot-product GPT into a run directory",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_model_arguments(p)
+    add_train_arguments(p)
+    p.add_argument("--out", required=True, help="run directory (ckpt-<step>/ checkpoints are written here)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    p.set_defaults(func=run_train)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="model shape preset")
+    g.add_argument("--attention", choices=ATTENTION_KINDS, default="tau")
+    for name in ("n_layer", "n_head", "n_kv_head", "n_embd", "block_size"):
+        g.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help="overrides the preset")
+    g.add_argument("--tau-mode", choices=TAU_MODES, default="calibrated")
+    g.add_argument("--tau", type=float, default=1.0, help="fixed tau (start value when calibrated)")
+    g.add_argument("--tau-percentile", type=float, default=None, help="quantile p for --tau-mode percentile")
+    g.add_argument("--temperature", type=float, default=1.0, help="attention temperature (initial value if learnable)")
+    g.add_argument("--fixed-temperature", action="store_true", help="do not learn a per-head temperature")
+    g.add_argument("--tau-kernel", choices=TAU_KERNELS, default="auto")
+    g.add_argument("--no-softcap", action="store_true", help="disable the 15 tanh(z/15) logit soft-cap")
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        if f.name in ("domain", "data", "device"):
+            continue
+        default = getattr(defaults, f.name)
+        flag = f"--{f.name.replace('_', '-')}"
+        if isinstance(default, bool):
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            g.add_argument(flag, type=type(default), default=default)
+    g.add_argument("--data", default=None, help="UTF-8 text file (default: the bundled Python documentation topics)")
+    g.add_argument("--domain", default=None, help="domain-memory file whose Laplacian the tau model uses")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
+    shape = dict(PRESETS[args.preset])
+    for name in shape:
+        value = getattr(args, name, None)
+        if value is not None:
+            shape[name] = value
+    if args.n_head is not None and args.n_kv_head is None:
+        shape["n_kv_head"] = args.n_head
+    return ModelConfig(
+        vocab_size=256,
+        attention=args.attention,
+        tau_mode=args.tau_mode,
+        tau=args.tau,
+        tau_percentile=args.tau_percentile,
+        temperature=args.temperature,
+        learn_temperature=not args.fixed_temperature,
+        tau_kernel=args.tau_kernel,
+        softcap=None if args.no_softcap else 15.0,
+        **shape,
+    )
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    result = train(model_config_from_args(args), train_config_from_args(args), args.out,
+                   resume=args.resume, progress=not args.no_progress)
+    if result.history:
+        last = result.history[-1]
+        print(f"done: step {result.step}, val loss {last['val_loss']:.4f} ({last['val_bpb']:.3f} bits/byte) -> {args.out}")
+    return 0

@@ -1,0 +1,118 @@
+"""Training: the loss falls, history carries the workbench's signals, runs resume and survive."""
+
+import json
+
+import pytest
+import torch
+
+from tauformer.__main__ import main
+from tauformer.checkpoint import list_checkpoints, load_checkpoint
+from tauformer.config import TrainConfig
+from tauformer.train import lr_at, train
+
+from conftest import tiny_config
+
+
+def short_run(tmp_path, attention="tau", steps=40, resume=False, **overrides):
+    cfg = dict(steps=steps, batch_size=8, lr=3e-3, warmup_steps=5, eval_every=20, eval_batches=2,
+               ckpt_every=20, seed=3, device="cpu")
+    cfg.update(overrides)
+    return train(tiny_config(attention), TrainConfig(**cfg), tmp_path / attention, resume=resume,
+                 progress=False, log=lambda *a: None)
+
+
+@pytest.mark.parametrize("attention", ["tau", "dot"])
+def test_short_training_lowers_the_loss_and_records_history(tmp_path, attention):
+    result = short_run(tmp_path, attention)
+    first, last = result.history[0], result.history[-1]
+    assert [r["step"] for r in result.history] == [20, 40]
+    assert last["val_loss"] < 5.0 < 5.55  # untrained byte model: ln(256) = 5.55
+    assert last["train_loss"] < first["train_loss"]
+    L, H = 2, 4
+    entropy = torch.tensor(last["entropy"])
+    assert entropy.shape == (L, H) and ((entropy > 0) & (entropy <= 1.0001)).all()
+    assert last["tokens_per_s"] > 0 and last["lr"] > 0
+    if attention == "tau":
+        for name in ("lambda_q", "lambda_k"):
+            stats = {k: torch.tensor(v) for k, v in last[name].items()}
+            assert set(stats) == {"mean", "std", "p05", "p95"}
+            assert all(s.shape == (L, H) for s in stats.values())
+            assert ((stats["p05"] <= stats["mean"]) & (stats["mean"] <= stats["p95"])).all()
+            assert ((stats["p05"] >= 0) & (stats["p95"] < 1)).all()
+        assert len(last["temperature"]) == L and len(last["tau"]) == L
+    run_history = json.loads((tmp_path / attention / "history.json").read_text())
+    assert run_history == json.loads(json.dumps(result.history))
+    assert [s for s, _ in list_checkpoints(tmp_path / attention)] == [20, 40]
+
+
+def test_calibrated_tau_is_trained_and_saved(tmp_path):
+    short_run(tmp_path, "tau", steps=20)
+    model, _ = load_checkpoint(tmp_path / "tau")
+    taus = [float(b.attn.taumode.tau_running) for b in model.transformer.h]
+    assert all(t != 1.0 and t > 0 for t in taus)
+    assert all(int(b.attn.taumode.tau_updates) == 20 for b in model.transformer.h)
+
+
+def interrupt_at(monkeypatch, stop_step):
+    """Make the training loop raise KeyboardInterrupt when it reaches stop_step."""
+    import tauformer.train as tr
+
+    real = tr.lr_at
+
+    def lr_or_interrupt(step, cfg):
+        if step == stop_step:
+            raise KeyboardInterrupt
+        return real(step, cfg)
+
+    monkeypatch.setattr(tr, "lr_at", lr_or_interrupt)
+    return lambda: monkeypatch.setattr(tr, "lr_at", real)
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    straight = short_run(tmp_path / "a", steps=40)
+    restore = interrupt_at(monkeypatch, 27)
+    with pytest.raises(KeyboardInterrupt):
+        short_run(tmp_path / "b", steps=40)
+    assert [s for s, _ in list_checkpoints(tmp_path / "b" / "tau")] == [20, 27]  # saved where it stopped
+    restore()
+    resumed = short_run(tmp_path / "b", steps=40, resume=True)
+    assert resumed.step == 40 and [r["step"] for r in resumed.history] == [20, 40]
+    a, _ = load_checkpoint(tmp_path / "a" / "tau")
+    b, _ = load_checkpoint(tmp_path / "b" / "tau")
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(pa, pb, atol=1e-5), name
+    assert straight.history[-1]["val_loss"] == pytest.approx(resumed.history[-1]["val_loss"], abs=1e-5)
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path):
+    short_run(tmp_path, "dot", steps=20)
+    assert main(["train", "--preset", "tiny", "--attention", "dot", "--steps", "5",
+                 "--out", str(tmp_path / "dot"), "--no-progress"]) == 2
+
+
+def test_warmup_then_cosine_schedule():
+    cfg = TrainConfig(steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(100, cfg) == pytest.approx(0.1)
+    lrs = [lr_at(s, cfg) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_cli_train_then_generate(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--steps", "6", "--eval-every", "3", "--ckpt-every", "3",
+                 "--batch-size", "4", "--out", str(out), "--no-progress", "--save-dtype", "float16"]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(out), "--prompt", "def f", "--max-new-tokens", "12", "--temperature", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("def f") and "step 6" in printed
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    assert main(["generate", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "nothing" in err[0]
+    assert main(["train", "--preset", "tiny", "--steps", "2", "--data", str(tmp_path / "none.txt"),
+                 "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert "none.txt: no such data file" in capsys.readouterr().err
