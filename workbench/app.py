@@ -1,0 +1,105 @@
+"""create_app(workspace) -> dash.Dash: the shell, every page, export, and callback timings."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import dash
+from flask import g, request
+
+from workbench import theme
+from workbench.views import PAGE_MODULES, common, shell
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+log = logging.getLogger("workbench")
+
+
+def create_app(workspace, *, profile: bool = False, background_dir: str | Path | None = None) -> dash.Dash:
+    """Build the Dash app for a Workspace. Nothing is computed until a page asks for it."""
+    theme.register_templates()
+    manager = _background_manager(background_dir or workspace.cache_dir / "background")
+    app = dash.Dash(
+        __name__,
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(ASSETS_DIR),
+        assets_ignore=r"demo/.*",
+        title="Tauformer Workbench",
+        suppress_callback_exceptions=True,
+        background_callback_manager=manager,
+        update_title=None,
+    )
+    modules = [importlib.import_module(path) for path in PAGE_MODULES]
+    modules.sort(key=lambda m: m.PAGE["order"])
+    pages = [m.PAGE for m in modules]
+    for module in modules:
+        page = module.PAGE
+        dash.register_page(
+            module.__name__, path=page["path"], name=page["name"], order=page["order"],
+            title=f"{page['name']} - Tauformer Workbench", description=page["description"],
+            layout=_page_layout(module, workspace, pages),
+        )
+    app.layout = shell.layout(workspace, pages)
+    shell.register_callbacks(app, workspace, pages)
+    common.register_export(app)
+    for module in modules:
+        module.register_callbacks(app, workspace)
+    install_timings(app, profile=profile)
+    app.workspace = workspace
+    return app
+
+
+def _page_layout(module, workspace, pages):
+    def layout(**query):
+        if module.PAGE["id"] == "home":
+            return module.layout(workspace, pages=pages, **query)
+        return module.layout(workspace, **query)
+
+    return layout
+
+
+def _background_manager(directory: Path):
+    import diskcache
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return dash.DiskcacheManager(diskcache.Cache(str(directory)))
+
+
+def install_timings(app: dash.Dash, *, profile: bool) -> None:
+    """Record server time per callback request; with profile=True also log each one.
+
+    The last 500 timings are in ``app.server.config["CALLBACK_TIMINGS"]`` as
+    (output id, milliseconds) and, when profiling, served at /_timings as JSON.
+    """
+    timings: deque = deque(maxlen=500)
+    lock = threading.Lock()
+    app.server.config["CALLBACK_TIMINGS"] = timings
+    server = app.server
+
+    @server.before_request
+    def _start():
+        g.tauformer_start = time.perf_counter()
+
+    @server.after_request
+    def _stop(response):
+        if request.path.endswith("/_dash-update-component") and hasattr(g, "tauformer_start"):
+            ms = 1000 * (time.perf_counter() - g.tauformer_start)
+            payload = request.get_json(silent=True) or {}
+            output = payload.get("output", "?")
+            with lock:
+                timings.append((output, ms))
+            if profile:
+                log.warning("callback %-60s %8.1f ms", output[:60], ms)
+        return response
+
+    if profile:
+        @server.route("/_timings")
+        def _timings():
+            with lock:
+                return {"timings": [{"output": o, "ms": ms} for o, ms in timings]}

@@ -1,0 +1,53 @@
+"""The data layer: the only part of the workbench that imports tauformer.
+
+A `Workspace` holds the runs and domain memories the app was started with, loads models and
+domain files on demand, runs probes, and caches results server-side by content hash. It
+returns numpy arrays, pandas frames and plain dicts -- never torch tensors -- so figures and
+views stay free of torch.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from .cache import ResultCache, content_key
+from .domains import DomainStore
+from .runs import RunInfo, RunStore
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_DIR = REPO_ROOT / "assets" / "demo"
+
+
+class Workspace:
+    """Runs + domain memories + caches, shared by every view of one app."""
+
+    def __init__(self, runs=(), domains=(), *, cache_dir: str | Path | None = None):
+        self.runs = RunStore(runs)
+        self.domains = DomainStore(domains)
+        self.cache = ResultCache()
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "tauformer-workbench"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def problems(self) -> list[str]:
+        """Messages about inputs that could not be used (shown in the app, never raised)."""
+        return self.runs.problems + self.domains.problems
+
+    def describe(self) -> dict:
+        """Plain summary of what is loaded (for the status bar and the overview page)."""
+        return {
+            "runs": [{"name": r, "label": self.runs.info(r).label, "steps": self.runs.info(r).steps,
+                      "attention": self.runs.info(r).attention} for r in self.runs.names()],
+            "domains": self.domains.names(),
+            "problems": self.problems,
+        }
+
+
+def demo_workspace(**kwargs) -> Workspace:
+    """The bundled demo: the runs in assets/demo/ and its domain memory."""
+    domain = DEMO_DIR / "domain"
+    return Workspace(runs=[DEMO_DIR], domains=[domain] if domain.exists() else [], **kwargs)
+
+
+__all__ = ["Workspace", "RunInfo", "RunStore", "DomainStore", "ResultCache", "content_key", "demo_workspace", "DEMO_DIR"]

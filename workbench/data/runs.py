@@ -1,0 +1,174 @@
+"""Training runs on disk: discovery, checkpoints, cached models, histories, tau / dot pairing."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tauformer.checkpoint import list_checkpoints, load_checkpoint, read_meta
+from tauformer.errors import TauformerError
+
+PAIR_KEYS = ("n_layer", "n_head", "n_kv_head", "n_embd", "block_size", "vocab_size")
+
+
+@dataclass
+class RunInfo:
+    """One run directory: its name in the app, attention kind, shape and checkpoint steps."""
+
+    name: str
+    path: Path
+    attention: str
+    model: dict
+    train: dict | None
+    steps: list[int] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        m = self.model
+        if self.attention == "dot":
+            detail = "dot-product"
+        else:
+            temp = "learnable T" if m.get("learn_temperature") else f"T={m.get('temperature')}"
+            tau = "calibrated tau" if m.get("tau_mode") == "calibrated" else f"tau {m.get('tau_mode')} {m.get('tau')}"
+            detail = f"tau: {tau}, {temp}"
+        return f"{self.name} ({detail}; {m['n_layer']}x{m['n_head']} heads, D={m['n_embd'] // m['n_head']})"
+
+
+def discover_runs(paths) -> tuple[list[RunInfo], list[str]]:
+    """Runs found under each path (a run directory, a checkpoint, or a folder of runs) and problems."""
+    runs: list[RunInfo] = []
+    problems: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            problems.append(f"{path}: no such run directory")
+            continue
+        candidates = [path] if list_checkpoints(path) or (path / "config.json").is_file() else sorted(
+            p for p in path.iterdir() if p.is_dir() and list_checkpoints(p))
+        if not candidates:
+            problems.append(f"{path}: holds no runs (directories with ckpt-<step>/ checkpoints)")
+        for run_dir in candidates:
+            try:
+                runs.append(_run_info(run_dir, {r.name for r in runs}))
+            except TauformerError as err:
+                problems.append(str(err))
+    return runs, problems
+
+
+def _run_info(run_dir: Path, taken: set[str]) -> RunInfo:
+    checkpoints = list_checkpoints(run_dir)
+    if checkpoints:
+        meta = read_meta(checkpoints[-1][1])
+        steps = [s for s, _ in checkpoints]
+        name = run_dir.name
+    else:  # a single checkpoint directory given directly
+        meta = read_meta(run_dir)
+        steps = [meta.step]
+        name = run_dir.parent.name if run_dir.name.startswith("ckpt-") else run_dir.name
+    base, i = name, 2
+    while name in taken:
+        name, i = f"{base}-{i}", i + 1
+    return RunInfo(name=name, path=run_dir if checkpoints else run_dir.parent, attention=meta.model_config.attention,
+                   model=meta.model_config.to_dict(),
+                   train=meta.train_config.to_dict() if meta.train_config else None, steps=steps)
+
+
+class RunStore:
+    """Runs by name; models are loaded on demand and the last few kept in memory."""
+
+    def __init__(self, paths, *, max_models: int = 6):
+        runs, self.problems = discover_runs(paths)
+        self._runs = {r.name: r for r in runs}
+        self._models: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_models = max_models
+
+    def names(self, attention: str | None = None) -> list[str]:
+        return [n for n, r in self._runs.items() if attention is None or r.attention == attention]
+
+    def info(self, name: str) -> RunInfo:
+        if name not in self._runs:
+            raise KeyError(f"unknown run {name!r}; loaded runs: {', '.join(self._runs) or 'none'}")
+        return self._runs[name]
+
+    def checkpoint_path(self, name: str, step: int | None = None) -> Path:
+        """The checkpoint directory of `name` at `step` (the nearest one at or before it; latest if None)."""
+        info = self.info(name)
+        checkpoints = dict(list_checkpoints(info.path)) or {info.steps[-1]: info.path}
+        step = self.nearest_step(name, step)
+        return checkpoints[step]
+
+    def nearest_step(self, name: str, step: int | None) -> int:
+        steps = self.info(name).steps
+        if step is None:
+            return steps[-1]
+        earlier = [s for s in steps if s <= int(step)]
+        return earlier[-1] if earlier else steps[0]
+
+    def load(self, name: str, step: int | None = None):
+        """(model, meta) of a checkpoint, cached."""
+        path = self.checkpoint_path(name, step)
+        with self._lock:
+            if path in self._models:
+                self._models.move_to_end(path)
+                return self._models[path]
+        loaded = load_checkpoint(path)
+        with self._lock:
+            self._models[path] = loaded
+            while len(self._models) > self.max_models:
+                self._models.popitem(last=False)
+        return loaded
+
+    def pair_for(self, name: str) -> str | None:
+        """The run of the other attention kind with the same shape (and training data / seed if known)."""
+        info = self.info(name)
+        other = "dot" if info.attention == "tau" else "tau"
+        shape = {k: info.model.get(k) for k in PAIR_KEYS}
+        candidates = [r for r in self._runs.values()
+                      if r.attention == other and {k: r.model.get(k) for k in PAIR_KEYS} == shape]
+        same_training = [r for r in candidates if _training_key(r) == _training_key(info)]
+        chosen = (same_training or candidates)
+        if not chosen:
+            return None
+        if other == "tau":  # prefer this project's default tau run over the reference settings
+            chosen.sort(key=lambda r: r.model.get("tau_mode") != "calibrated")
+        return chosen[0].name
+
+    def default_pair(self) -> tuple[str | None, str | None]:
+        """(tau run, dot run) to open on: the first tau run with calibrated tau, and its partner."""
+        taus = sorted(self.names("tau"), key=lambda n: self._runs[n].model.get("tau_mode") != "calibrated")
+        if taus:
+            return taus[0], self.pair_for(taus[0])
+        dots = self.names("dot")
+        return None, (dots[0] if dots else None)
+
+    def history(self, name: str) -> list[dict]:
+        """The evaluation records of a run (from its latest checkpoint)."""
+        _, meta = self.load(name)
+        return meta.history
+
+    def history_arrays(self, name: str) -> dict:
+        """History as arrays: step, losses, lr, tokens/s [S]; lambda stats and entropy [S, L, H]."""
+        records = self.history(name)
+        out: dict = {"kind": self.info(name).attention, "checkpoints": list(self.info(name).steps)}
+        for key in ("step", "train_loss", "val_loss", "val_bpb", "lr", "tokens_per_s"):
+            out[key] = np.array([r.get(key, np.nan) for r in records], dtype=float)
+        if records and "entropy" in records[0]:
+            out["entropy"] = np.array([r["entropy"] for r in records], dtype=float)
+        for name_ in ("lambda_q", "lambda_k"):
+            if records and name_ in records[0]:
+                for stat in ("mean", "std", "p05", "p95"):
+                    out[f"{name_}_{stat}"] = np.array([r[name_][stat] for r in records], dtype=float)
+        if records and "temperature" in records[0]:
+            out["temperature"] = np.array([r["temperature"] for r in records], dtype=float)
+            out["tau"] = np.array([r["tau"] for r in records], dtype=float)
+        return out
+
+
+def _training_key(info: RunInfo):
+    t = info.train or {}
+    return (t.get("data"), t.get("seed"), t.get("steps"), t.get("batch_size"))

@@ -1,0 +1,7 @@
+"""One module per page. Each exposes PAGE (path, name, order, description),
+``layout(workspace, **query)`` and ``register_callbacks(app, workspace)``.
+"""
+
+PAGE_MODULES = (
+    "workbench.views.home",
+)

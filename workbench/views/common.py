@@ -1,0 +1,146 @@
+"""Building blocks every page uses: figure cards with export, empty states, URL-synced controls.
+
+A figure card's graph has the id ``{"type": "figure", "id": NAME}``; pages fill it from their
+callbacks. Its export menu is served by one pattern-matching callback (`register_export`) that
+renders the figure on the server in the paper theme, so every figure exports the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import parse_qs
+
+import plotly.graph_objects as go
+from dash import MATCH, Input, Output, State, dcc, html, no_update
+
+from workbench.figures import describe, fig_empty
+
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
+                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
+EXPORT_FORMATS = [{"label": "PDF", "value": "pdf"}, {"label": "SVG", "value": "svg"}, {"label": "PNG", "value": "png"}]
+
+
+def figure_id(name: str) -> dict:
+    return {"type": "figure", "id": name}
+
+
+def figure_card(name: str, title: str, *, description: str | None = None, figure: go.Figure | None = None,
+                height: int | None = None, controls=None, figure_fn: str | None = None) -> html.Section:
+    """A titled card: optional controls, the graph, a one-sentence explanation and an export menu.
+
+    ``figure_fn`` names the figure function whose description is shown when none is given.
+    """
+    text = description or (describe(figure_fn) if figure_fn else "")
+    style = {"height": f"{height}px"} if height else {}
+    return html.Section(className="card", id=f"card-{name}", children=[
+        html.Div(className="card-head", children=[
+            html.H3(title),
+            html.Div(className="export", children=[
+                dcc.Dropdown(id={"type": "export-format", "id": name}, options=EXPORT_FORMATS, value="pdf",
+                             clearable=False, searchable=False, className="export-format"),
+                dcc.Dropdown(id={"type": "export-scale", "id": name}, value=2, clearable=False, searchable=False,
+                             options=[{"label": f"PNG x{s}", "value": s} for s in (1, 2, 3, 4)], className="export-scale"),
+                dcc.Dropdown(id={"type": "export-columns", "id": name}, value=1, clearable=False, searchable=False,
+                             options=[{"label": "1 column", "value": 1}, {"label": "2 columns", "value": 2}],
+                             className="export-columns"),
+                html.Button("Export", id={"type": "export-button", "id": name}, className="export-button",
+                            title="Render this figure for a paper (server-side, paper theme)"),
+                dcc.Download(id={"type": "export-download", "id": name}),
+            ]),
+        ]),
+        html.P(text, className="card-description") if text else None,
+        html.Div(controls, className="card-controls") if controls else None,
+        dcc.Loading(type="circle", delay_show=300, children=dcc.Graph(
+            id=figure_id(name), figure=figure if figure is not None else fig_empty("Loading..."),
+            config=GRAPH_CONFIG, style=style)),
+        html.Div(id={"type": "export-message", "id": name}, className="export-message"),
+    ])
+
+
+def register_export(app) -> None:
+    """One callback serves every card's export button."""
+
+    @app.callback(
+        Output({"type": "export-download", "id": MATCH}, "data"),
+        Output({"type": "export-message", "id": MATCH}, "children"),
+        Input({"type": "export-button", "id": MATCH}, "n_clicks"),
+        State({"type": "figure", "id": MATCH}, "figure"),
+        State({"type": "export-format", "id": MATCH}, "value"),
+        State({"type": "export-scale", "id": MATCH}, "value"),
+        State({"type": "export-columns", "id": MATCH}, "value"),
+        State({"type": "export-button", "id": MATCH}, "id"),
+        prevent_initial_call=True,
+    )
+    def export_figure(n_clicks, figure, fmt, scale, columns, button_id):
+        return export_download(figure, fmt, scale, columns, button_id["id"])
+
+
+def export_download(figure: dict | None, fmt: str, scale: int, columns: int, name: str):
+    """(dcc.Download data, message) for one export request; errors become a message, never a traceback."""
+    from workbench.export import ExportError, figure_to_bytes
+
+    if not figure:
+        return no_update, "Nothing to export yet."
+    start = time.perf_counter()
+    try:
+        data = figure_to_bytes(go.Figure(figure), fmt, scale=int(scale or 1), paper=True,
+                               columns=int(columns or 1), name=name)
+    except ExportError as err:
+        return no_update, f"Export failed: {err}"
+    seconds = time.perf_counter() - start
+    filename = f"{name}.{fmt}"
+    return dcc.send_bytes(data, filename), f"{filename}: {len(data) / 1024:.0f} KiB in {seconds:.1f} s"
+
+
+def empty_state(message: str, *, hint: str | None = None) -> html.Div:
+    """A friendly placeholder where there is nothing to show yet."""
+    return html.Div(className="empty-state", children=[html.P(message), html.P(hint, className="hint") if hint else None])
+
+
+def query_value(search: str | None, name: str, default=None, cast=str):
+    """One parameter of a URL query string, cast, or the default when absent or malformed."""
+    values = parse_qs((search or "").lstrip("?")).get(name)
+    if not values:
+        return default
+    try:
+        return cast(values[0])
+    except (TypeError, ValueError):
+        return default
+
+
+def as_int(value, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def register_url_sync(app, store_id: str, params: list[tuple[str, str, str]]) -> None:
+    """Mirror controls into the URL query (replaceState), so the view can be bookmarked and shared.
+
+    ``params`` lists (query name, component id, property). The page must contain a dcc.Store
+    with ``store_id``; nothing is re-rendered when the URL changes this way.
+    """
+    names = json.dumps([p[0] for p in params])
+    app.clientside_callback(
+        f"""
+        function() {{
+            const names = {names};
+            const params = new URLSearchParams(window.location.search);
+            names.forEach((name, i) => {{
+                const value = arguments[i];
+                if (value === null || value === undefined || value === '') {{ params.delete(name); }}
+                else {{ params.set(name, Array.isArray(value) ? value.join(',') : value); }}
+            }});
+            const qs = params.toString();
+            const target = window.location.pathname + (qs ? '?' + qs : '');
+            if (target !== window.location.pathname + window.location.search) {{
+                window.history.replaceState(window.history.state, '', target);
+            }}
+            return window.dash_clientside.no_update;
+        }}
+        """,
+        Output(store_id, "data"),
+        [Input(component_id, prop) for _, component_id, prop in params],
+    )

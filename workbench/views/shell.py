@@ -1,0 +1,168 @@
+"""The frame around every page: navigation, the run / checkpoint / domain pickers, the status bar.
+
+The pickers are global (pages read them as callback inputs) and live in the URL query
+(run, step, compare, domain), so any view can be bookmarked. They start empty and are set
+once from the URL (or the defaults) when the page loads; pages ignore empty pickers, so each
+view is computed once.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import dash
+from dash import Input, Output, State, dcc, html
+
+from .common import query_value
+
+GLOBAL_PARAMS = ("run", "step", "compare", "domain")
+NONE = "__none__"
+
+
+def layout(workspace, pages) -> html.Div:
+    """App shell: header with navigation and pickers, status bar, the page container."""
+    return html.Div(className="shell", children=[
+        dcc.Location(id="url"),
+        dcc.Store(id="shell-url-sync"),
+        html.Header(className="topbar", children=[
+            html.Div(className="brand", children=[html.Span("τ", className="brand-mark"), "Tauformer Workbench"]),
+            html.Nav(className="nav", children=[
+                dcc.Link(page["name"], href=page["path"], id=f"nav-{page['id']}", className="nav-link")
+                for page in pages
+            ]),
+        ]),
+        html.Div(className="pickers", children=[
+            _picker("Run", "run-picker", "The run whose checkpoint the model views show (tau by default)."),
+            _picker("Checkpoint", "step-picker", "Training step of the run's checkpoint."),
+            _picker("Compare with", "compare-picker", "The run shown beside it (the paired dot-product run by default)."),
+            _picker("Domain memory", "domain-picker", "The domain memory shown by the domain pages."),
+        ]),
+        html.Div(id="status-bar", className="status-bar", role="status"),
+        html.Main(dash.page_container, className="page"),
+    ])
+
+
+def _picker(label: str, picker_id: str, title: str) -> html.Label:
+    return html.Label(className="picker", title=title, children=[
+        html.Span(label), dcc.Dropdown(id=picker_id, clearable=False, className="picker-dropdown"),
+    ])
+
+
+def register_callbacks(app, workspace, pages) -> None:
+    runs, domains = workspace.runs, workspace.domains
+
+    @app.callback(
+        Output("run-picker", "options"), Output("run-picker", "value"),
+        Output("compare-picker", "value"),
+        Output("domain-picker", "options"), Output("domain-picker", "value"),
+        Input("url", "search"),
+        State("run-picker", "value"), State("compare-picker", "value"), State("domain-picker", "value"),
+    )
+    def apply_url(search, run_now, compare_now, domain_now):
+        return initial_pickers(workspace, search, run_now, compare_now, domain_now)
+
+    @app.callback(
+        Output("step-picker", "options"), Output("step-picker", "value"),
+        Output("compare-picker", "options"),
+        Input("run-picker", "value"), State("url", "search"), State("step-picker", "value"),
+    )
+    def run_changed(run, search, step_now):
+        if not run or run not in runs.names():
+            return [], None, _compare_options(workspace, None)
+        steps = runs.info(run).steps
+        wanted = step_now if step_now in steps else query_value(search, "step", None, int)
+        step = runs.nearest_step(run, wanted)
+        options = [{"label": f"step {s}" + (" (latest)" if s == steps[-1] else ""), "value": s} for s in steps]
+        return options, step, _compare_options(workspace, run)
+
+    app.clientside_callback(
+        """
+        function(run, step, compare, domain) {
+            const params = new URLSearchParams(window.location.search);
+            const values = {run: run, step: step, compare: compare, domain: domain};
+            for (const [name, value] of Object.entries(values)) {
+                if (value === null || value === undefined || value === '__none__') { params.delete(name); }
+                else { params.set(name, value); }
+            }
+            const qs = params.toString();
+            const target = window.location.pathname + (qs ? '?' + qs : '');
+            if (target !== window.location.pathname + window.location.search) {
+                window.history.replaceState(window.history.state, '', target);
+            }
+            return window.dash_clientside.no_update;
+        }
+        """,
+        Output("shell-url-sync", "data"),
+        Input("run-picker", "value"), Input("step-picker", "value"),
+        Input("compare-picker", "value"), Input("domain-picker", "value"),
+    )
+
+    @app.callback(
+        [Output(f"nav-{page['id']}", "href") for page in pages],
+        Input("run-picker", "value"), Input("step-picker", "value"),
+        Input("compare-picker", "value"), Input("domain-picker", "value"),
+    )
+    def nav_links(run, step, compare, domain):
+        query = global_query(run, step, compare, domain)
+        return [page["path"] + query for page in pages]
+
+    @app.callback(
+        Output("status-bar", "children"),
+        Input("run-picker", "value"), Input("step-picker", "value"),
+        Input("compare-picker", "value"), Input("domain-picker", "value"),
+    )
+    def status(run, step, compare, domain):
+        return status_line(workspace, run, step, compare, domain)
+
+
+def global_query(run, step, compare, domain) -> str:
+    """The query string that carries the pickers from page to page."""
+    values = {"run": run, "step": step, "compare": compare, "domain": domain}
+    clean = {k: v for k, v in values.items() if v not in (None, "", NONE)}
+    return ("?" + urlencode(clean)) if clean else ""
+
+
+def initial_pickers(workspace, search, run_now=None, compare_now=None, domain_now=None):
+    """Picker options and values from the URL query, falling back to the current values and the defaults."""
+    runs, domains = workspace.runs, workspace.domains
+    run_names = runs.names()
+    tau_default, dot_default = runs.default_pair()
+    run = query_value(search, "run") or run_now
+    if run not in run_names:
+        run = tau_default or (run_names[0] if run_names else None)
+    compare = query_value(search, "compare") or compare_now
+    if compare != NONE and compare not in run_names:
+        compare = (runs.pair_for(run) if run else None) or dot_default or NONE
+    domain_names = domains.names()
+    domain = query_value(search, "domain") or domain_now
+    if domain not in domain_names:
+        domain = domain_names[0] if domain_names else None
+    run_options = [{"label": runs.info(n).label, "value": n} for n in run_names]
+    domain_options = [{"label": n, "value": n} for n in domain_names]
+    return run_options, run, compare, domain_options, domain
+
+
+def _compare_options(workspace, run):
+    runs = workspace.runs
+    return [{"label": "nothing", "value": NONE}] + [
+        {"label": runs.info(n).label, "value": n} for n in runs.names() if n != run]
+
+
+def status_line(workspace, run, step, compare, domain) -> list:
+    """The status bar's parts: the loaded run and checkpoint, the compared run, the domain memory."""
+    parts = []
+    if run:
+        info = workspace.runs.info(run)
+        parts.append(html.Span([html.B("Run "), f"{run} ({info.attention}) at step {step} of {info.steps[-1]}"]))
+    else:
+        parts.append(html.Span("No run loaded: start with --runs DIR", className="warn"))
+    if compare and compare != NONE:
+        parts.append(html.Span([html.B("Compared with "), compare]))
+    if domain:
+        parts.append(html.Span([html.B("Domain "), domain]))
+    else:
+        parts.append(html.Span("No domain memory: start with --domain FILE or upload one on the Domain page",
+                               className="muted"))
+    for problem in workspace.problems:
+        parts.append(html.Span(problem, className="warn"))
+    return parts
