@@ -123,9 +123,7 @@ class _Renderer:
             try:
                 self._kaleido = asyncio.run_coroutine_threadsafe(open_browser(), loop).result(timeout)
             except BaseException as exc:
-                loop.call_soon_threadsafe(loop.stop)
-                thread.join(5)
-                loop.close()
+                _shutdown_loop(loop, thread)
                 raise ExportError(f"could not start Chromium at {path} for export: "
                                   f"{type(exc).__name__}: {exc}") from None
             self._loop, self._thread = loop, thread
@@ -156,10 +154,26 @@ class _Renderer:
             except Exception as exc:  # noqa: BLE001 - closing is best effort
                 log.warning("closing the export browser failed: %s", exc)
             finally:
-                loop.call_soon_threadsafe(loop.stop)
-                thread.join(10)
-                if not loop.is_running():
-                    loop.close()
+                _shutdown_loop(loop, thread)
+
+
+def _shutdown_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Cancel what is still pending on ``loop`` (browser watchdogs), stop it, join its thread."""
+
+    async def cancel_pending():
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    try:
+        asyncio.run_coroutine_threadsafe(cancel_pending(), loop).result(10)
+    except Exception as exc:  # noqa: BLE001 - best effort during shutdown
+        log.debug("cancelling export tasks: %s", exc)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    if not loop.is_running():
+        loop.close()
 
 
 _RENDERER = _Renderer()

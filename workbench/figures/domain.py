@@ -86,7 +86,8 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
     if texts is not None:
         if len(texts) != n:
             raise FigureInputError(f"{fn}: got {len(texts)} texts for {n} items")
-        texts_short = np.array([truncate(t) for t in texts], dtype=object)
+        limit = 80 if n < 20_000 else 48  # hover texts dominate the payload of big maps
+        texts_short = np.array([truncate(t, limit) for t in texts], dtype=object)
 
     if edges is not None:
         edges = _check_edges(edges, n, fn)
