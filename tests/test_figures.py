@@ -233,7 +233,7 @@ def test_attention_grid_shares_one_colour_axis():
 
 
 def test_attention_pair_shares_zmin_zmax_and_highlights_the_query():
-    tau = causal_softmax(np.zeros((6, 6)))
+    tau = np.full((6, 6), 1 / 6)  # flat: its own maximum is far below dot's
     dot = causal_softmax(RNG.normal(size=(6, 6)) * 3)
     fig = F.fig_attention_pair(tau, dot, list("abcdef"), highlight_query=3)
     a, b = fig.data
