@@ -1,0 +1,194 @@
+"""Theme templates, import isolation, and real PNG / SVG / PDF export through Chromium."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+
+import workbench.figures as F
+from workbench import export, theme
+from workbench.export import ExportError
+
+ROOT = Path(__file__).resolve().parents[1]
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+# ------------------------------------------------------------------- theme
+def test_templates_are_registered_with_installed_fonts():
+    assert theme.SCREEN_TEMPLATE in pio.templates and theme.PAPER_TEMPLATE in pio.templates
+    paper = pio.templates[theme.PAPER_TEMPLATE].layout
+    family = paper.font.family
+    installed = theme.installed_font_families()
+    first = family.split(",")[0].strip().strip("'")
+    if installed:  # fontconfig present: the first family named must be installed
+        assert first in installed
+    assert family.rstrip().endswith("serif")
+    assert 8 <= paper.font.size * 72 / theme.DPI <= 10  # 8-10 pt
+    assert list(paper.colorway) == list(theme.OKABE_ITO)
+
+
+def test_paper_sizes_match_column_widths_at_96_dpi():
+    assert theme.paper_size(1).width_px == 336  # 3.5 in
+    assert theme.paper_size(2).width_px == 691  # 7.2 in
+    with pytest.raises(ValueError):
+        theme.paper_size(3)
+
+
+def test_model_kinds_and_series_colours():
+    assert theme.model_kind("tau-30m") == "tau"
+    assert theme.model_kind("dot_baseline") == "dot"
+    assert theme.model_kind("chain") is None
+    colors = theme.series_colors(["tau-a", "dot-a", "tau-b", "chain"])
+    assert colors["tau-a"] == theme.MODEL_COLORS["tau"]
+    assert colors["dot-a"] == theme.MODEL_COLORS["dot"]
+    assert colors["tau-b"] not in (colors["tau-a"], colors["dot-a"])
+    assert colors["chain"] not in theme.MODEL_COLORS.values()
+    assert theme.series_colors(["run1"], {"run1": "dot"})["run1"] == theme.MODEL_COLORS["dot"]
+    assert theme.with_alpha("#0072B2", 0.5) == "rgba(0, 114, 178, 0.5)"
+
+
+def test_figure_modules_do_not_import_torch_or_tauformer():
+    code = ("import sys, workbench.figures, workbench.theme, workbench.export\n"
+            "bad = [m for m in ('torch', 'tauformer') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+# -------------------------------------------------------------- preparation
+def _scattergl_figure(n: int = 6000) -> go.Figure:
+    rng = np.random.default_rng(0)
+    return F.fig_item_map(rng.normal(size=(n, 2)), color=rng.random(n))
+
+
+def test_prepare_converts_webgl_for_vector_formats_only():
+    fig = _scattergl_figure()
+    assert isinstance(fig.data[0], go.Scattergl)
+    for fmt in ("svg", "pdf"):
+        prepared, _, _ = export.prepare_figure(fig, fmt)
+        assert [type(t) for t in prepared.data] == [go.Scatter]
+        np.testing.assert_array_equal(prepared.data[0].customdata, fig.data[0].customdata)
+    png, _, _ = export.prepare_figure(fig, "png")
+    assert isinstance(png.data[0], go.Scattergl)
+    assert isinstance(fig.data[0], go.Scattergl)  # the caller's figure is untouched
+
+
+def test_prepare_paper_mode_drops_title_and_notes_and_sizes_by_columns():
+    idx = np.arange(4)
+    fig = F.fig_sparsity(idx, idx, np.ones(4), (4, 4))
+    fig.update_layout(title_text="screen title")
+    assert any(a.name == "ui-note" for a in fig.layout.annotations)
+    prepared, w, h = export.prepare_figure(fig, "pdf", columns=2)
+    assert prepared.layout.title.text is None
+    assert not any(a.name == "ui-note" for a in prepared.layout.annotations)
+    assert (w, h) == (691, 691)  # the sparsity figure asks for a square (aspect 1)
+    assert prepared.layout.template.layout.font.family == theme.build_paper_template(2).layout.font.family
+    screen, w, h = export.prepare_figure(fig, "png", paper=False)
+    assert (w, h) == export.DEFAULT_SCREEN_SIZE and screen.layout.title.text == "screen title"
+
+
+def test_bad_arguments_raise_export_error():
+    fig = F.fig_empty("x")
+    with pytest.raises(ExportError, match="unknown export format 'jpg'"):
+        export.figure_to_bytes(fig, "jpg")
+    with pytest.raises(ExportError, match="scale must be between 1 and 4"):
+        export.figure_to_bytes(fig, "png", scale=8)
+    with pytest.raises(ExportError, match="columns must be 1 or 2"):
+        export.figure_to_bytes(fig, "png", columns=3)
+
+
+def test_missing_browser_is_a_clear_export_error(monkeypatch):
+    monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chromium")
+    monkeypatch.setattr(export, "_RENDERER", export._Renderer())  # not the shared browser
+    with pytest.raises(ExportError, match="BROWSER_PATH='/nonexistent/chromium' is not an exec"):
+        export.figure_to_bytes(F.fig_empty("x"), "png")
+    assert not export.renderer_running()
+
+
+# ------------------------------------------------------------ real rendering
+@pytest.fixture(scope="module")
+def renderer():
+    """One Chromium for every export test in this module."""
+    export.start_renderer()
+    yield
+    export.stop_renderer()
+
+
+def _small_figure() -> go.Figure:
+    steps = np.arange(0, 200, 10)
+    hist = {"tau": dict(step=steps, train_loss=np.linspace(5, 3, steps.size)),
+            "dot": dict(step=steps, train_loss=np.linspace(5, 2.5, steps.size))}
+    return F.fig_loss_curves(hist)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.browser
+def test_png_has_the_signature_and_the_paper_size(renderer):
+    one = export.figure_to_bytes(_small_figure(), "png", scale=2)
+    assert _png_size(one) == (2 * 336, 2 * theme.paper_size(1).height_px)
+    two = export.figure_to_bytes(_small_figure(), "png", columns=2, scale=1)
+    assert _png_size(two)[0] == 691
+    assert export.TIMINGS[-1].fmt == "png" and export.TIMINGS[-1].n_bytes == len(two)
+
+
+@pytest.mark.browser
+def test_svg_parses_and_uses_the_paper_font(renderer):
+    data = export.figure_to_bytes(_small_figure(), "svg")
+    root = ET.fromstring(data)
+    assert root.tag == f"{SVG_NS}svg"
+    assert root.get("width") == "336"
+    assert theme.paper_font("serif") in data.decode()
+
+
+@pytest.mark.browser
+def test_pdf_is_complete(renderer):
+    data = export.figure_to_bytes(_small_figure(), "pdf")
+    assert data.startswith(b"%PDF")
+    assert data.rstrip().endswith(b"%%EOF")
+
+
+@pytest.mark.browser
+def test_webgl_scatter_exports_as_vector_points(renderer):
+    n = 6000
+    data = export.figure_to_bytes(_scattergl_figure(n), "svg")
+    root = ET.fromstring(data)
+    assert root.findall(f".//{SVG_NS}image") == []  # no bitmap of a WebGL canvas
+    points = [p for p in root.iter(f"{SVG_NS}path") if "point" in (p.get("class") or "")]
+    assert len(points) == n
+
+
+@pytest.mark.browser
+def test_export_figures_writes_files_atomically_with_a_manifest(renderer, tmp_path):
+    figs = {"loss curves": _small_figure(), "js": F.fig_js_divergence(np.eye(2) * 0.3)}
+    calls = []
+    paths = export.export_figures(figs, tmp_path / "out", ["png", "svg"],
+                                  manifest={"run": "tau-30m", "step": 1000},
+                                  progress=lambda done, total, label: calls.append((done, total)))
+    names = sorted(p.name for p in paths)
+    assert names == ["js.png", "js.svg", "loss_curves.png", "loss_curves.svg", "manifest.json"]
+    assert paths[-1].name == "manifest.json"
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["run"] == "tau-30m" and manifest["step"] == 1000
+    assert set(manifest["versions"]) == {"plotly", "kaleido", "dash", "numpy"}
+    assert manifest["versions"]["kaleido"].split(".")[0] >= "1"
+    for entry in manifest["files"]:
+        assert (tmp_path / "out" / entry["path"]).stat().st_size == entry["bytes"] > 0
+    with pytest.raises(ExportError, match="manifest may not set files"):
+        export.export_figures(figs, tmp_path, ["png"], manifest={"files": []}, progress=False)

@@ -1,0 +1,61 @@
+"""Pure figure functions: numpy arrays, lists and dicts in, ``plotly.graph_objects.Figure`` out.
+
+No torch, no Dash, no I/O. Each ``fig_*`` function has a one-sentence description in
+:data:`DESCRIPTIONS` (also stamped on every figure as ``layout.meta["description"]``);
+points that a click callback must identify carry ``customdata``.
+
+Modules: :mod:`.domain` (domain memory), :mod:`.model` (lambda and attention of a
+checkpoint), :mod:`.training` (histories, cache and latency measurements).
+"""
+
+from workbench.figures._common import (
+    DESCRIPTIONS,
+    GL_THRESHOLD,
+    MAX_HEATMAP_SIDE,
+    FigureInputError,
+    fig_empty,
+)
+from workbench.figures.domain import (
+    fig_eigen_density,
+    fig_feature_graph,
+    fig_item_map,
+    fig_sparsity,
+    fig_spectrum,
+)
+from workbench.figures.model import (
+    fig_attention_difference,
+    fig_attention_grid,
+    fig_attention_pair,
+    fig_entropy_bars,
+    fig_js_divergence,
+    fig_lambda_distributions,
+    fig_lambda_resolution,
+    fig_lambda_strip,
+    fig_sorted_attention,
+    fig_spectral_decomposition,
+    fig_whatif,
+)
+from workbench.figures.training import (
+    fig_decode_latency,
+    fig_entropy_over_steps,
+    fig_kv_cache,
+    fig_lambda_over_steps,
+    fig_loss_curves,
+    fig_tokens_per_second,
+)
+
+
+def describe(name: str) -> str:
+    """The one-sentence description of figure function ``name`` ('' if unknown)."""
+    return DESCRIPTIONS.get(name, "")
+
+
+__all__ = [
+    "DESCRIPTIONS", "GL_THRESHOLD", "MAX_HEATMAP_SIDE", "FigureInputError", "describe",
+    "fig_attention_difference", "fig_attention_grid", "fig_attention_pair", "fig_decode_latency",
+    "fig_eigen_density", "fig_empty", "fig_entropy_bars", "fig_entropy_over_steps",
+    "fig_feature_graph", "fig_item_map", "fig_js_divergence", "fig_kv_cache",
+    "fig_lambda_distributions", "fig_lambda_over_steps", "fig_lambda_resolution",
+    "fig_lambda_strip", "fig_loss_curves", "fig_sorted_attention", "fig_sparsity",
+    "fig_spectral_decomposition", "fig_spectrum", "fig_tokens_per_second", "fig_whatif",
+]

@@ -1,0 +1,215 @@
+"""Helpers shared by the figure modules: input checks, descriptions, downsampling."""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from workbench import theme
+
+GL_THRESHOLD = 5000  # points in one figure from which traces switch to WebGL
+MAX_HEATMAP_SIDE = 512  # heatmaps larger than this are block-averaged down to it
+HOVER_TEXT_LIMIT = 80  # characters of item text shown on hover
+
+DESCRIPTIONS: dict[str, str] = {}
+"""One sentence per figure function, shown by the app beside the figure."""
+
+
+class FigureInputError(ValueError):
+    """An input to a figure function has the wrong shape, type or values."""
+
+
+def described(description: str) -> Callable:
+    """Register ``description`` for a figure function and stamp it on each figure.
+
+    The wrapped function's figure gets ``layout.meta["figure"]`` (the function
+    name) and ``layout.meta["description"]``; other meta keys it set are kept.
+    """
+
+    def decorate(fn: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
+        DESCRIPTIONS[fn.__name__] = description
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs) -> go.Figure:
+            fig = fn(*args, **kwargs)
+            meta = dict(fig.layout.meta or {})
+            meta.setdefault("figure", fn.__name__)
+            meta.setdefault("description", description)
+            fig.update_layout(meta=meta, template=theme.SCREEN_TEMPLATE)
+            return fig
+
+        wrapper.description = description
+        return wrapper
+
+    return decorate
+
+
+def new_figure(**layout) -> go.Figure:
+    """An empty figure on the screen template."""
+    fig = go.Figure()
+    fig.update_layout(template=theme.SCREEN_TEMPLATE, **layout)
+    return fig
+
+
+# ---------------------------------------------------------------- input checking
+def as_array(value, name: str, fn: str, *, ndim: int | None = None,
+             shape: Sequence[int | None] | None = None, dtype=float) -> np.ndarray:
+    """``np.asarray(value, dtype)`` with a clear error naming ``fn`` and ``name``.
+
+    ``shape`` entries that are None match any length.
+    """
+    try:
+        arr = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise FigureInputError(f"{fn}: {name} is not a numeric array ({exc})") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise FigureInputError(f"{fn}: {name} must have {ndim} dimensions, got shape {arr.shape}")
+    if shape is not None:
+        want = tuple("*" if s is None else s for s in shape)
+        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+            raise FigureInputError(f"{fn}: {name} must have shape {want}, got {arr.shape}")
+    return arr
+
+
+def check_same_shape(fn: str, **arrays: np.ndarray) -> None:
+    """Raise unless all named arrays have one shape."""
+    shapes = {name: arr.shape for name, arr in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise FigureInputError(f"{fn}: shapes must match, got {listed}")
+
+
+def truncate(text: object, limit: int = HOVER_TEXT_LIMIT) -> str:
+    """One-line text cut to ``limit`` characters with an ellipsis."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
+
+
+def scatter_class(n_points: int) -> type:
+    """``go.Scattergl`` from :data:`GL_THRESHOLD` points on, else ``go.Scatter``."""
+    return go.Scattergl if n_points >= GL_THRESHOLD else go.Scatter
+
+
+def ui_note(text: str, **position) -> dict:
+    """An on-screen note above the plot's top-right corner (annotation named "ui-note";
+    paper export drops these)."""
+    layout = dict(xref="paper", yref="paper", x=1.0, y=1.01, xanchor="right",
+                  yanchor="bottom", showarrow=False, font=dict(color=theme.NEUTRAL))
+    layout.update(position)
+    return dict(text=text, name="ui-note", **layout)
+
+
+LEGEND_ON_TOP = dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom")
+"""Legend placement for figures that also have a colour bar on the right."""
+
+
+def log_hline(fig: go.Figure, y: float, *, log: bool, text: str = "", color: str = "black",
+              dash: str = "dash", x_text: float = 0.99) -> None:
+    """A horizontal line across the plot with a right-aligned label above it.
+
+    Shapes take data values on log axes but annotations take log10 values, which
+    ``add_hline`` does not account for; this places both correctly.
+    """
+    fig.add_shape(type="line", xref="paper", x0=0, x1=1, y0=y, y1=y,
+                  line=dict(color=color, dash=dash, width=1))
+    if text:
+        fig.add_annotation(xref="paper", x=x_text, y=float(np.log10(y)) if log else y,
+                           xanchor="right", yanchor="bottom", showarrow=False, text=text,
+                           font=dict(color=color))
+
+
+# ------------------------------------------------------------------ heatmaps
+def block_reduce(z: np.ndarray, max_side: int = MAX_HEATMAP_SIDE, how: str = "mean"):
+    """Shrink a 2-D array to at most ``max_side`` cells per side by block pooling.
+
+    Returns
+    -------
+    small : ndarray, the pooled array (NaN cells are ignored inside a block)
+    row_centres, col_centres : ndarray, each block's centre in original indices
+    factors : (int, int), block height and width (1 when that side was small)
+    """
+    n_rows, n_cols = z.shape
+    fr, fc = max(1, math.ceil(n_rows / max_side)), max(1, math.ceil(n_cols / max_side))
+    rows_pad, cols_pad = -n_rows % fr, -n_cols % fc
+    if fr == 1 and fc == 1:
+        small = z
+    else:
+        padded = np.pad(z.astype(float), ((0, rows_pad), (0, cols_pad)), constant_values=np.nan)
+        blocks = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc)  # [R', fr, C', fc]
+        with warnings.catch_warnings():  # all-NaN blocks (e.g. empty sparsity cells) are fine
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            small = np.nanmax(blocks, axis=(1, 3)) if how == "max" else np.nanmean(blocks, axis=(1, 3))
+    row_centres = block_centres(n_rows, fr)
+    col_centres = block_centres(n_cols, fc)
+    return small, row_centres, col_centres, (fr, fc)
+
+
+def block_centres(n: int, factor: int) -> np.ndarray:
+    """Centre (in original indices) of each block of ``factor`` along a side of ``n``."""
+    starts = np.arange(0, n, factor)
+    ends = np.minimum(starts + factor, n) - 1
+    return (starts + ends) / 2.0
+
+
+def downsample_note(shape: tuple[int, int], factors: tuple[int, int], how: str = "mean") -> str:
+    """Hover line explaining a pooled heatmap ('' when nothing was pooled)."""
+    if factors == (1, 1):
+        return ""
+    return (f"<br><i>downsampled from {shape[0]}\u00d7{shape[1]}: each cell is the {how} "
+            f"of a {factors[0]}\u00d7{factors[1]} block</i>")
+
+
+def token_ticks(tokens: Sequence[str] | None, n: int, max_ticks: int = 48) -> dict:
+    """Axis settings labelling positions ``0..n-1`` with tokens (thinned to ``max_ticks``).
+
+    Positions stay numeric so repeated tokens do not merge into one category.
+    """
+    step = max(1, math.ceil(n / max_ticks))
+    positions = list(range(0, n, step))
+    if tokens is None:
+        return dict(tickmode="array", tickvals=positions, ticktext=[str(p) for p in positions])
+    labels = [truncate(tokens[p], 12) for p in positions]
+    return dict(tickmode="array", tickvals=positions, ticktext=labels)
+
+
+def token_labels(tokens: Sequence[str] | None, n: int, fn: str) -> list[str]:
+    """Tokens as display strings, checked against the sequence length ``n``."""
+    if tokens is None:
+        return [str(i) for i in range(n)]
+    tokens = [str(t) for t in tokens]
+    if len(tokens) != n:
+        raise FigureInputError(f"{fn}: got {len(tokens)} tokens for a sequence of length {n}")
+    return tokens
+
+
+def symmetric_range(*arrays: np.ndarray) -> float:
+    """Largest finite absolute value over the arrays (1.0 when all are zero or empty)."""
+    values = [np.nanmax(np.abs(a)) for a in arrays if a.size and np.isfinite(a).any()]
+    peak = float(max(values)) if values else 0.0
+    return peak if peak > 0 else 1.0
+
+
+# --------------------------------------------------------------- empty state
+@described("A placeholder shown while there is nothing to plot yet.")
+def fig_empty(message: str = "No data yet", *, height: int | None = None) -> go.Figure:
+    """A clean empty-state figure: no axes, ``message`` centred.
+
+    Parameters
+    ----------
+    message : str
+        What to tell the user (e.g. "Pick a checkpoint to see its attention").
+    height : int, optional
+        Figure height in pixels (the app's default when None).
+    """
+    fig = new_figure(height=height)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.add_annotation(text=str(message), x=0.5, y=0.5, xref="paper", yref="paper",
+                       showarrow=False, font=dict(size=16, color=theme.NEUTRAL))
+    fig.update_layout(meta=dict(empty=True))
+    return fig

@@ -1,0 +1,414 @@
+"""Figures over training and inference: loss curves, lambda and entropy over steps, speed, cache.
+
+A *history* is a plain dict of 1-D arrays for one run:
+
+- ``step``, ``train_loss`` (required, one value per logged step);
+- ``val_loss`` (aligned with ``step``, NaN where not evaluated) or ``val_loss`` with its
+  own ``val_step``;
+- ``tokens_per_s`` (optional, aligned with ``step``);
+- ``kind`` (optional, "tau" or "dot"; otherwise guessed from the run name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from workbench import theme
+from workbench.figures._common import (
+    GL_THRESHOLD,
+    FigureInputError,
+    as_array,
+    described,
+    fig_empty,
+    new_figure,
+)
+
+
+def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
+    """Debiased exponential moving average (TensorBoard-style); NaNs are carried over.
+
+    ``smoothing`` in [0, 1): 0 returns the values unchanged.
+    """
+    if not 0.0 <= smoothing < 1.0:
+        raise FigureInputError(f"smoothing must be in [0, 1), got {smoothing}")
+    if smoothing == 0.0:
+        return values.astype(float)
+    out = np.empty(values.size)
+    last, weight = 0.0, 0.0
+    for i, v in enumerate(values):
+        if np.isfinite(v):
+            last = smoothing * last + (1.0 - smoothing) * v
+            weight = smoothing * weight + (1.0 - smoothing)
+        out[i] = last / weight if weight > 0 else np.nan
+    return out
+
+
+def _history(run: str, h: Mapping, fn: str) -> dict[str, np.ndarray]:
+    """Checked arrays of one run's history (see the module docstring)."""
+    if not isinstance(h, Mapping) or "step" not in h:
+        raise FigureInputError(f"{fn}: history of run {run!r} must be a dict with a 'step' array")
+    step = as_array(h["step"], f"{run}.step", fn, ndim=1)
+    out = {"step": step}
+    for key in ("train_loss", "tokens_per_s"):
+        if key in h and h[key] is not None:
+            out[key] = as_array(h[key], f"{run}.{key}", fn, shape=(step.size,))
+    if h.get("val_loss") is not None:
+        val_step = as_array(h.get("val_step", step), f"{run}.val_step", fn, ndim=1)
+        val = as_array(h["val_loss"], f"{run}.val_loss", fn, shape=(val_step.size,))
+        keep = np.isfinite(val)
+        out["val_step"], out["val_loss"] = val_step[keep], val[keep]
+    return out
+
+
+def _kinds(histories: Mapping[str, Mapping]) -> dict[str, str | None]:
+    return {str(run): (h.get("kind") if isinstance(h, Mapping) else None)
+            for run, h in histories.items()}
+
+
+@described("Training and validation loss of each run (tau in blue, dot in vermillion); "
+           "diamonds are saved checkpoints, click one to load it.")
+def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
+                    log_y: bool = False, selected_step: int | None = None,
+                    selected_run: str | None = None,
+                    checkpoints: Mapping[str, list[int]] | None = None) -> go.Figure:
+    """Train (dotted) and validation (solid) loss per run, with checkpoint markers.
+
+    Parameters
+    ----------
+    histories : dict run name -> history (module docstring)
+    smoothing : float in [0, 1)
+        EMA smoothing of the training loss.
+    log_y : bool
+        Log-scaled loss axis.
+    selected_step, selected_run : optional
+        The chosen checkpoint, marked with a vertical line (and a ring on that run).
+    checkpoints : dict run -> list of steps, optional
+        Steps with a saved checkpoint, drawn as diamonds on the validation curve.
+
+    Every point's ``customdata`` is ``[run, step]`` so a click selects a checkpoint.
+    """
+    fn = "fig_loss_curves"
+    runs = {str(r): _history(str(r), h, fn) for r, h in histories.items()}
+    runs = {r: h for r, h in runs.items() if h["step"].size}
+    if not runs:
+        return fig_empty("No training history yet")
+    colors = theme.series_colors(list(runs), _kinds(histories))
+    total = sum(h["step"].size + h.get("val_step", np.empty(0)).size for h in runs.values())
+    cls = go.Scattergl if total >= GL_THRESHOLD else go.Scatter
+    fig = new_figure(hovermode="closest", uirevision="loss-curves")
+    for run, h in runs.items():
+        color = colors[run]
+        if "train_loss" in h:
+            y = ema(h["train_loss"], smoothing)
+            fig.add_trace(cls(x=h["step"], y=y, mode="lines", name=f"{run} train",
+                              legendgroup=run, line=dict(color=color, width=1.2, dash="dot"),
+                              customdata=[[run, int(s)] for s in h["step"]],
+                              hovertemplate=f"{run}<br>step %{{x}}<br>train %{{y:.4f}}<extra></extra>"))
+        if h.get("val_step") is not None and h["val_step"].size:
+            fig.add_trace(cls(x=h["val_step"], y=h["val_loss"], mode="lines+markers",
+                              name=f"{run} val", legendgroup=run,
+                              line=dict(color=color, width=2), marker=dict(size=5),
+                              customdata=[[run, int(s)] for s in h["val_step"]],
+                              hovertemplate=f"{run}<br>step %{{x}}<br>val %{{y:.4f}}<extra></extra>"))
+    for run, steps in (checkpoints or {}).items():
+        h = runs.get(str(run))
+        if h is None or not len(steps):
+            continue
+        steps = np.asarray(sorted(steps), dtype=float)
+        fig.add_trace(cls(x=steps, y=_loss_at(h, steps), mode="markers",
+                          name=f"{run} checkpoints ({steps.size})", legendgroup=str(run),
+                          customdata=[[str(run), int(s)] for s in steps],
+                          marker=dict(symbol="diamond", size=10, color=colors[str(run)],
+                                      line=dict(color="white", width=1)),
+                          hovertemplate=f"{run}<br>checkpoint at step %{{x}}<br>loss %{{y:.4f}}"
+                                        "<br><i>click to load</i><extra></extra>"))
+    if selected_step is not None:
+        fig.add_vline(x=selected_step, line=dict(color="black", dash="dash", width=1),
+                      annotation_text=f"step {selected_step}", annotation_position="top")
+        h = runs.get(str(selected_run)) if selected_run is not None else None
+        if h is not None:
+            fig.add_trace(cls(x=[selected_step], y=_loss_at(h, np.array([selected_step], float)),
+                              mode="markers", name=f"selected: {selected_run} @ {selected_step}",
+                              customdata=[[str(selected_run), int(selected_step)]],
+                              marker=dict(symbol="circle-open", size=18, color="black",
+                                          line=dict(width=2)),
+                              hovertemplate="selected checkpoint<extra></extra>"))
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="loss (nats / token)", type="log" if log_y else "linear")
+    return fig
+
+
+def _loss_at(h: dict[str, np.ndarray], steps: np.ndarray) -> np.ndarray:
+    """Validation loss at ``steps`` (interpolated), or training loss when never evaluated."""
+    if h.get("val_step") is not None and h["val_step"].size:
+        return np.interp(steps, h["val_step"], h["val_loss"])
+    if "train_loss" in h:
+        return np.interp(steps, h["step"], h["train_loss"])
+    return np.full(steps.shape, np.nan)
+
+
+@described("How lambda moved during training, one line per layer with its 5-95 % band; "
+           "SPEC expects lambda to drift down as the loss falls.")
+def fig_lambda_over_steps(steps, mean, p05=None, p95=None, *, head: int | None = None,
+                          quantity: str = "lambda_q") -> go.Figure:
+    """Lambda statistics per layer over training steps.
+
+    Parameters
+    ----------
+    steps : array [S]
+    mean : array [S, L, H]
+        Mean lambda per step, layer and head.
+    p05, p95 : array [S, L, H], optional
+        5th / 95th percentiles, drawn as a band.
+    head : int, optional
+        Show this head; by default heads are averaged (the band is then the mean of
+        the heads' percentiles, a summary rather than a pooled percentile).
+    """
+    fn = "fig_lambda_over_steps"
+    steps = as_array(steps, "steps", fn, ndim=1)
+    mean = as_array(mean, "mean", fn, ndim=3)
+    if mean.shape[0] != steps.size:
+        raise FigureInputError(f"{fn}: mean has {mean.shape[0]} steps but steps has {steps.size}")
+    if steps.size == 0:
+        return fig_empty("No lambda statistics logged yet")
+    bands = [as_array(b, name, fn, shape=mean.shape) if b is not None else None
+             for b, name in ((p05, "p05"), (p95, "p95"))]
+    n_layers, n_heads = mean.shape[1:]
+    if head is not None and not 0 <= head < n_heads:
+        raise FigureInputError(f"{fn}: head {head} is outside 0..{n_heads - 1}")
+
+    def pick(a):  # [S, L, H] -> [S, L]
+        return a[:, :, head] if head is not None else a.mean(axis=2)
+
+    m = pick(mean)
+    lo, hi = (pick(b) if b is not None else None for b in bands)
+    colors = theme.ordinal_colors(n_layers)
+    fig = new_figure(hovermode="x unified")
+    for layer in range(n_layers):
+        if lo is not None and hi is not None:
+            fig.add_trace(go.Scatter(
+                x=np.concatenate([steps, steps[::-1]]),
+                y=np.concatenate([hi[:, layer], lo[:, layer][::-1]]), fill="toself",
+                fillcolor=theme.with_alpha(colors[layer], 0.15), line=dict(width=0),
+                hoverinfo="skip", legendgroup=f"L{layer}", showlegend=False,
+                name=f"layer {layer} 5-95%"))
+        fig.add_trace(go.Scatter(x=steps, y=m[:, layer], mode="lines", name=f"layer {layer}",
+                                 legendgroup=f"L{layer}", line=dict(color=colors[layer], width=1.8),
+                                 hovertemplate=f"layer {layer}: %{{y:.4f}}<extra></extra>"))
+    which = f"head {head}" if head is not None else "mean over heads"
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text=f"{quantity} ({which})", range=[0, 1])
+    return fig
+
+
+@described("Attention entropy (fraction of uniform) during training: a run stuck at 1.0 "
+           "attends uniformly; the band spans the heads.")
+def fig_entropy_over_steps(runs: Mapping[str, Mapping], *, layer: int | None = None) -> go.Figure:
+    """Mean normalised attention entropy per run over steps, with the min-max band over heads.
+
+    Parameters
+    ----------
+    runs : dict run name -> {"step": [S], "entropy": [S, L, H]}
+        Entropy as a fraction of the uniform distribution's (1.0 = uniform).
+    layer : int, optional
+        Restrict to one layer (default: all layers).
+    """
+    fn = "fig_entropy_over_steps"
+    colors = theme.series_colors([str(r) for r in runs], _kinds(runs))
+    fig = new_figure(hovermode="x unified")
+    drawn = 0
+    for run, r in runs.items():
+        run = str(run)
+        if not isinstance(r, Mapping) or "step" not in r or "entropy" not in r:
+            raise FigureInputError(f"{fn}: runs[{run!r}] needs 'step' and 'entropy' arrays")
+        steps = as_array(r["step"], f"{run}.step", fn, ndim=1)
+        ent = as_array(r["entropy"], f"{run}.entropy", fn, ndim=3)
+        if ent.shape[0] != steps.size:
+            raise FigureInputError(f"{fn}: {run}.entropy has {ent.shape[0]} steps, "
+                                   f"step has {steps.size}")
+        if steps.size == 0:
+            continue
+        if layer is not None:
+            if not 0 <= layer < ent.shape[1]:
+                raise FigureInputError(f"{fn}: layer {layer} is outside 0..{ent.shape[1] - 1}")
+            ent = ent[:, layer : layer + 1]
+        flat = ent.reshape(ent.shape[0], -1)  # [S, L*H]
+        color = colors[run]
+        fig.add_trace(go.Scatter(
+            x=np.concatenate([steps, steps[::-1]]),
+            y=np.concatenate([flat.max(axis=1), flat.min(axis=1)[::-1]]), fill="toself",
+            fillcolor=theme.with_alpha(color, 0.15), line=dict(width=0), hoverinfo="skip",
+            legendgroup=run, showlegend=False, name=f"{run} head range"))
+        fig.add_trace(go.Scatter(x=steps, y=flat.mean(axis=1), mode="lines", name=run,
+                                 legendgroup=run, line=dict(color=color, width=2),
+                                 hovertemplate=f"{run}: %{{y:.5f}}<extra></extra>"))
+        drawn += 1
+    if not drawn:
+        return fig_empty("No entropy logged yet")
+    fig.add_hline(y=1.0, line=dict(dash="dash", color="black", width=1),
+                  annotation_text="uniform", annotation_position="bottom right")
+    fig.update_xaxes(title_text="step")
+    scope = f"layer {layer}" if layer is not None else "all layers"
+    fig.update_yaxes(title_text=f"entropy / uniform ({scope})")
+    return fig
+
+
+@described("Training throughput of each run in tokens per second (median in the legend).")
+def fig_tokens_per_second(histories: Mapping[str, Mapping], *, smoothing: float = 0.0
+                          ) -> go.Figure:
+    """Tokens/s over steps, from each history's ``tokens_per_s`` array.
+
+    Parameters
+    ----------
+    histories : dict run name -> history (module docstring)
+    smoothing : float in [0, 1)
+        EMA smoothing.
+    """
+    fn = "fig_tokens_per_second"
+    runs = {str(r): _history(str(r), h, fn) for r, h in histories.items()}
+    runs = {r: h for r, h in runs.items() if "tokens_per_s" in h and h["step"].size}
+    if not runs:
+        return fig_empty("No throughput logged yet")
+    colors = theme.series_colors(list(runs), _kinds(histories))
+    fig = new_figure(hovermode="x unified")
+    for run, h in runs.items():
+        tps = h["tokens_per_s"]
+        median = float(np.nanmedian(tps))
+        fig.add_trace(go.Scatter(x=h["step"], y=ema(tps, smoothing), mode="lines",
+                                 name=f"{run} (median {median:,.0f} tok/s)",
+                                 line=dict(color=colors[run], width=1.5),
+                                 hovertemplate=f"{run}: %{{y:,.0f}} tok/s<extra></extra>"))
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="tokens / s", rangemode="tozero")
+    return fig
+
+
+def _per_model(data: Mapping[str, object], n: int, name: str, fn: str,
+               allow_repeats: bool = False) -> dict[str, np.ndarray]:
+    if not isinstance(data, Mapping) or not data:
+        raise FigureInputError(f"{fn}: {name} must be a non-empty dict model -> array")
+    out = {}
+    for k, v in data.items():
+        arr = as_array(v, f"{name}[{k!r}]", fn)
+        if arr.shape[:1] != (n,) or arr.ndim > (2 if allow_repeats else 1):
+            want = "[N] or [N, R]" if allow_repeats else "[N]"
+            raise FigureInputError(f"{fn}: {name}[{k!r}] must have shape {want} with N = {n}, "
+                                   f"got {arr.shape}")
+        out[str(k)] = arr
+    return out
+
+
+def _tau_dot(names) -> tuple[str | None, str | None]:
+    kinds = {theme.model_kind(n): n for n in names}
+    return kinds.get("tau"), kinds.get("dot")
+
+
+@described("KV-cache memory against context length for both models, and the measured tau/dot "
+           "ratio beside the theoretical (D + 1) / 2D.")
+def fig_kv_cache(context, bytes_by_model: Mapping[str, object], *, head_dim: int | None = None,
+                 ratio_line: float | None = None) -> go.Figure:
+    """Cache bytes versus context (top) and the tau/dot ratio (bottom).
+
+    Parameters
+    ----------
+    context : array [N]
+        Context lengths (tokens).
+    bytes_by_model : dict model name -> array [N]
+        Cache size in bytes; names are matched to kinds ("tau", "dot") for colours and
+        for the ratio.
+    head_dim : int, optional
+        D; sets ``ratio_line = (D + 1) / (2 D)`` when ``ratio_line`` is not given.
+    ratio_line : float, optional
+        Theoretical ratio drawn as a dashed line.
+    """
+    fn = "fig_kv_cache"
+    ctx = as_array(context, "context", fn, ndim=1)
+    series = _per_model(bytes_by_model, ctx.size, "bytes", fn)
+    if ctx.size == 0:
+        return fig_empty("No cache measurements yet")
+    if ratio_line is None and head_dim:
+        ratio_line = (head_dim + 1) / (2 * head_dim)
+    tau, dot = _tau_dot(series)
+    with_ratio = tau is not None and dot is not None
+    fig = make_subplots(rows=2 if with_ratio else 1, cols=1, shared_xaxes=True,
+                        row_heights=[0.65, 0.35] if with_ratio else None, vertical_spacing=0.06)
+    colors = theme.series_colors(list(series))
+    for name, b in series.items():
+        fig.add_trace(go.Scatter(x=ctx, y=b, mode="lines+markers", name=name,
+                                 line=dict(color=colors[name]),
+                                 hovertemplate=f"{name}<br>context %{{x}}<br>%{{y:.4s}}B"
+                                               "<extra></extra>"), row=1, col=1)
+    log_x = ctx.min() > 0 and ctx.max() / ctx.min() >= 10
+    fig.update_yaxes(title_text="KV cache", ticksuffix="B", tickformat="~s", row=1, col=1,
+                     type="log" if log_x else "linear")
+    if with_ratio:
+        ratio = np.divide(series[tau], series[dot], out=np.full(ctx.size, np.nan),
+                          where=series[dot] != 0)
+        fig.add_trace(go.Scatter(x=ctx, y=ratio, mode="markers", name=f"{tau} / {dot} measured",
+                                 marker=dict(color="black", size=7),
+                                 hovertemplate="context %{x}<br>ratio %{y:.4f}<extra></extra>"),
+                      row=2, col=1)
+        if ratio_line is not None:
+            fig.add_trace(go.Scatter(x=[ctx.min(), ctx.max()], y=[ratio_line] * 2, mode="lines",
+                                     name=f"theory (D+1)/2D = {ratio_line:.3f}",
+                                     line=dict(color=theme.NEUTRAL, dash="dash")), row=2, col=1)
+        fig.update_yaxes(title_text="ratio", row=2, col=1, range=[0, 1.05])
+    fig.update_xaxes(title_text="context (tokens)", row=2 if with_ratio else 1, col=1)
+    fig.update_xaxes(type="log" if log_x else "linear")
+    if log_x and ctx.size <= 12:
+        fig.update_xaxes(tickmode="array", tickvals=ctx, ticktext=[f"{c:g}" for c in ctx])
+    return fig
+
+
+@described("Per-token decode latency against context length for each model (band = spread "
+           "over repeats), and the tau/dot ratio.")
+def fig_decode_latency(context, latency_ms: Mapping[str, object]) -> go.Figure:
+    """Decode latency per token versus context.
+
+    Parameters
+    ----------
+    context : array [N]
+    latency_ms : dict model name -> array [N] or [N, R]
+        Milliseconds per token; with R repeats the line is the median and the band
+        the 10-90 % range.
+    """
+    fn = "fig_decode_latency"
+    ctx = as_array(context, "context", fn, ndim=1)
+    series = _per_model(latency_ms, ctx.size, "latency_ms", fn, allow_repeats=True)
+    if ctx.size == 0:
+        return fig_empty("No latency measurements yet")
+    tau, dot = _tau_dot(series)
+    with_ratio = tau is not None and dot is not None
+    fig = make_subplots(rows=2 if with_ratio else 1, cols=1, shared_xaxes=True,
+                        row_heights=[0.65, 0.35] if with_ratio else None, vertical_spacing=0.06)
+    colors = theme.series_colors(list(series))
+    medians = {}
+    for name, lat in series.items():
+        med = np.median(lat, axis=1) if lat.ndim == 2 else lat
+        medians[name] = med
+        if lat.ndim == 2 and lat.shape[1] > 1:
+            p10, p90 = np.percentile(lat, [10, 90], axis=1)
+            fig.add_trace(go.Scatter(x=np.concatenate([ctx, ctx[::-1]]),
+                                     y=np.concatenate([p90, p10[::-1]]), fill="toself",
+                                     fillcolor=theme.with_alpha(colors[name], 0.2),
+                                     line=dict(width=0), hoverinfo="skip", showlegend=False,
+                                     legendgroup=name, name=f"{name} 10-90%"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=ctx, y=med, mode="lines+markers", name=name, legendgroup=name,
+                                 line=dict(color=colors[name]),
+                                 hovertemplate=f"{name}<br>context %{{x}}<br>%{{y:.3f}} ms/token"
+                                               "<extra></extra>"), row=1, col=1)
+    fig.update_yaxes(title_text="ms / token", rangemode="tozero", row=1, col=1)
+    if with_ratio:
+        ratio = medians[tau] / medians[dot]
+        fig.add_trace(go.Scatter(x=ctx, y=ratio, mode="lines+markers", name=f"{tau} / {dot}",
+                                 line=dict(color="black"),
+                                 hovertemplate="context %{x}<br>ratio %{y:.3f}<extra></extra>"),
+                      row=2, col=1)
+        fig.add_hline(y=1.0, line=dict(color=theme.NEUTRAL, dash="dash", width=1), row=2, col=1)
+        fig.update_yaxes(title_text=f"{tau} / {dot}", row=2, col=1)
+    fig.update_xaxes(title_text="context (tokens)", row=2 if with_ratio else 1, col=1)
+    return fig
