@@ -95,8 +95,9 @@ def laplacian_from_adjacency(W: sp.spmatrix, *, normalised: bool = False) -> sp.
         connected = deg > 0
         inv_sqrt = np.zeros_like(deg)
         inv_sqrt[connected] = 1.0 / np.sqrt(deg[connected])
-        S = sp.diags(inv_sqrt) @ W @ sp.diags(inv_sqrt)
-        L = sp.diags(connected.astype(np.float64)) - S
+        S = W.tocoo()
+        S.data = S.data * (inv_sqrt[S.row] * inv_sqrt[S.col])  # the pair product keeps S exactly symmetric
+        L = sp.diags(connected.astype(np.float64)) - S.tocsr()
     else:
         L = sp.diags(deg) - W
     return canonical_csr(L)
