@@ -27,12 +27,14 @@ def tqdm_progress(**tqdm_kwargs) -> ProgressFn:
             state["phase"] = phase
             state["bar"] = tqdm(total=total, desc=phase, leave=True, **tqdm_kwargs)
         bar = state["bar"]
+        if bar is None:  # this phase already finished: later reports for it are ignored
+            return
         bar.total = total
         bar.n = done
         bar.refresh()
         if done >= total:
             bar.close()
-            state["phase"], state["bar"] = None, None
+            state["bar"] = None
 
     return report
 

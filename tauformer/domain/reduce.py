@@ -22,20 +22,23 @@ def random_projection_matrix(n_features: int, dim: int, seed: int) -> np.ndarray
     return R
 
 
-def pca_basis(X: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean [F] and top-``dim`` principal directions [F, D] (float64), from chunked covariance.
+PCA_SAMPLE = 65536
 
-    Signs are fixed (largest-magnitude loading positive) so the basis is reproducible.
+
+def pca_basis(X: np.ndarray, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [F] and top-``dim`` principal directions [F, D] (float64).
+
+    Fitted on a seeded sample of at most 65,536 rows (the covariance of F <= a few thousand
+    features is well estimated by that many); signs are fixed (largest-magnitude loading
+    positive) so the basis is reproducible.
     """
     N, F = X.shape
-    mean = np.zeros(F)
-    gram = np.zeros((F, F))
-    for start in range(0, N, CHUNK):
-        block = X[start : start + CHUNK].astype(np.float64)
-        mean += block.sum(axis=0)
-        gram += block.T @ block
-    mean /= N
-    cov = gram / N - np.outer(mean, mean)
+    rng = np.random.default_rng([seed, 0x9CA])
+    rows = np.sort(rng.choice(N, size=PCA_SAMPLE, replace=False)) if N > PCA_SAMPLE else slice(None)
+    S = np.asarray(X[rows], dtype=np.float64)
+    mean = S.mean(axis=0)
+    S -= mean
+    cov = (S.T @ S) / len(S)
     evals, evecs = np.linalg.eigh(cov)
     V = evecs[:, ::-1][:, :dim]  # [F, D], largest variance first
     flip = np.sign(V[np.abs(V).argmax(axis=0), np.arange(dim)])
@@ -56,7 +59,7 @@ def reduce_items(X: np.ndarray, dim: int, method: str, seed: int = 0, tick=None)
         W = random_projection_matrix(F, dim, seed)
         shift = None
     elif method == "pca":
-        mean, V = pca_basis(X, dim)
+        mean, V = pca_basis(X, dim, seed)
         W, shift = V.astype(np.float32), (mean @ V).astype(np.float32)
     else:
         raise ConfigError(f"reduction must be 'random', 'pca' or None, got {method!r}")
