@@ -55,10 +55,10 @@ def cluster_means(X: np.ndarray, labels: np.ndarray, n_clusters: int) -> tuple[n
     """Mean of the rows of each cluster [K, D] (float64) and cluster sizes [K]."""
     N = X.shape[0]
     sums = np.zeros((n_clusters, X.shape[1]))
-    for start in range(0, N, CHUNK * 4):
-        lab = labels[start : start + CHUNK * 4]
+    for start in range(0, N, CHUNK):
+        lab = labels[start : start + CHUNK]
         onehot = sp.csr_matrix((np.ones(len(lab)), (lab, np.arange(len(lab)))), shape=(n_clusters, len(lab)))
-        sums += onehot @ np.asarray(X[start : start + CHUNK * 4], dtype=np.float64)
+        sums += onehot @ np.asarray(X[start : start + CHUNK], dtype=np.float64)
     sizes = np.bincount(labels, minlength=n_clusters)
     means = sums / np.maximum(sizes, 1)[:, None]
     return means, sizes
