@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,25 +212,27 @@ def load_embedding(
     used = "precomputed"
     try:
         if suffix in TEXT_SUFFIXES:
-            texts, labels = _read_text(path, per_line), None
+            X, texts, labels = None, _read_text(path, per_line), None
             if not texts:
                 raise DomainError(f"{path}: no items (the text has no non-empty paragraphs)")
-            X = None
         elif suffix in (".parquet", ".csv"):
             X, texts, labels, feature_names = _read_table(path, key, text_column, label_column)
         else:
             reader = {".npy": _read_npy, ".npz": _read_npz, ".safetensors": _read_safetensors}[suffix]
             X, texts, labels = reader(path, key, text_column, label_column)
-        if X is None:
-            texts = [str(t) for t in texts]
-            X, used = embed_texts(texts, embedder=embedder, dims=embed_dims, seed=seed)
-    except TauformerError as err:
-        message = str(err)
-        raise type(err)(message if message.startswith(str(path)) else f"{path}: {message}") from err
-    except (ValueError, OSError, EOFError, KeyError, ImportError) as err:
+    except TauformerError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
         raise DomainError(f"{path}: unreadable or truncated {suffix} file ({type(err).__name__}: {err})") from err
     except Exception as err:  # parquet / csv engines raise their own error types
+        if type(err).__module__.split(".")[0] not in ("pyarrow", "pandas", "safetensors"):
+            raise
         raise DomainError(f"{path}: unreadable {suffix} file ({type(err).__name__}: {err})") from err
+    if X is None:
+        try:
+            X, used = embed_texts([str(t) for t in texts], embedder=embedder, dims=embed_dims, seed=seed)
+        except TauformerError as err:
+            raise type(err)(f"{path}: {err}") from err
     X = check_matrix(X, path)
     n = X.shape[0]
     texts = _strings(texts, n, "text", path) if texts is not None else None
