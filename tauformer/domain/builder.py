@@ -1,0 +1,130 @@
+"""build_domain_memory: embedding [N, F] -> D x D feature Laplacian (SPEC section 7, steps 1-6).
+
+Phases, each timed: reduce (F -> D), cluster (K centroids), graph (feature kNN + weights,
+sparsification, symmetrisation), laplacian. Every parameter, resolved (e.g. the K actually used),
+is recorded in the result's ``params``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from .cluster import default_n_clusters, kmeans
+from .graph import build_feature_graph, laplacian_from_adjacency
+from .loaders import EmbeddingSet, check_matrix
+from .memory import DomainMemory
+from .phases import PhaseTimer, tqdm_progress
+from .reduce import reduce_items
+
+REDUCTIONS = ("random", "pca", None)
+
+
+def _check(name: str, value, ok: bool, want: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name} must be {want}, got {value!r}")
+
+
+def resolve_params(N: int, F: int, *, dim, reduction, n_clusters, eps, k, topk, p, sigma, sparsify, normalised, seed) -> dict:
+    """Validate builder parameters and fill in defaults; returns the dict recorded with the memory."""
+    D = F if dim is None else int(dim)
+    _check("dim", dim, 2 <= D <= F, f"between 2 and the number of features ({F})")
+    _check("reduction", reduction, reduction in REDUCTIONS, "'random', 'pca' or None")
+    K = default_n_clusters(N) if n_clusters is None else int(n_clusters)
+    _check("n_clusters", n_clusters, 1 <= K <= N, f"between 1 and the number of items ({N})")
+    _check("eps", eps, np.isfinite(eps) and eps >= 0, "a finite number >= 0")
+    _check("k", k, int(k) >= 1, "at least 1")
+    _check("topk", topk, int(topk) >= 1, "at least 1")
+    _check("p", p, np.isfinite(p) and p > 0, "a positive number")
+    _check("sigma", sigma, np.isfinite(sigma) and sigma > 0, "a positive number")
+    return {
+        "dim": D,
+        "reduction": reduction if D < F else None,
+        "n_clusters": K,
+        "eps": float(eps),
+        "k": int(k),
+        "topk": int(topk),
+        "p": float(p),
+        "sigma": float(sigma),
+        "sparsify": bool(sparsify),
+        "normalised": bool(normalised),
+        "seed": int(seed),
+    }
+
+
+def build_domain_memory(
+    X,
+    *,
+    dim: int | None = None,
+    reduction: str | None = "random",
+    n_clusters: int | None = None,
+    eps: float = 1e-3,
+    k: int = 6,
+    topk: int = 3,
+    p: float = 2.0,
+    sigma: float = 1.0,
+    sparsify: bool = True,
+    normalised: bool = False,
+    seed: int = 0,
+    progress=None,
+    keep_items: bool = False,
+    name: str | None = None,
+    source: dict | None = None,
+) -> DomainMemory:
+    """Build a domain memory from an embedding.
+
+    Parameters
+    ----------
+    X : EmbeddingSet or array [N, F]
+    dim : D, the Laplacian size (the model's head dim); None keeps F
+    reduction : "random" (seeded Gaussian, scaled 1/sqrt(D)), "pca" or None; unused when D == F
+    n_clusters : K centroids; None -> max(2, ceil(sqrt(N / 10)))
+    eps, k, topk, p, sigma : graph parameters (see tauformer.domain.graph)
+    sparsify : keep each node's best half of its edges when the mean degree exceeds 10
+    normalised : normalised Laplacian I - D^-1/2 W D^-1/2 instead of D_w - W
+    seed : seeds the projection and the clustering
+    progress : None, True (tqdm bars on stderr) or a callable(phase, done, total)
+    keep_items : keep the reduced items, texts, labels and clusters for the workbench
+    name, source : recorded with the result (taken from an EmbeddingSet when not given)
+    """
+    texts = labels = None
+    if isinstance(X, EmbeddingSet):
+        source = source or X.source()
+        name = name or Path(X.path).stem
+        texts, labels, X = X.texts, X.labels, X.X
+    else:
+        X = check_matrix(X, "embedding")
+    N, F = X.shape
+    params = resolve_params(
+        N, F, dim=dim, reduction=reduction, n_clusters=n_clusters, eps=eps, k=k, topk=topk,
+        p=p, sigma=sigma, sparsify=sparsify, normalised=normalised, seed=seed,
+    )
+    source = dict(source or {"path": None, "fingerprint": None, "embedder": "precomputed"})
+    source.setdefault("n_items", N)
+    source.setdefault("n_features", F)
+    timer = PhaseTimer(tqdm_progress() if progress is True else (progress or None))
+    D = params["dim"]
+
+    with timer.phase("reduce") as ph:
+        Z = reduce_items(X, D, params["reduction"], seed, tick=ph.tick)[0] if params["reduction"] else X
+    with timer.phase("cluster") as ph:
+        centroids, clusters, cinfo = kmeans(Z, params["n_clusters"], seed=seed, tick=ph.tick)
+    with timer.phase("graph"):
+        W, ginfo = build_feature_graph(
+            centroids, eps=params["eps"], k=params["k"], topk=params["topk"], p=params["p"],
+            sigma=params["sigma"], sparsify_dense=params["sparsify"],
+        )
+    with timer.phase("laplacian"):
+        L = laplacian_from_adjacency(W, normalised=params["normalised"])
+        memory = DomainMemory(
+            laplacian=L, params=params, source=source, name=name or "domain", timings=timer.timings,
+            centroids=centroids.astype(np.float32),
+        )
+    memory.source["clustering"] = cinfo
+    memory.source["graph"] = ginfo
+    if keep_items:
+        memory.items = np.asarray(Z, dtype=np.float32)
+        memory.texts, memory.labels, memory.clusters = texts, labels, clusters
+    return memory

@@ -1,0 +1,312 @@
+"""Domain-memory files: save, load (validated, never executes code), import the reference parquet.
+
+Layouts
+-------
+``NAME.safetensors``  one file: tensors ``laplacian.indptr`` / ``.indices`` (int64),
+                      ``.data`` (float64), ``.shape`` (int64 [2]); metadata strings ``format``,
+                      ``format_version``, ``name``, ``fingerprint`` and JSON ``params``,
+                      ``source``, ``timings``. With items: also tensors ``items`` [N, D]
+                      (float16 when it fits), ``clusters`` [N], ``centroids`` [K, D] and
+                      metadata ``items_json`` (texts / labels).
+``DIR/``              ``domain.safetensors`` (the above without items) plus, optionally,
+                      ``items.safetensors`` and ``items.json``.
+``*.parquet``         the reference implementation's manifold (read-only, via
+                      :func:`import_reference_manifold`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import DomainError
+from .memory import DomainMemory, params_json
+from .stfile import read_header, read_tensors, write_atomic, write_tensors
+
+FORMAT = "tauformer-domain-memory"
+FORMAT_VERSION = "1"
+DOMAIN_FILE = "domain.safetensors"
+ITEMS_FILE = "items.safetensors"
+ITEMS_JSON = "items.json"
+CSR_KEYS = ("laplacian.indptr", "laplacian.indices", "laplacian.data", "laplacian.shape")
+FLOAT16_MAX = 65000.0
+
+
+def _items_tensors(memory: DomainMemory) -> dict[str, np.ndarray]:
+    items = np.asarray(memory.items, dtype=np.float32)
+    fits16 = items.size == 0 or float(np.abs(items).max()) < FLOAT16_MAX
+    out = {"items": items.astype(np.float16) if fits16 else items}
+    if memory.clusters is not None:
+        out["clusters"] = np.asarray(memory.clusters, dtype=np.int32)
+    if memory.centroids is not None:
+        out["centroids"] = np.asarray(memory.centroids, dtype=np.float32)
+    return out
+
+
+def _items_json(memory: DomainMemory) -> str:
+    return json.dumps({"texts": memory.texts, "labels": memory.labels}, ensure_ascii=False)
+
+
+def save_domain_memory(memory: DomainMemory, path, *, keep_items: bool | None = None) -> Path:
+    """Write ``memory`` to ``path`` (a ``.safetensors`` file, or a directory otherwise), atomically.
+
+    Item data is written when ``keep_items`` is True, or when it is None and the memory has items.
+    Returns the path of the Laplacian file.
+    """
+    path = Path(path)
+    with_items = memory.has_items if keep_items is None else bool(keep_items and memory.has_items)
+    L = memory.laplacian
+    tensors = {
+        "laplacian.indptr": L.indptr.astype(np.int64),
+        "laplacian.indices": L.indices.astype(np.int64),
+        "laplacian.data": L.data.astype(np.float64),
+        "laplacian.shape": np.asarray(L.shape, dtype=np.int64),
+    }
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": memory.name,
+        "fingerprint": memory.fingerprint,
+        "params": params_json(memory.params),
+        "source": json.dumps(memory.source, default=str),
+        "timings": json.dumps(memory.timings),
+    }
+    if path.suffix == ".safetensors":
+        if with_items:
+            tensors.update(_items_tensors(memory))
+            meta["items_json"] = _items_json(memory)
+        write_tensors(path, tensors, meta)
+        return path
+    if path.exists() and not path.is_dir():
+        raise DomainError(f"{path}: exists and is not a directory (use a .safetensors name for one file)")
+    path.mkdir(parents=True, exist_ok=True)
+    write_tensors(path / DOMAIN_FILE, tensors, meta)
+    if with_items:
+        write_tensors(path / ITEMS_FILE, _items_tensors(memory), {"format": FORMAT + "-items"})
+        write_atomic(path / ITEMS_JSON, _items_json(memory).encode("utf-8"))
+    else:
+        for stale in (ITEMS_FILE, ITEMS_JSON):
+            (path / stale).unlink(missing_ok=True)
+    return path / DOMAIN_FILE
+
+
+def _json_field(meta: dict, key: str, path: Path) -> dict:
+    try:
+        value = json.loads(meta[key])
+    except KeyError as err:
+        raise DomainError(f"{path}: missing metadata {key!r}") from err
+    except json.JSONDecodeError as err:
+        raise DomainError(f"{path}: metadata {key!r} is not valid JSON") from err
+    if not isinstance(value, dict):
+        raise DomainError(f"{path}: metadata {key!r} must be a JSON object")
+    return value
+
+
+def csr_from_parts(indptr, indices, data, shape, path) -> sp.csr_matrix:
+    """Build a CSR matrix from its parts after checking they are consistent, square, finite, symmetric."""
+    shape = tuple(int(s) for s in np.asarray(shape).ravel())
+    if len(shape) != 2 or shape[0] != shape[1] or shape[0] < 1:
+        raise DomainError(f"{path}: Laplacian shape must be square [D, D], got {shape}")
+    D = shape[0]
+    indptr, indices, data = (np.asarray(a).ravel() for a in (indptr, indices, data))
+    if not (np.issubdtype(indptr.dtype, np.integer) and np.issubdtype(indices.dtype, np.integer)):
+        raise DomainError(f"{path}: CSR index arrays must be integers")
+    if len(indptr) != D + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise DomainError(f"{path}: inconsistent CSR indptr (length {len(indptr)}, expected {D + 1}, non-decreasing from 0)")
+    if indptr[-1] != len(indices) or len(indices) != len(data):
+        raise DomainError(f"{path}: inconsistent CSR arrays (indptr ends at {indptr[-1]}, {len(indices)} indices, {len(data)} values)")
+    if len(indices) and (indices.min() < 0 or indices.max() >= D):
+        raise DomainError(f"{path}: CSR column index out of range for a {D} x {D} matrix")
+    if not np.all(np.isfinite(data)):
+        raise DomainError(f"{path}: Laplacian has NaN or infinite values")
+    L = sp.csr_matrix((data.astype(np.float64), indices.astype(np.int64), indptr.astype(np.int64)), shape=(D, D))
+    check_symmetric(L, path)
+    return L
+
+
+def check_symmetric(L: sp.spmatrix, path, rtol: float = 1e-10) -> None:
+    """DomainError unless L equals its transpose (relative to its largest entry)."""
+    diff = abs(L - L.T)
+    worst = float(diff.max()) if diff.nnz else 0.0
+    scale = max(1.0, float(abs(L).max()) if L.nnz else 0.0)
+    if worst > rtol * scale:
+        raise DomainError(f"{path}: Laplacian is not symmetric (max |L - L^T| = {worst:.3g})")
+
+
+def _load_items(memory: DomainMemory, tensors: dict, items_json: str | None, path: Path) -> None:
+    items = np.asarray(tensors["items"], dtype=np.float32)
+    if items.ndim != 2 or items.shape[1] != memory.dim:
+        raise DomainError(f"{path}: items must be [N, {memory.dim}], got shape {items.shape}")
+    memory.items = items
+    if "clusters" in tensors:
+        memory.clusters = np.asarray(tensors["clusters"], dtype=np.int64)
+    if "centroids" in tensors:
+        memory.centroids = np.asarray(tensors["centroids"], dtype=np.float32)
+    if items_json:
+        try:
+            extra = json.loads(items_json)
+        except json.JSONDecodeError as err:
+            raise DomainError(f"{path}: item texts / labels are not valid JSON") from err
+        for key in ("texts", "labels"):
+            values = extra.get(key)
+            if values is not None and len(values) != len(items):
+                raise DomainError(f"{path}: {len(values)} {key} for {len(items)} items (mismatched lengths)")
+            setattr(memory, key, values)
+
+
+def _load_safetensors(path: Path, items_dir: Path | None) -> DomainMemory:
+    header, meta = read_header(path)
+    if meta.get("format") != FORMAT:
+        raise DomainError(f"{path}: not a domain-memory file (a safetensors file without format={FORMAT!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DomainError(f"{path}: unsupported domain-memory format version {meta.get('format_version')!r}")
+    missing = [k for k in CSR_KEYS if k not in header]
+    if missing:
+        raise DomainError(f"{path}: missing tensor(s) {', '.join(missing)}")
+    names = list(CSR_KEYS) + [k for k in ("items", "clusters", "centroids") if k in header]
+    tensors, _ = read_tensors(path, names)
+    L = csr_from_parts(*(tensors[k] for k in CSR_KEYS), path)
+    memory = DomainMemory(
+        laplacian=L,
+        params=_json_field(meta, "params", path),
+        source=_json_field(meta, "source", path),
+        name=meta.get("name") or path.stem,
+        timings=_json_field(meta, "timings", path) if "timings" in meta else {},
+    )
+    stored = meta.get("fingerprint")
+    if stored != memory.fingerprint:
+        raise DomainError(f"{path}: fingerprint mismatch (file says {stored}, content gives {memory.fingerprint}): corrupted or edited")
+    if "items" in tensors:
+        _load_items(memory, tensors, meta.get("items_json"), path)
+    elif items_dir is not None and (items_dir / ITEMS_FILE).exists():
+        items_path = items_dir / ITEMS_FILE
+        item_tensors, _ = read_tensors(items_path)
+        if "items" not in item_tensors:
+            raise DomainError(f"{items_path}: missing tensor 'items'")
+        json_path = items_dir / ITEMS_JSON
+        text = json_path.read_text(encoding="utf-8") if json_path.exists() else None
+        _load_items(memory, item_tensors, text, items_path)
+    return memory
+
+
+def load_domain_memory(path) -> DomainMemory:
+    """Load a domain memory from a ``.safetensors`` file, a directory, or a reference ``.parquet``.
+
+    Everything is validated (format tag, keys, CSR consistency, shape, finiteness, symmetry,
+    fingerprint); any problem raises DomainError naming the file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        inner = path / DOMAIN_FILE
+        if not inner.is_file():
+            raise DomainError(f"{path}: directory has no {DOMAIN_FILE}")
+        return _load_safetensors(inner, path)
+    if not path.exists():
+        raise DomainError(f"{path}: file not found")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path, None)
+    if path.suffix == ".parquet":
+        sidecar = path.with_suffix(".json")
+        return import_reference_manifold(path, sidecar if sidecar.exists() else None)
+    raise DomainError(f"{path}: unknown domain-memory format {path.suffix!r} (expected .safetensors, a directory or .parquet)")
+
+
+REFERENCE_COLUMNS = ("name_id", "n_rows", "n_cols", "nnz", "row", "col", "value")
+REFERENCE_PARAMS = {  # reference builder_config key -> our parameter name
+    "lambda_eps": "eps",
+    "lambda_k": "k",
+    "lambda_topk": "topk",
+    "lambda_p": "p",
+    "lambda_sigma": "sigma",
+    "normalise": "normalised",
+    "cluster_max_clusters": "n_clusters",
+    "clustering_seed": "seed",
+}
+
+
+def _unwrap(value):
+    """Strip the reference's type tags: {"F64": 1.31} -> 1.31, {"OptionUsize": null} -> None."""
+    if isinstance(value, dict) and len(value) == 1:
+        (tag, inner), = value.items()
+        if tag[:1].isupper():
+            return inner
+    return value
+
+
+def read_reference_sidecar(json_path) -> dict:
+    """The reference JSON sidecar as plain values: builder_config unwrapped, other fields kept."""
+    json_path = Path(json_path)
+    try:
+        raw = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DomainError(f"{json_path}: unreadable reference sidecar ({err})") from err
+    if not isinstance(raw, dict):
+        raise DomainError(f"{json_path}: reference sidecar must be a JSON object")
+    config = raw.get("builder_config", {})
+    if not isinstance(config, dict):
+        raise DomainError(f"{json_path}: builder_config must be a JSON object")
+    return {**{k: v for k, v in raw.items() if k != "builder_config"}, "builder_config": {k: _unwrap(v) for k, v in config.items()}}
+
+
+def import_reference_manifold(parquet_path, json_path=None) -> DomainMemory:
+    """Read the reference implementation's manifold parquet (COO triplets) as a DomainMemory.
+
+    The parquet has one row per non-zero with columns name_id, n_rows, n_cols, nnz, row, col,
+    value; the optional JSON sidecar holds the builder parameters as one-key type-tagged
+    objects. The matrix is checked (consistent sizes, indices in range, no duplicates, finite,
+    symmetric) and the parameters mapped to this package's names (originals kept under
+    params["reference"]).
+    """
+    import pyarrow.parquet as pq
+
+    from .loaders import file_sha256
+
+    path = Path(parquet_path)
+    if not path.is_file():
+        raise DomainError(f"{path}: file not found")
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises ArrowInvalid / OSError for foreign or truncated files
+        raise DomainError(f"{path}: unreadable parquet file ({type(err).__name__}: {err})") from err
+    missing = [c for c in REFERENCE_COLUMNS if c not in table.column_names]
+    if missing:
+        raise DomainError(f"{path}: not a reference manifold (missing column(s) {', '.join(missing)})")
+    cols = {c: table.column(c).to_numpy() for c in REFERENCE_COLUMNS}
+    if len(cols["row"]) == 0:
+        raise DomainError(f"{path}: no entries")
+    for c in ("n_rows", "n_cols", "nnz"):
+        if len(np.unique(cols[c])) != 1:
+            raise DomainError(f"{path}: column {c!r} is not constant")
+    n_rows, n_cols, nnz = (int(cols[c][0]) for c in ("n_rows", "n_cols", "nnz"))
+    if n_rows != n_cols:
+        raise DomainError(f"{path}: Laplacian must be square, file says {n_rows} x {n_cols}")
+    if nnz != len(cols["row"]):
+        raise DomainError(f"{path}: nnz column says {nnz} but the file has {len(cols['row'])} rows (truncated?)")
+    row, col = cols["row"].astype(np.int64), cols["col"].astype(np.int64)
+    value = cols["value"].astype(np.float64)
+    if row.min() < 0 or col.min() < 0 or row.max() >= n_rows or col.max() >= n_cols:
+        raise DomainError(f"{path}: row / col index out of range for {n_rows} x {n_cols}")
+    if len(np.unique(row * n_cols + col)) != len(row):
+        raise DomainError(f"{path}: duplicate (row, col) entries")
+    coo = sp.coo_matrix((value, (row, col)), shape=(n_rows, n_cols)).tocsr()
+    L = csr_from_parts(coo.indptr, coo.indices, coo.data, coo.shape, path)
+
+    sidecar = read_reference_sidecar(json_path) if json_path else {"builder_config": {}}
+    config = sidecar["builder_config"]
+    params = {ours: config[theirs] for theirs, ours in REFERENCE_PARAMS.items() if theirs in config}
+    params["dim"] = n_rows
+    params["reference"] = config
+    source = {
+        "path": str(path),
+        "fingerprint": file_sha256(path),
+        "n_items": config.get("nitems"),
+        "n_features": config.get("nfeatures", n_rows),
+        "embedder": "reference (arrowspace)",
+        "sidecar": str(json_path) if json_path else None,
+        "timestamp": sidecar.get("timestamp"),
+    }
+    name = str(cols["name_id"][0]) if cols["name_id"][0] is not None else path.stem
+    return DomainMemory(laplacian=L, params=params, source=source, name=name)

@@ -1,0 +1,75 @@
+"""Step 1 of the pipeline: reduce items from F features to D (the model's head dim).
+
+The Laplacian is over features, so it must be D x D to act on head vectors. Two seeded,
+chunked reductions: a Gaussian random projection scaled 1/sqrt(D) (Johnson-Lindenstrauss:
+keeps angles, cheap) and PCA (keeps the D directions of largest variance).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+
+CHUNK = 32768
+
+
+def random_projection_matrix(n_features: int, dim: int, seed: int) -> np.ndarray:
+    """Seeded Gaussian matrix [F, D] with entries N(0, 1) / sqrt(D), float32."""
+    rng = np.random.default_rng([seed, 0x5EED])
+    R = rng.standard_normal((n_features, dim), dtype=np.float32)
+    R *= np.float32(1.0 / np.sqrt(dim))
+    return R
+
+
+PCA_SAMPLE = 65536
+
+
+def pca_basis(X: np.ndarray, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [F] and top-``dim`` principal directions [F, D] (float64).
+
+    Fitted on a seeded sample of at most 65,536 rows (the covariance of F <= a few thousand
+    features is well estimated by that many); signs are fixed (largest-magnitude loading
+    positive) so the basis is reproducible.
+    """
+    N, F = X.shape
+    rng = np.random.default_rng([seed, 0x9CA])
+    rows = np.sort(rng.choice(N, size=PCA_SAMPLE, replace=False)) if N > PCA_SAMPLE else slice(None)
+    S = np.asarray(X[rows], dtype=np.float64)
+    mean = S.mean(axis=0)
+    S -= mean
+    cov = (S.T @ S) / len(S)
+    evals, evecs = np.linalg.eigh(cov)
+    V = evecs[:, ::-1][:, :dim]  # [F, D], largest variance first
+    flip = np.sign(V[np.abs(V).argmax(axis=0), np.arange(dim)])
+    V *= np.where(flip == 0, 1.0, flip)
+    return mean, V
+
+
+def reduce_items(X: np.ndarray, dim: int, method: str, seed: int = 0, tick=None) -> tuple[np.ndarray, dict]:
+    """Reduce X [N, F] to [N, dim] float32 with ``method`` "random" or "pca".
+
+    Returns the reduced matrix and a dict describing the map (method, seed) for the record.
+    ``tick(done, total)`` is called after each chunk.
+    """
+    N, F = X.shape
+    if not 2 <= dim <= F:
+        raise ConfigError(f"dim must be between 2 and the number of features ({F}), got {dim}")
+    if method == "random":
+        W = random_projection_matrix(F, dim, seed)
+        shift = None
+    elif method == "pca":
+        mean, V = pca_basis(X, dim, seed)
+        W, shift = V.astype(np.float32), (mean @ V).astype(np.float32)
+    else:
+        raise ConfigError(f"reduction must be 'random', 'pca' or None, got {method!r}")
+    out = np.empty((N, dim), dtype=np.float32)
+    n_chunks = max(1, -(-N // CHUNK))
+    for i, start in enumerate(range(0, N, CHUNK)):
+        block = np.asarray(X[start : start + CHUNK], dtype=np.float32)
+        np.matmul(block, W, out=out[start : start + CHUNK])
+        if shift is not None:
+            out[start : start + CHUNK] -= shift
+        if tick:
+            tick(i + 1, n_chunks)
+    return out, {"method": method, "seed": seed}
