@@ -225,7 +225,8 @@ def prepare_figure(fig: go.Figure, fmt: str, *, paper: bool = True, columns: int
     """The figure as it will be rendered, with its pixel width and height.
 
     Never modifies ``fig``. In paper mode: the paper template for ``columns``, no
-    title, no annotations named "ui-note", no hover, width from
+    title, no screen-only notes, shapes or traces (named / meta ``theme.UI_ONLY``), no hover,
+    width from
     :data:`workbench.theme.PAPER_SIZES` and height from ``layout.meta["aspect"]``
     (height / width) when the figure states one.
     """
@@ -237,7 +238,11 @@ def prepare_figure(fig: go.Figure, fmt: str, *, paper: bool = True, columns: int
     if paper:
         size = theme.paper_size(columns)
         out.update_layout(template=theme.build_paper_template(columns), title_text=None)
-        out.layout.annotations = [a for a in out.layout.annotations if a.name != "ui-note"]
+        out.layout.annotations = [a for a in out.layout.annotations if a.name != theme.UI_ONLY]
+        out.layout.shapes = [s for s in out.layout.shapes if s.name != theme.UI_ONLY]
+        out.data = [t for t in out.data if t.meta != theme.UI_ONLY]
+        for ann in out.layout.annotations:  # subplot titles etc. carry screen font sizes
+            ann.font.size = theme.pt_to_px(size.font_pt)
         w = width or size.width_px
         aspect = _meta(out).get("aspect")
         h = height or (round(w * float(aspect)) if aspect else size.height_px)

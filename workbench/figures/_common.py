@@ -15,6 +15,7 @@ from workbench import theme
 GL_THRESHOLD = 5000  # points in one figure from which traces switch to WebGL
 MAX_HEATMAP_SIDE = 512  # heatmaps larger than this are block-averaged down to it
 HOVER_TEXT_LIMIT = 80  # characters of item text shown on hover
+UI_ONLY = theme.UI_ONLY
 
 DESCRIPTIONS: dict[str, str] = {}
 """One sentence per figure function, shown by the app beside the figure."""
@@ -101,7 +102,7 @@ def ui_note(text: str, **position) -> dict:
     layout = dict(xref="paper", yref="paper", x=1.0, y=1.01, xanchor="right",
                   yanchor="bottom", showarrow=False, font=dict(color=theme.NEUTRAL))
     layout.update(position)
-    return dict(text=text, name="ui-note", **layout)
+    return dict(text=text, name=UI_ONLY, **layout)
 
 
 LEGEND_ON_TOP = dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom")
