@@ -208,3 +208,10 @@ def test_export_figures_writes_files_atomically_with_a_manifest(renderer, tmp_pa
         assert (tmp_path / "out" / entry["path"]).stat().st_size == entry["bytes"] > 0
     with pytest.raises(ExportError, match="manifest may not set files"):
         export.export_figures(figs, tmp_path, ["png"], manifest={"files": []}, progress=False)
+
+
+@pytest.mark.browser
+def test_export_figures_shows_a_tqdm_bar_by_default(renderer, tmp_path, capsys):
+    export.export_figures({"js": F.fig_js_divergence(np.eye(2))}, tmp_path, ["svg"])
+    err = capsys.readouterr().err
+    assert "exporting figures" in err and "1/1" in err

@@ -121,7 +121,8 @@ class _Renderer:
                 return browser
 
             try:
-                self._kaleido = asyncio.run_coroutine_threadsafe(open_browser(), loop).result(timeout)
+                future = asyncio.run_coroutine_threadsafe(open_browser(), loop)
+                self._kaleido = future.result(timeout)
             except BaseException as exc:
                 _shutdown_loop(loop, thread)
                 raise ExportError(f"could not start Chromium at {path} for export: "

@@ -72,7 +72,8 @@ def as_array(value, name: str, fn: str, *, ndim: int | None = None,
         raise FigureInputError(f"{fn}: {name} must have {ndim} dimensions, got shape {arr.shape}")
     if shape is not None:
         want = tuple("*" if s is None else s for s in shape)
-        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+        mismatch = any(s is not None and s != a for s, a in zip(shape, arr.shape))
+        if arr.ndim != len(shape) or mismatch:
             raise FigureInputError(f"{fn}: {name} must have shape {want}, got {arr.shape}")
     return arr
 
@@ -141,10 +142,12 @@ def block_reduce(z: np.ndarray, max_side: int = MAX_HEATMAP_SIDE, how: str = "me
         small = z
     else:
         padded = np.pad(z.astype(float), ((0, rows_pad), (0, cols_pad)), constant_values=np.nan)
-        blocks = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc)  # [R', fr, C', fc]
+        # [R', fr, C', fc]: block row, row inside the block, block column, column inside
+        blocks = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc)
         with warnings.catch_warnings():  # all-NaN blocks (e.g. empty sparsity cells) are fine
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            small = np.nanmax(blocks, axis=(1, 3)) if how == "max" else np.nanmean(blocks, axis=(1, 3))
+            pool = np.nanmax if how == "max" else np.nanmean
+            small = pool(blocks, axis=(1, 3))
     row_centres = block_centres(n_rows, fr)
     col_centres = block_centres(n_cols, fc)
     return small, row_centres, col_centres, (fr, fc)

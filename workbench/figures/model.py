@@ -198,8 +198,10 @@ def fig_lambda_resolution(lam_range, temperature, *, uniform_ratio: float = 1.1)
     """
     fn = "fig_lambda_resolution"
     spread = as_array(lam_range, "lam_range", fn, ndim=2)
-    temp = np.broadcast_to(as_array(temperature, "temperature", fn), spread.shape) \
-        if np.ndim(temperature) == 0 else as_array(temperature, "temperature", fn, shape=spread.shape)
+    if np.ndim(temperature) == 0:
+        temp = np.broadcast_to(as_array(temperature, "temperature", fn), spread.shape)
+    else:
+        temp = as_array(temperature, "temperature", fn, shape=spread.shape)
     if np.any(temp <= 0):
         raise FigureInputError(f"{fn}: temperatures must be positive")
     if spread.size == 0:
@@ -584,7 +586,8 @@ def fig_spectral_decomposition(eigenvalues, weights_q, weights_k, lambda_q: floa
                              line=dict(color=theme.NEUTRAL, width=1),
                              hovertemplate="mode %{x}: mu = %{y:.4g}<extra></extra>"),
                   secondary_y=True)
-    fig.update_layout(barmode="group", title=f"spectral decomposition of '{token}'" if token else None)
+    fig.update_layout(barmode="group",
+                      title=f"spectral decomposition of '{token}'" if token else None)
     fig.update_xaxes(title_text="Laplacian mode (ascending eigenvalue)", range=[-0.5, d - 0.5])
     fig.update_yaxes(title_text="energy fraction", secondary_y=False, rangemode="tozero")
     fig.update_yaxes(title_text="eigenvalue", secondary_y=True, showgrid=False,
@@ -621,7 +624,8 @@ def fig_whatif(before_map, after_map, tokens: Sequence[str] | None = None, *,
     tokens = token_labels(tokens, len(before), fn)
     losses = dict(losses or {})
     cols = 3 if losses else 2
-    fig = make_subplots(rows=1, cols=cols, subplot_titles=[*labels, "\u0394 validation loss"][:cols],
+    titles = [*labels, "\u0394 validation loss"][:cols]
+    fig = make_subplots(rows=1, cols=cols, subplot_titles=titles,
                         column_widths=[0.38, 0.38, 0.24][:cols], horizontal_spacing=0.08)
     top = symmetric_range(before, after)
     for col, (att, name) in enumerate(zip((before, after), labels), start=1):
@@ -639,7 +643,8 @@ def fig_whatif(before_map, after_map, tokens: Sequence[str] | None = None, *,
         delta = pairs[:, 1] - pairs[:, 0]
         rel = np.divide(delta, pairs[:, 0], out=np.zeros_like(delta), where=pairs[:, 0] != 0)
         fig.add_trace(go.Bar(x=names, y=delta, name="\u0394 loss", showlegend=False,
-                             marker=dict(color=[theme.GOOD if v <= 0 else theme.BAD for v in delta]),
+                             marker=dict(color=[theme.GOOD if v <= 0 else theme.BAD
+                                                for v in delta]),
                              customdata=np.column_stack([pairs, 100 * rel]),
                              hovertemplate=("%{x}<br>before %{customdata[0]:.4f}<br>after "
                                             "%{customdata[1]:.4f}<br>\u0394 %{y:+.4f} "
