@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import importlib.metadata
 import json
 import logging
@@ -123,7 +124,7 @@ class _Renderer:
             try:
                 future = asyncio.run_coroutine_threadsafe(open_browser(), loop)
                 self._kaleido = future.result(timeout)
-            except BaseException as exc:
+            except Exception as exc:  # noqa: BLE001 - any start failure is reported the same way
                 _shutdown_loop(loop, thread)
                 raise ExportError(f"could not start Chromium at {path} for export: "
                                   f"{type(exc).__name__}: {exc}") from None
@@ -138,9 +139,9 @@ class _Renderer:
         future = asyncio.run_coroutine_threadsafe(browser.calc_fig(fig_dict, opts=opts), loop)
         try:
             return future.result(timeout)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before 3.11
             future.cancel()
-            raise ExportError(f"rendering {opts['format']} took longer than {timeout:.0f} s") \
+            raise ExportError(f"rendering {opts['format']} took longer than {timeout:g} s") \
                 from None
 
     def stop(self) -> None:
@@ -303,10 +304,10 @@ def figure_to_bytes(fig: go.Figure, fmt: str = "png", *, width: int | None = Non
     opts = dict(format=fmt, width=w, height=h, scale=scale)
     try:
         data = _RENDERER.render(prepared.to_dict(), opts, timeout)
-    except ExportError:
-        raise
     except Exception as exc:  # noqa: BLE001 - kaleido/choreographer raise many kinds
-        _RENDERER.stop()  # a broken browser is replaced on the next call
+        _RENDERER.stop()  # a broken or stuck browser is replaced on the next call
+        if isinstance(exc, ExportError):
+            raise
         raise ExportError(f"rendering {fmt} failed: {type(exc).__name__}: {exc}") from None
     _check_output(data, fmt)
     seconds = time.perf_counter() - t0
