@@ -311,8 +311,9 @@ def test_spectral_decomposition_marks_the_weighted_mean_eigenvalue():
     np.testing.assert_allclose(bars[0].y, [0.5, 0.5, 0.0, 0.0])  # reordered by eigenvalue
     xs = sorted(s.x0 for s in fig.layout.shapes)
     np.testing.assert_allclose(xs, [0.5, 2.5])
-    texts = " ".join(a.text for a in fig.layout.annotations)
-    assert "E(q) = 0.5" in texts and "lambda_k = 0.710" in texts
+    assert sorted(a.text for a in fig.layout.annotations) == ["E(k)", "E(q)"]
+    assert bars[0].name == "energy of q (E = 0.5, lambda = 0.330)"
+    assert bars[1].name == "energy of k (E = 2.5, lambda = 0.710)"
     with pytest.raises(FigureInputError, match="summing to 1"):
         F.fig_spectral_decomposition(mu, wq * 2, wk)
 

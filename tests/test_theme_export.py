@@ -93,8 +93,24 @@ def test_prepare_paper_mode_drops_title_and_notes_and_sizes_by_columns():
     assert not any(a.name == "ui-note" for a in prepared.layout.annotations)
     assert (w, h) == (691, 691)  # the sparsity figure asks for a square (aspect 1)
     assert prepared.layout.template.layout.font.family == theme.build_paper_template(2).layout.font.family
+    pair = F.fig_attention_grid(np.ones((2, 2, 3, 3)))
+    assert pair.layout.annotations[0].font.size == 16  # subplot titles, screen size
+    paper_pair, _, _ = export.prepare_figure(pair, "svg", columns=2)
+    assert {a.font.size for a in paper_pair.layout.annotations} == {theme.pt_to_px(9.0)}
     screen, w, h = export.prepare_figure(fig, "png", paper=False)
     assert (w, h) == export.DEFAULT_SCREEN_SIZE and screen.layout.title.text == "screen title"
+
+
+def test_prepare_paper_mode_drops_the_screen_selection():
+    steps = np.arange(0, 100, 10)
+    fig = F.fig_loss_curves({"tau": dict(step=steps, train_loss=np.linspace(4, 2, 10))},
+                            selected_step=50, selected_run="tau")
+    assert len(fig.layout.shapes) == 1 and len(fig.data) == 2
+    prepared, _, _ = export.prepare_figure(fig, "png")
+    assert len(prepared.layout.shapes) == 0 and len(prepared.layout.annotations) == 0
+    assert [t.name for t in prepared.data] == ["tau train"]
+    kept, _, _ = export.prepare_figure(fig, "png", paper=False)
+    assert len(kept.data) == 2
 
 
 def test_bad_arguments_raise_export_error():
@@ -192,3 +208,10 @@ def test_export_figures_writes_files_atomically_with_a_manifest(renderer, tmp_pa
         assert (tmp_path / "out" / entry["path"]).stat().st_size == entry["bytes"] > 0
     with pytest.raises(ExportError, match="manifest may not set files"):
         export.export_figures(figs, tmp_path, ["png"], manifest={"files": []}, progress=False)
+
+
+@pytest.mark.browser
+def test_export_figures_shows_a_tqdm_bar_by_default(renderer, tmp_path, capsys):
+    export.export_figures({"js": F.fig_js_divergence(np.eye(2))}, tmp_path, ["svg"])
+    err = capsys.readouterr().err
+    assert "exporting figures" in err and "1/1" in err

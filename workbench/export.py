@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import importlib.metadata
 import json
 import logging
@@ -121,8 +122,9 @@ class _Renderer:
                 return browser
 
             try:
-                self._kaleido = asyncio.run_coroutine_threadsafe(open_browser(), loop).result(timeout)
-            except BaseException as exc:
+                future = asyncio.run_coroutine_threadsafe(open_browser(), loop)
+                self._kaleido = future.result(timeout)
+            except Exception as exc:  # noqa: BLE001 - any start failure is reported the same way
                 _shutdown_loop(loop, thread)
                 raise ExportError(f"could not start Chromium at {path} for export: "
                                   f"{type(exc).__name__}: {exc}") from None
@@ -137,9 +139,9 @@ class _Renderer:
         future = asyncio.run_coroutine_threadsafe(browser.calc_fig(fig_dict, opts=opts), loop)
         try:
             return future.result(timeout)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before 3.11
             future.cancel()
-            raise ExportError(f"rendering {opts['format']} took longer than {timeout:.0f} s") \
+            raise ExportError(f"rendering {opts['format']} took longer than {timeout:g} s") \
                 from None
 
     def stop(self) -> None:
@@ -225,7 +227,8 @@ def prepare_figure(fig: go.Figure, fmt: str, *, paper: bool = True, columns: int
     """The figure as it will be rendered, with its pixel width and height.
 
     Never modifies ``fig``. In paper mode: the paper template for ``columns``, no
-    title, no annotations named "ui-note", no hover, width from
+    title, no screen-only notes, shapes or traces (named / meta ``theme.UI_ONLY``), no hover,
+    width from
     :data:`workbench.theme.PAPER_SIZES` and height from ``layout.meta["aspect"]``
     (height / width) when the figure states one.
     """
@@ -237,7 +240,11 @@ def prepare_figure(fig: go.Figure, fmt: str, *, paper: bool = True, columns: int
     if paper:
         size = theme.paper_size(columns)
         out.update_layout(template=theme.build_paper_template(columns), title_text=None)
-        out.layout.annotations = [a for a in out.layout.annotations if a.name != "ui-note"]
+        out.layout.annotations = [a for a in out.layout.annotations if a.name != theme.UI_ONLY]
+        out.layout.shapes = [s for s in out.layout.shapes if s.name != theme.UI_ONLY]
+        out.data = [t for t in out.data if t.meta != theme.UI_ONLY]
+        for ann in out.layout.annotations:  # subplot titles etc. carry screen font sizes
+            ann.font.size = theme.pt_to_px(size.font_pt)
         w = width or size.width_px
         aspect = _meta(out).get("aspect")
         h = height or (round(w * float(aspect)) if aspect else size.height_px)
@@ -297,10 +304,10 @@ def figure_to_bytes(fig: go.Figure, fmt: str = "png", *, width: int | None = Non
     opts = dict(format=fmt, width=w, height=h, scale=scale)
     try:
         data = _RENDERER.render(prepared.to_dict(), opts, timeout)
-    except ExportError:
-        raise
     except Exception as exc:  # noqa: BLE001 - kaleido/choreographer raise many kinds
-        _RENDERER.stop()  # a broken browser is replaced on the next call
+        _RENDERER.stop()  # a broken or stuck browser is replaced on the next call
+        if isinstance(exc, ExportError):
+            raise
         raise ExportError(f"rendering {fmt} failed: {type(exc).__name__}: {exc}") from None
     _check_output(data, fmt)
     seconds = time.perf_counter() - t0

@@ -52,6 +52,9 @@ NEUTRAL = "#7f7f7f"
 EDGE_COLOR = "rgba(120, 120, 120, 0.35)"
 HIGHLIGHT = "#D55E00"  # the selected item: vermillion is absent from viridis
 GOOD, BAD = OKABE_ITO[2], OKABE_ITO[1]  # loss went down / up
+UI_ONLY = "ui-note"
+"""Name of annotations and shapes (and ``meta`` of traces) that only make sense on
+screen (notes, the current selection); paper export drops them."""
 
 DPI = 96  # CSS pixels per inch; Chromium prints 96 px as one inch in PDFs
 

@@ -15,6 +15,7 @@ from workbench import theme
 GL_THRESHOLD = 5000  # points in one figure from which traces switch to WebGL
 MAX_HEATMAP_SIDE = 512  # heatmaps larger than this are block-averaged down to it
 HOVER_TEXT_LIMIT = 80  # characters of item text shown on hover
+UI_ONLY = theme.UI_ONLY
 
 DESCRIPTIONS: dict[str, str] = {}
 """One sentence per figure function, shown by the app beside the figure."""
@@ -71,7 +72,8 @@ def as_array(value, name: str, fn: str, *, ndim: int | None = None,
         raise FigureInputError(f"{fn}: {name} must have {ndim} dimensions, got shape {arr.shape}")
     if shape is not None:
         want = tuple("*" if s is None else s for s in shape)
-        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+        mismatch = any(s is not None and s != a for s, a in zip(shape, arr.shape))
+        if arr.ndim != len(shape) or mismatch:
             raise FigureInputError(f"{fn}: {name} must have shape {want}, got {arr.shape}")
     return arr
 
@@ -101,7 +103,7 @@ def ui_note(text: str, **position) -> dict:
     layout = dict(xref="paper", yref="paper", x=1.0, y=1.01, xanchor="right",
                   yanchor="bottom", showarrow=False, font=dict(color=theme.NEUTRAL))
     layout.update(position)
-    return dict(text=text, name="ui-note", **layout)
+    return dict(text=text, name=UI_ONLY, **layout)
 
 
 LEGEND_ON_TOP = dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom")
@@ -140,10 +142,12 @@ def block_reduce(z: np.ndarray, max_side: int = MAX_HEATMAP_SIDE, how: str = "me
         small = z
     else:
         padded = np.pad(z.astype(float), ((0, rows_pad), (0, cols_pad)), constant_values=np.nan)
-        blocks = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc)  # [R', fr, C', fc]
+        # [R', fr, C', fc]: block row, row inside the block, block column, column inside
+        blocks = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc)
         with warnings.catch_warnings():  # all-NaN blocks (e.g. empty sparsity cells) are fine
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            small = np.nanmax(blocks, axis=(1, 3)) if how == "max" else np.nanmean(blocks, axis=(1, 3))
+            pool = np.nanmax if how == "max" else np.nanmean
+            small = pool(blocks, axis=(1, 3))
     row_centres = block_centres(n_rows, fr)
     col_centres = block_centres(n_cols, fc)
     return small, row_centres, col_centres, (fr, fc)

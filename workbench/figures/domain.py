@@ -286,7 +286,8 @@ def fig_spectrum(series: Mapping[str, object], *, log: bool = False,
         fig.add_trace(go.Scatter(
             x=idx, y=shown, mode="lines+markers" if values.size <= 200 else "lines", name=name,
             line=dict(color=colors[name], width=1.5), marker=dict(size=4),
-            customdata=values, hovertemplate=f"{name}<br>mode %{{x}}: %{{customdata:.5g}}<extra></extra>"))
+            customdata=values,
+            hovertemplate=f"{name}<br>mode %{{x}}: %{{customdata:.5g}}<extra></extra>"))
         if is_zero.any():
             fig.add_trace(go.Scatter(
                 x=idx[is_zero], y=shown[is_zero], mode="markers", legendgroup=name,
@@ -361,7 +362,9 @@ def fig_sparsity(rows, cols, values, shape: tuple[int, int], *,
         raise FigureInputError(f"{fn}: rows {rows.shape}, cols {cols.shape} and values "
                                f"{values.shape} must have one length")
     n_rows, n_cols = (int(s) for s in shape)
-    if rows.size and (rows.min() < 0 or rows.max() >= n_rows or cols.min() < 0 or cols.max() >= n_cols):
+    outside = rows.size and (rows.min() < 0 or rows.max() >= n_rows
+                             or cols.min() < 0 or cols.max() >= n_cols)
+    if outside:
         raise FigureInputError(f"{fn}: an index lies outside the shape {shape}")
     fr = max(1, -(-n_rows // max_side))
     fc = max(1, -(-n_cols // max_side))

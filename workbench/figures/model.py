@@ -198,8 +198,10 @@ def fig_lambda_resolution(lam_range, temperature, *, uniform_ratio: float = 1.1)
     """
     fn = "fig_lambda_resolution"
     spread = as_array(lam_range, "lam_range", fn, ndim=2)
-    temp = np.broadcast_to(as_array(temperature, "temperature", fn), spread.shape) \
-        if np.ndim(temperature) == 0 else as_array(temperature, "temperature", fn, shape=spread.shape)
+    if np.ndim(temperature) == 0:
+        temp = np.broadcast_to(as_array(temperature, "temperature", fn), spread.shape)
+    else:
+        temp = as_array(temperature, "temperature", fn, shape=spread.shape)
     if np.any(temp <= 0):
         raise FigureInputError(f"{fn}: temperatures must be positive")
     if spread.size == 0:
@@ -317,7 +319,7 @@ def fig_attention_pair(tau_map, dot_map, tokens: Sequence[str] | None = None, *,
                       row=1, col=col)
     colors = theme.series_colors(list(names))
     for ann, name in zip(fig.layout.annotations, names):
-        ann.font = dict(color=colors[name])
+        ann.font.color = colors[name]
     if highlight_query is not None:
         if not 0 <= int(highlight_query) < t:
             raise FigureInputError(f"{fn}: highlight_query {highlight_query} is outside 0..{t - 1}")
@@ -567,16 +569,15 @@ def fig_spectral_decomposition(eigenvalues, weights_q, weights_k, lambda_q: floa
     marks = []  # (position on the mode axis, label, colour)
     for label, w, lam, color in (("q", wq, lambda_q, theme.MODEL_COLORS["tau"]),
                                  ("k", wk, lambda_k, theme.OKABE_ITO[2])):
-        fig.add_trace(go.Bar(x=idx, y=w, name=f"energy of {label}", marker=dict(color=color),
-                             opacity=0.8, customdata=mu,
+        energy = float(np.dot(w, mu))  # Rayleigh energy = energy-weighted mean eigenvalue
+        summary = f"E = {energy:.3g}" + (f", lambda = {lam:.3f}" if lam is not None else "")
+        fig.add_trace(go.Bar(x=idx, y=w, name=f"energy of {label} ({summary})",
+                             marker=dict(color=color), opacity=0.8, customdata=mu,
                              hovertemplate=(f"{label}: mode %{{x}} (mu = %{{customdata:.4g}})"
                                             "<br>energy fraction %{y:.4f}<extra></extra>")),
                       secondary_y=False)
-        energy = float(np.dot(w, mu))  # Rayleigh energy = energy-weighted mean eigenvalue
         where = float(np.interp(energy, mu, idx)) if d > 1 else 0.0
-        text = f"E({label}) = {energy:.3g}" + (f" \u2192 lambda_{label} = {lam:.3f}"
-                                              if lam is not None else "")
-        marks.append((where, text, color))
+        marks.append((where, f"E({label})", color))
     for i, (where, text, color) in enumerate(sorted(marks)):  # left mark labelled leftwards
         fig.add_vline(x=where, line=dict(color=color, dash="dot", width=1.5),
                       annotation_text=text, annotation_font_color=color,
@@ -585,8 +586,9 @@ def fig_spectral_decomposition(eigenvalues, weights_q, weights_k, lambda_q: floa
                              line=dict(color=theme.NEUTRAL, width=1),
                              hovertemplate="mode %{x}: mu = %{y:.4g}<extra></extra>"),
                   secondary_y=True)
-    fig.update_layout(barmode="group", title=f"spectral decomposition of '{token}'" if token else None)
-    fig.update_xaxes(title_text="Laplacian mode (ascending eigenvalue)")
+    fig.update_layout(barmode="group",
+                      title=f"spectral decomposition of '{token}'" if token else None)
+    fig.update_xaxes(title_text="Laplacian mode (ascending eigenvalue)", range=[-0.5, d - 0.5])
     fig.update_yaxes(title_text="energy fraction", secondary_y=False, rangemode="tozero")
     fig.update_yaxes(title_text="eigenvalue", secondary_y=True, showgrid=False,
                      rangemode="tozero")
@@ -622,7 +624,8 @@ def fig_whatif(before_map, after_map, tokens: Sequence[str] | None = None, *,
     tokens = token_labels(tokens, len(before), fn)
     losses = dict(losses or {})
     cols = 3 if losses else 2
-    fig = make_subplots(rows=1, cols=cols, subplot_titles=[*labels, "\u0394 validation loss"][:cols],
+    titles = [*labels, "\u0394 validation loss"][:cols]
+    fig = make_subplots(rows=1, cols=cols, subplot_titles=titles,
                         column_widths=[0.38, 0.38, 0.24][:cols], horizontal_spacing=0.08)
     top = symmetric_range(before, after)
     for col, (att, name) in enumerate(zip((before, after), labels), start=1):
@@ -640,7 +643,8 @@ def fig_whatif(before_map, after_map, tokens: Sequence[str] | None = None, *,
         delta = pairs[:, 1] - pairs[:, 0]
         rel = np.divide(delta, pairs[:, 0], out=np.zeros_like(delta), where=pairs[:, 0] != 0)
         fig.add_trace(go.Bar(x=names, y=delta, name="\u0394 loss", showlegend=False,
-                             marker=dict(color=[theme.GOOD if v <= 0 else theme.BAD for v in delta]),
+                             marker=dict(color=[theme.GOOD if v <= 0 else theme.BAD
+                                                for v in delta]),
                              customdata=np.column_stack([pairs, 100 * rel]),
                              hovertemplate=("%{x}<br>before %{customdata[0]:.4f}<br>after "
                                             "%{customdata[1]:.4f}<br>\u0394 %{y:+.4f} "

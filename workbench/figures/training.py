@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 from workbench import theme
 from workbench.figures._common import (
     GL_THRESHOLD,
+    UI_ONLY,
     FigureInputError,
     as_array,
     described,
@@ -126,14 +127,16 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
                                       line=dict(color="white", width=1)),
                           hovertemplate=f"{run}<br>checkpoint at step %{{x}}<br>loss %{{y:.4f}}"
                                         "<br><i>click to load</i><extra></extra>"))
-    if selected_step is not None:
-        fig.add_vline(x=selected_step, line=dict(color="black", dash="dash", width=1),
-                      annotation_text=f"step {selected_step}", annotation_position="top")
+    if selected_step is not None:  # screen-only: paper export drops UI_ONLY items
+        fig.add_shape(type="line", xref="x", yref="paper", x0=selected_step, x1=selected_step,
+                      y0=0, y1=1, name=UI_ONLY, line=dict(color="black", dash="dash", width=1))
+        fig.add_annotation(xref="x", yref="paper", x=selected_step, y=1.0, yanchor="bottom",
+                           showarrow=False, text=f"step {selected_step}", name=UI_ONLY)
         h = runs.get(str(selected_run)) if selected_run is not None else None
         if h is not None:
             fig.add_trace(cls(x=[selected_step], y=_loss_at(h, np.array([selected_step], float)),
                               mode="markers", name=f"selected: {selected_run} @ {selected_step}",
-                              customdata=[[str(selected_run), int(selected_step)]],
+                              customdata=[[str(selected_run), int(selected_step)]], meta=UI_ONLY,
                               marker=dict(symbol="circle-open", size=18, color="black",
                                           line=dict(width=2)),
                               hovertemplate="selected checkpoint<extra></extra>"))
