@@ -3,6 +3,9 @@
 Three runs trained alike -- same corpus, seed, shape and steps -- so the workbench can compare
 them: `dot` (the baseline), `tau` (this project's defaults: calibrated tau, learnable per-head
 temperature) and `tau-reference` (the published settings: tau fixed 1.0, temperature 1.0).
+Both tau runs measure their heads against the demo's domain memory: a Laplacian built from the
+corpus's own paragraphs (embedded with the sentence model when the `embed` extra is installed,
+else TF-IDF + SVD; the choice is recorded in the domain file), reduced to the head dim.
 Weights are stored in float16 without optimizer state to keep the committed files small.
 """
 
@@ -26,6 +29,30 @@ DEMO_RUNS = {
 }
 
 
+# Graph settings for a 32-feature domain memory of ~2k paragraphs: PCA features, a connected
+# graph of each feature's 6 nearest features (the reference default eps 1e-3 leaves it empty).
+DEMO_DOMAIN_PARAMS = dict(reduction="pca", eps=1.0, k=6, topk=6, sigma=0.5, p=2.0, seed=0)
+
+
+def build_demo_domain(out: Path, head_dim: int, *, embedder: str = "auto", progress: bool = True) -> Path:
+    """Embed the corpus paragraphs, build their domain memory at head_dim, save it with its items."""
+    from .data import DEFAULT_CORPUS, load_paragraphs
+    from .domain import EmbeddingSet, build_domain_memory, embed_texts, save_domain_memory
+    import hashlib
+
+    paragraphs = load_paragraphs()
+    print(f"embedding {len(paragraphs)} paragraphs of the corpus ({embedder} embedder)...")
+    X, used = embed_texts(paragraphs, embedder=embedder)
+    items = EmbeddingSet(X=X, texts=paragraphs, labels=None, path=DEFAULT_CORPUS,
+                         fingerprint=hashlib.sha256("\n\n".join(paragraphs).encode("utf-8")).hexdigest(),
+                         embedder=used)
+    memory = build_domain_memory(items, dim=head_dim, keep_items=True, progress=progress,
+                                 name="pydoc-topics", **DEMO_DOMAIN_PARAMS)
+    path = save_domain_memory(memory, out / "domain", keep_items=True)
+    print(f"domain memory {memory.dim} x {memory.dim} from {len(paragraphs)} paragraphs ({used}) -> {out / 'domain'}")
+    return path
+
+
 def demo_train_config(steps: int, checkpoints: int) -> TrainConfig:
     """The shared training settings: `checkpoints` evenly spaced checkpoints, float16 weights."""
     return TrainConfig(steps=steps, batch_size=16, lr=3e-3, warmup_steps=min(100, steps // 10),
@@ -40,6 +67,8 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=1500, help="training steps per run")
     p.add_argument("--checkpoints", type=int, default=3, help="checkpoints kept per run")
     p.add_argument("--runs", default=",".join(DEMO_RUNS), help="comma-separated subset of " + ", ".join(DEMO_RUNS))
+    p.add_argument("--embedder", default="auto", help="auto, tfidf or sentence (for the domain memory)")
+    p.add_argument("--reuse-domain", action="store_true", help="keep the existing assets/demo/domain")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_demo)
 
@@ -54,6 +83,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"unknown demo runs {unknown}; choose from {sorted(DEMO_RUNS)}")
     out = Path(args.out)
+    head_dim = DEMO_SHAPE["n_embd"] // DEMO_SHAPE["n_head"]
+    domain_dir = out / "domain"
+    if not (args.reuse_domain and domain_dir.exists()):
+        build_demo_domain(out, head_dim, embedder=args.embedder, progress=not args.no_progress)
     train_cfg = demo_train_config(args.steps, args.checkpoints)
     rows = []
     for name in names:
@@ -62,7 +95,8 @@ def run_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(staging, ignore_errors=True)
         print(f"== {name}: {args.steps} steps -> {out / name}")
         start = time.perf_counter()
-        result = train(model_cfg, replace(train_cfg), staging, progress=not args.no_progress)
+        domain = str(domain_dir) if model_cfg.attention == "tau" else None
+        result = train(model_cfg, replace(train_cfg, domain=domain), staging, progress=not args.no_progress)
         minutes = (time.perf_counter() - start) / 60
         final = out / name
         shutil.rmtree(final, ignore_errors=True)  # the new run is complete: replace the old one
