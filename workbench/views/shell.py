@@ -53,7 +53,7 @@ def register_callbacks(app, workspace, pages) -> None:
 
     @app.callback(
         Output("run-picker", "options"), Output("run-picker", "value"),
-        Output("compare-picker", "value"),
+        Output("compare-picker", "options"), Output("compare-picker", "value"),
         Output("domain-picker", "options"), Output("domain-picker", "value"),
         Input("url", "search"),
         State("run-picker", "value"), State("compare-picker", "value"), State("domain-picker", "value"),
@@ -63,17 +63,16 @@ def register_callbacks(app, workspace, pages) -> None:
 
     @app.callback(
         Output("step-picker", "options"), Output("step-picker", "value"),
-        Output("compare-picker", "options"),
         Input("run-picker", "value"), State("url", "search"), State("step-picker", "value"),
     )
     def run_changed(run, search, step_now):
         if not run or run not in runs.names():
-            return [], None, _compare_options(workspace, None)
+            return [], None
         steps = runs.info(run).steps
         wanted = step_now if step_now in steps else query_value(search, "step", None, int)
         step = runs.nearest_step(run, wanted)
         options = [{"label": f"step {s}" + (" (latest)" if s == steps[-1] else ""), "value": s} for s in steps]
-        return options, step, _compare_options(workspace, run)
+        return options, step
 
     app.clientside_callback(
         """
@@ -139,13 +138,8 @@ def initial_pickers(workspace, search, run_now=None, compare_now=None, domain_no
         domain = domain_names[0] if domain_names else None
     run_options = [{"label": runs.info(n).label, "value": n} for n in run_names]
     domain_options = [{"label": n, "value": n} for n in domain_names]
-    return run_options, run, compare, domain_options, domain
-
-
-def _compare_options(workspace, run):
-    runs = workspace.runs
-    return [{"label": "nothing", "value": NONE}] + [
-        {"label": runs.info(n).label, "value": n} for n in runs.names() if n != run]
+    compare_options = [{"label": "nothing", "value": NONE}] + run_options
+    return run_options, run, compare_options, compare, domain_options, domain
 
 
 def status_line(workspace, run, step, compare, domain) -> list:
