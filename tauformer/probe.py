@@ -3,7 +3,8 @@
 `capture(model)` registers forward hooks on the identity hook points of every attention layer
 inside a context manager and always removes them, also on error; logits are identical with and
 without it. Attention weights are recomputed outside the model from the captured q, k (dot) or
-lambda_q, lambda_k (tau), so no kernel ever has to materialise them.
+lambda_q, lambda_k (tau), so no kernel ever has to materialise them. `run_probe` does all of it
+for one batch of tokens and returns a `ProbeResult`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from .attention import TauAttention, repeat_kv
 from .kernels import causal_mask, tau_attention_weights
@@ -133,3 +135,77 @@ def head_statistics(model, idx: torch.Tensor) -> dict:
             stats[name]["p05"].append(p05.tolist())
             stats[name]["p95"].append(p95.tolist())
     return stats
+
+
+@dataclass
+class ProbeResult:
+    """Everything the workbench shows about one forward pass on idx [B, T].
+
+    Per layer (stacked along the first axis): q [L,B,H,T,D], k [L,B,H_kv,T,D], attention weights
+    [L,B,H,T,T] (float32, rows sum to 1). A tau model also has lambda_q [L,B,H,T], lambda_k
+    [L,B,H_kv,T], the tau each was bounded with (tau_q / tau_k, same shapes) and the temperature
+    [L,H]; for a dot model those are None. logits [B,T,V] are the model's own output;
+    token_loss [B,T-1] is -log p(idx[:, t+1] | idx[:, :t+1]) in nats.
+    """
+
+    kind: str
+    idx: torch.Tensor
+    q: torch.Tensor
+    k: torch.Tensor
+    weights: torch.Tensor
+    logits: torch.Tensor
+    token_loss: torch.Tensor
+    lambda_q: torch.Tensor | None = None
+    lambda_k: torch.Tensor | None = None
+    tau_q: torch.Tensor | None = None
+    tau_k: torch.Tensor | None = None
+    temperature: torch.Tensor | None = None
+
+    @property
+    def n_rep(self) -> int:
+        """Query heads per key head (GQA): lambda_k / k of head h are at index h // n_rep."""
+        return self.q.shape[2] // self.k.shape[2]
+
+    def entropy(self) -> torch.Tensor:
+        """Attention entropy as a fraction of uniform, per layer and head -> [L, B, H]."""
+        return torch.stack([entropy_fraction(w) for w in self.weights])
+
+    def mean_loss(self) -> float:
+        return float(self.token_loss.mean()) if self.token_loss.numel() else float("nan")
+
+
+@torch.no_grad()
+def run_probe(model, idx: torch.Tensor) -> ProbeResult:
+    """One eval-mode forward pass on idx [B, T] (or [T]) with every layer's internals captured.
+
+    The model is left as it was (train / eval mode restored, hooks removed even on error), and
+    its logits are exactly those of a plain forward pass.
+    """
+    if idx.dim() == 1:
+        idx = idx.unsqueeze(0)  # [1, T]
+    was_training = model.training
+    model.eval()
+    try:
+        with capture(model) as cap:
+            logits, _ = model(idx)
+    finally:
+        model.train(was_training)
+    blocks = model.transformer.h
+    weights = torch.stack([attention_weights(model, layer, i) for i, layer in enumerate(cap.layers)])
+    token_loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), idx[:, 1:], reduction="none")  # [B, T-1]
+    result = ProbeResult(
+        kind=model.config.attention, idx=idx.detach().cpu(),
+        q=torch.stack([layer.q for layer in cap.layers]).float(),
+        k=torch.stack([layer.k for layer in cap.layers]).float(),
+        weights=weights, logits=logits, token_loss=token_loss,
+    )
+    if model.config.attention == "tau":
+        result.lambda_q = torch.stack([layer.lambda_q for layer in cap.layers]).float()
+        result.lambda_k = torch.stack([layer.lambda_k for layer in cap.layers]).float()
+        taus = [block.attn.taumode.taus(layer.q, layer.k) for block, layer in zip(blocks, cap.layers)]
+        result.tau_q = torch.stack([torch.broadcast_to(tq, lq.shape) for (tq, _), lq
+                                    in zip(taus, result.lambda_q)]).float()
+        result.tau_k = torch.stack([torch.broadcast_to(tk, lk.shape) for (_, tk), lk
+                                    in zip(taus, result.lambda_k)]).float()
+        result.temperature = torch.stack([block.attn.temperature().detach() for block in blocks]).float()
+    return result

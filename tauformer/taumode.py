@@ -124,14 +124,18 @@ class Taumode(nn.Module):
         """lambda_q, lambda_k for q [B, H, T, D] and k [B, H_kv, T, D] -> [B, H, T], [B, H_kv, T]."""
         e_q = rayleigh_energy(q, laplacian, eps=self.eps)
         e_k = rayleigh_energy(k, laplacian, eps=self.eps)
-        if self.tau_mode == "calibrated":
-            if self.training:
-                self._update_calibration(e_q, e_k)
-            tau_q = tau_k = self.tau_running.clamp_min(self.eps)
-        else:
-            tau_q = select_tau(q, self.tau_mode, tau=self.tau, eps=self.eps, percentile=self.percentile)
-            tau_k = select_tau(k, self.tau_mode, tau=self.tau, eps=self.eps, percentile=self.percentile)
+        if self.tau_mode == "calibrated" and self.training:
+            self._update_calibration(e_q, e_k)
+        tau_q, tau_k = self.taus(q, k)
         return bound_energy(e_q, tau_q), bound_energy(e_k, tau_k)
+
+    def taus(self, q: torch.Tensor, k: torch.Tensor):
+        """The tau this layer divides by: a scalar tensor, or one per vector ([B, H, T] / [B, H_kv, T])."""
+        if self.tau_mode == "calibrated":
+            tau = self.tau_running.clamp_min(self.eps)
+            return tau, tau
+        return (select_tau(q, self.tau_mode, tau=self.tau, eps=self.eps, percentile=self.percentile),
+                select_tau(k, self.tau_mode, tau=self.tau, eps=self.eps, percentile=self.percentile))
 
     @torch.no_grad()
     def _update_calibration(self, e_q: torch.Tensor, e_k: torch.Tensor) -> None:

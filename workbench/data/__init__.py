@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .cache import ResultCache, content_key
 from .domains import DomainStore
+from .probes import ProbeStore
 from .runs import RunInfo, RunStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +27,7 @@ class Workspace:
         self.runs = RunStore(runs)
         self.domains = DomainStore(domains)
         self.cache = ResultCache()
+        self.probes = ProbeStore(self.runs, self.domains)
         self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "tauformer-workbench"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
 
@@ -50,4 +52,4 @@ def demo_workspace(**kwargs) -> Workspace:
     return Workspace(runs=[DEMO_DIR], domains=[domain] if domain.exists() else [], **kwargs)
 
 
-__all__ = ["Workspace", "RunInfo", "RunStore", "DomainStore", "ResultCache", "content_key", "demo_workspace", "DEMO_DIR"]
+__all__ = ["Workspace", "RunInfo", "RunStore", "DomainStore", "ProbeStore", "ResultCache", "content_key", "demo_workspace", "DEMO_DIR"]

@@ -1,0 +1,376 @@
+"""Probes of checkpoints on a prompt, and everything derived from them, cached by content hash.
+
+`ProbeStore` turns (run, step, prompt) into a `ProbeView` of numpy arrays (lambda, attention,
+entropy, per-token loss), pairs a tau run with its dot twin, compares two models' heads
+(Jensen-Shannon divergence), explains a token's lambda by the Laplacian's spectrum, runs
+what-if changes, and measures KV-cache bytes and decode latency. Results are cached
+server-side; views receive numpy arrays and plain dicts only.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tauformer.data import ByteTokenizer, TokenBatches, load_corpus
+from tauformer.errors import ConfigError, TauformerError
+from tauformer.laplacian import as_laplacian_tensor
+from tauformer.probe import ProbeResult, run_probe
+from tauformer.spectral import laplacian_spectrum, spectral_decomposition
+from tauformer.whatif import Change, laplacian_variant, validation_loss, what_if
+
+from . import speed
+from .cache import ResultCache, content_key
+
+MAX_PROMPT_TOKENS = 1024
+DEFAULT_PROMPT_BYTES = 256
+VAL_SAMPLE = (4, 256)  # sequences x tokens of validation text for the lambda distributions
+WHATIF_BATCHES = (2, 4)  # validation batches x rows (block_size tokens each) for what-if losses
+TORCH_THREADS = 1  # interactive work on small tensors: one intra-op thread avoids oversubscription
+
+
+@dataclass
+class ProbeView:
+    """One checkpoint's probe of a prompt as numpy (batch axis dropped; lambda_k repeated to H heads).
+
+    weights [L,H,T,T]; lambda_q / lambda_k / tau_q / tau_k [L,H,T] and temperature [L,H] (None for
+    dot); q / k [L,H,T,D]; entropy [L,H] (fraction of uniform); token_loss [T-1] (nats).
+    """
+
+    run: str
+    step: int
+    kind: str
+    ids: np.ndarray
+    tokens: list[str]
+    weights: np.ndarray
+    q: np.ndarray
+    k: np.ndarray
+    entropy: np.ndarray
+    token_loss: np.ndarray
+    truncated: bool = False
+    lambda_q: np.ndarray | None = None
+    lambda_k: np.ndarray | None = None
+    tau_q: np.ndarray | None = None
+    tau_k: np.ndarray | None = None
+    temperature: np.ndarray | None = None
+
+    @property
+    def n_layer(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def n_head(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def T(self) -> int:
+        return len(self.ids)
+
+    @property
+    def mean_loss(self) -> float:
+        return float(self.token_loss.mean()) if self.token_loss.size else float("nan")
+
+    @property
+    def has_lambda(self) -> bool:
+        return self.lambda_q is not None
+
+
+def probe_view(result: ProbeResult, run: str, step: int, *, truncated: bool = False) -> ProbeView:
+    """A ProbeResult (batch row 0) as a ProbeView."""
+    tok = ByteTokenizer()
+    ids = result.idx[0].numpy()
+    n_rep = result.n_rep
+
+    def heads(t):  # [L, B, H_kv, ...] -> [L, H, ...] numpy
+        return t[:, 0].repeat_interleave(n_rep, dim=1).numpy() if t is not None else None
+
+    return ProbeView(
+        run=run, step=step, kind=result.kind, ids=ids, tokens=[tok.token_label(i) for i in ids],
+        weights=result.weights[:, 0].numpy(), q=result.q[:, 0].numpy(), k=heads(result.k),
+        entropy=result.entropy()[:, 0].numpy(), token_loss=result.token_loss[0].numpy(), truncated=truncated,
+        lambda_q=result.lambda_q[:, 0].numpy() if result.lambda_q is not None else None,
+        lambda_k=heads(result.lambda_k),
+        tau_q=result.tau_q[:, 0].numpy() if result.tau_q is not None else None,
+        tau_k=heads(result.tau_k),
+        temperature=result.temperature.numpy() if result.temperature is not None else None,
+    )
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon divergence (nats) between attention maps [..., T, T], mean over queries 1..T-1 -> [...].
+
+    The first query sees one key in every model, so it says nothing and is left out.
+    """
+    p = p.astype(np.float64, copy=False)
+    q = q.astype(np.float64, copy=False)
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log(p / m), 0.0).sum(-1)
+        kl_q = np.where(q > 0, q * np.log(q / m), 0.0).sum(-1)
+    js = 0.5 * (kl_p + kl_q)  # [..., T]
+    return js[..., 1:].mean(-1) if js.shape[-1] > 1 else np.zeros(js.shape[:-1])
+
+
+def default_prompt(text: str, n_bytes: int = DEFAULT_PROMPT_BYTES, val_fraction: float = 0.1) -> str:
+    """About n_bytes of prose from the validation part of a corpus (text the model never trained on).
+
+    Prose = blank-line separated paragraphs (whitespace collapsed) of ASCII sentences; consecutive
+    ones are joined and cut at a word boundary. Falls back to the start of the validation text.
+    """
+    data = text.encode("utf-8")
+    val = data[len(data) - max(1, int(np.ceil(len(data) * val_fraction))):].decode("utf-8", errors="ignore")
+    paragraphs = [re.sub(r"\s+", " ", p).strip() for p in re.split(r"\n\s*\n", val)]
+    prose = [p for p in paragraphs if len(p) >= 150 and p.isascii() and p[0].isupper() and p.endswith(".")]
+    out = " ".join(prose) if prose else re.sub(r"\s+", " ", val).strip()
+    if len(out) > n_bytes:
+        out = out[: n_bytes + 1].rsplit(" ", 1)[0]
+    return out
+
+
+class ProbeStore:
+    """Probes and derived results for the runs and domain memories of a Workspace."""
+
+    def __init__(self, runs, domains, *, max_probes: int = 12):
+        self.runs = runs
+        self.domains = domains
+        self.tokenizer = ByteTokenizer()
+        self.probes = ResultCache(max_items=max_probes)  # big: attention maps
+        self.results = ResultCache(max_items=256)  # small: statistics, what-ifs, spectra
+        self.measurements = ResultCache(max_items=32)  # decode timings: measured once per session
+        self._torch_ready = False
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ basics
+    def _torch(self) -> None:
+        if not self._torch_ready:
+            torch.set_num_threads(TORCH_THREADS)
+            self._torch_ready = True
+
+    def encode(self, prompt: str | None) -> tuple[np.ndarray, bool]:
+        """Byte tokens of the prompt, at most MAX_PROMPT_TOKENS, and whether it was cut."""
+        ids = self.tokenizer.encode(prompt or "")
+        return np.asarray(ids[:MAX_PROMPT_TOKENS], dtype=np.int64), len(ids) > MAX_PROMPT_TOKENS
+
+    def token_labels(self, ids) -> list[str]:
+        return [self.tokenizer.token_label(i) for i in ids]
+
+    def corpus(self, run: str | None = None) -> str:
+        """The text a run was trained on (the bundled corpus when unknown)."""
+        data = (self.runs.info(run).train or {}).get("data") if run else None
+        return self.results.get_or_compute(content_key("corpus", data), lambda: load_corpus(data))
+
+    def default_prompt(self, run: str | None = None) -> str:
+        """A passage of the run's validation text (the bundled corpus when no run is given)."""
+        data = (self.runs.info(run).train or {}).get("data") if run else None
+        try:
+            return self.results.get_or_compute(content_key("default-prompt", data),
+                                               lambda: default_prompt(self.corpus(run)))
+        except TauformerError:
+            return default_prompt(load_corpus(None))
+
+    def checkpoint_key(self, run: str, step: int | None) -> tuple:
+        """(path, weights mtime) of the checkpoint: changes when the checkpoint is rewritten."""
+        path = self.runs.checkpoint_path(run, step)
+        weights = Path(path) / "model.safetensors"
+        return str(path), weights.stat().st_mtime_ns if weights.exists() else 0
+
+    def step_for(self, run: str, step: int | None) -> int:
+        return self.runs.nearest_step(run, step)
+
+    def pair(self, run: str) -> str | None:
+        """The run of the other attention kind trained alike (tau <-> dot)."""
+        return self.runs.pair_for(run)
+
+    def model(self, run: str, step: int | None):
+        self._torch()
+        return self.runs.load(run, step)[0]
+
+    # ------------------------------------------------------------------ probes
+    def probe(self, run: str, step: int | None, prompt: str | None) -> ProbeView:
+        """The probe of run at (the checkpoint nearest) step on the prompt, cached."""
+        step = self.step_for(run, step)
+        ids, truncated = self.encode(prompt)
+        if len(ids) < 2:
+            raise ConfigError("the prompt needs at least 2 tokens (bytes)")
+        key = content_key("probe", self.checkpoint_key(run, step), ids.tolist())
+
+        def compute():
+            model = self.model(run, step)
+            return probe_view(run_probe(model, torch.as_tensor(ids)), run, step, truncated=truncated)
+
+        return self.probes.get_or_compute(key, compute)
+
+    def probe_pair(self, run: str, step: int | None, compare: str | None, prompt: str | None):
+        """(probe of run, probe of compare at its nearest step or None)."""
+        a = self.probe(run, step, prompt)
+        if not compare or compare not in self.runs.names():
+            return a, None
+        return a, self.probe(compare, self.step_for(compare, a.step), prompt)
+
+    def js_divergence(self, a: ProbeView, b: ProbeView) -> np.ndarray:
+        """Per-head JS divergence [L, H] between two probes of the same prompt (same shape needed)."""
+        if a.weights.shape != b.weights.shape:
+            raise ConfigError(f"{a.run} and {b.run} have different shapes "
+                              f"({a.n_layer}x{a.n_head} vs {b.n_layer}x{b.n_head} heads); JS needs the same layers and heads")
+        key = content_key("js", a.run, a.step, b.run, b.step, a.ids.tolist())
+        return self.results.get_or_compute(key, lambda: js_divergence(a.weights, b.weights))
+
+    # ------------------------------------------------------------------ lambda
+    def validation_batches(self, run: str, n_batches: int, batch_size: int, *, seed: int = 0, block_size=None):
+        """Fixed validation batches [(x, y)] of the run's corpus (cached)."""
+        info = self.runs.info(run)
+        train = info.train or {}
+        T = int(block_size or info.model["block_size"])
+        key = content_key("val", train.get("data"), train.get("val_fraction", 0.1), T, n_batches, batch_size, seed)
+
+        def compute():
+            batches = TokenBatches(self.corpus(run), block_size=T, val_fraction=train.get("val_fraction", 0.1),
+                                   source=train.get("data") or "the bundled corpus")
+            return batches.eval_batches(n_batches, batch_size, seed=seed)
+
+        return self.results.get_or_compute(key, compute)
+
+    def lambda_sample(self, run: str, step: int | None, source: str, prompt: str | None) -> dict | None:
+        """{"lambda_q": [L,H,N], "lambda_k": [L,H,N]} on the prompt or a validation sample; None for dot."""
+        if self.runs.info(run).attention != "tau":
+            return None
+        if source != "validation":
+            view = self.probe(run, step, prompt)
+            return {"lambda_q": view.lambda_q, "lambda_k": view.lambda_k}
+        step = self.step_for(run, step)
+        key = content_key("lambda-val", self.checkpoint_key(run, step))
+
+        def compute():
+            n, T = VAL_SAMPLE
+            x, _ = self.validation_batches(run, 1, n, block_size=T)[0]
+            result = run_probe(self.model(run, step), x)
+            L, B, H, _ = result.lambda_q.shape  # [L,B,H,T] -> [L,H,B*T]
+            lk = result.lambda_k.repeat_interleave(result.n_rep, dim=2)
+            return {"lambda_q": result.lambda_q.transpose(1, 2).reshape(L, H, -1).numpy(),
+                    "lambda_k": lk.transpose(1, 2).reshape(L, H, -1).numpy()}
+
+        return self.results.get_or_compute(key, compute)
+
+    def lambda_resolution(self, view: ProbeView) -> tuple[np.ndarray, np.ndarray] | None:
+        """(spread [L,H] of all lambdas a head compares, temperature [L,H]) on the probe; None for dot."""
+        if not view.has_lambda:
+            return None
+        both = np.concatenate([view.lambda_q, view.lambda_k], axis=-1)  # [L,H,2T]
+        return both.max(-1) - both.min(-1), view.temperature
+
+    # ---------------------------------------------------------------- spectral
+    def spectrum(self, run: str, step: int | None):
+        """Eigen-decomposition of the Laplacian the tau run measures its heads against (cached)."""
+        step = self.step_for(run, step)
+        key = content_key("spectrum", self.checkpoint_key(run, step))
+        return self.results.get_or_compute(key, lambda: laplacian_spectrum(self.model(run, step).laplacian))
+
+    def spectral(self, run: str, step: int | None, prompt: str | None, layer: int, head: int, token: int) -> dict:
+        """Why token `token` of head (layer, head) has its lambda_q and lambda_k.
+
+        Returns eigenvalues [D] (ascending), weights_q / weights_k [D] (energy fractions),
+        energy_q / energy_k (the energy-weighted mean eigenvalues), tau_q / tau_k, lambda_q /
+        lambda_k as the model computed them and as rebuilt from the spectrum, and the token label.
+        """
+        view = self.probe(run, step, prompt)
+        if not view.has_lambda:
+            raise ConfigError(f"{run} is a dot-product model: it has no lambda to explain")
+        layer, head = int(layer) % view.n_layer, int(head) % view.n_head
+        token = int(np.clip(token, 0, view.T - 1))
+        spec = self.spectrum(run, view.step)
+        x = torch.from_numpy(np.stack([view.q[layer, head, token], view.k[layer, head, token]]))  # [2, D]
+        dec = spectral_decomposition(x, spectrum=spec)
+        taus = np.array([view.tau_q[layer, head, token], view.tau_k[layer, head, token]], dtype=np.float64)
+        rebuilt = dec.lambdas(torch.from_numpy(taus)).numpy()
+        return {
+            "eigenvalues": dec.eigenvalues.numpy(), "weights_q": dec.weights[0].numpy(),
+            "weights_k": dec.weights[1].numpy(), "energy_q": float(dec.energy[0]), "energy_k": float(dec.energy[1]),
+            "tau_q": float(taus[0]), "tau_k": float(taus[1]),
+            "lambda_q": float(view.lambda_q[layer, head, token]), "lambda_k": float(view.lambda_k[layer, head, token]),
+            "lambda_q_rebuilt": float(rebuilt[0]), "lambda_k_rebuilt": float(rebuilt[1]),
+            "token": view.tokens[token], "position": token, "layer": layer, "head": head,
+        }
+
+    # ------------------------------------------------------------------ what if
+    def laplacian_choice(self, run: str, step: int | None, choice: str, *, seed: int = 0):
+        """(tensor or None, display name) for a Laplacian choice: model/chain/identity/shuffle or domain:NAME."""
+        if not choice or choice == "model":
+            return None, "as trained"
+        model = self.model(run, step)
+        if choice.startswith("domain:"):
+            name = choice.split(":", 1)[1]
+            memory = self.domains.load(name)
+            return as_laplacian_tensor(memory.laplacian, model.config.head_dim, name=f"domain memory {name!r}"), name
+        if choice == "shuffle":
+            return laplacian_variant(model, "shuffle", seed=seed), f"shuffled (seed {seed})"
+        return laplacian_variant(model, choice), choice
+
+    def whatif(self, run: str, step: int | None, prompt: str | None, *, temperature_scale: float = 1.0,
+               tau_mode: str | None = None, tau: float | None = None, percentile: float | None = None,
+               laplacian: str | None = None, seed: int = 0) -> dict:
+        """Probe and validation loss of the tau run before and after a change (cached).
+
+        Returns {"before": ProbeView, "after": ProbeView, "val_loss": (before, after),
+        "prompt_loss": (before, after), "change": description}.
+        """
+        if self.runs.info(run).attention != "tau":
+            raise ConfigError(f"{run} is a dot-product model: what-if changes the lambdas of a tau model")
+        step = self.step_for(run, step)
+        tau_mode = tau_mode if tau_mode not in (None, "", "model") else None
+        key = content_key("whatif", self.checkpoint_key(run, step), self.encode(prompt)[0].tolist(),
+                          float(temperature_scale), tau_mode, tau, percentile, laplacian or "model", seed)
+
+        def compute():
+            before = self.probe(run, step, prompt)
+            L, name = self.laplacian_choice(run, step, laplacian or "model", seed=seed)
+            change = Change(temperature_scale=float(temperature_scale), tau_mode=tau_mode,
+                            tau=tau if tau_mode == "fixed" else None,
+                            percentile=percentile if tau_mode == "percentile" else None,
+                            laplacian=L, laplacian_name=name)
+            model = self.model(run, step)
+            batches = self.validation_batches(run, *WHATIF_BATCHES, seed=1)
+            result = what_if(model, torch.as_tensor(before.ids), change, batches,
+                             val_loss_before=self.validation_loss(run, step))
+            after = probe_view(result.after, run, step, truncated=before.truncated)
+            return {"before": before, "after": after, "val_loss": (result.val_loss_before, result.val_loss_after),
+                    "prompt_loss": (before.mean_loss, after.mean_loss), "change": change.describe()}
+
+        return self.results.get_or_compute(key, compute)
+
+    def validation_loss(self, run: str, step: int | None) -> float:
+        """Mean loss of the unchanged checkpoint on the what-if validation batches (cached)."""
+        step = self.step_for(run, step)
+        key = content_key("val-loss", self.checkpoint_key(run, step), WHATIF_BATCHES)
+        return self.results.get_or_compute(key, lambda: validation_loss(
+            self.model(run, step), self.validation_batches(run, *WHATIF_BATCHES, seed=1)))
+
+    # ---------------------------------------------------------- memory and speed
+    def kv_cache(self, runs: list[tuple[str, int | None]], contexts=speed.CACHE_CONTEXTS) -> dict:
+        """Cache bytes per run and context from real caches; adds head_dim (of the first run)."""
+        key = content_key("kv", [(r, self.checkpoint_key(r, s)) for r, s in runs], list(contexts))
+
+        def compute():
+            models = {r: self.model(r, s) for r, s in runs}
+            out = speed.kv_cache_bytes(models, contexts)
+            out["head_dim"] = next(iter(models.values())).config.head_dim
+            return out
+
+        return self.results.get_or_compute(key, compute)
+
+    def latency_key(self, runs, contexts=speed.LATENCY_CONTEXTS) -> str:
+        return content_key("latency", [(r, self.checkpoint_key(r, s)) for r, s in runs], list(contexts))
+
+    def decode_latency(self, runs: list[tuple[str, int | None]], contexts=speed.LATENCY_CONTEXTS, *,
+                       measure: bool = True) -> dict | None:
+        """Per-token decode latency measured here (once per session); None if not measured and measure=False."""
+        key = self.latency_key(runs, contexts)
+        if not measure and key not in self.measurements:
+            return None
+        with self._lock:  # one measurement at a time: two at once would time each other
+            return self.measurements.get_or_compute(
+                key, lambda: speed.decode_latency({r: self.model(r, s) for r, s in runs}, contexts))
