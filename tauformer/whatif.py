@@ -174,21 +174,22 @@ def _set_temperature(attn: TauAttention, change: Change) -> None:
 def calibrate(model, batches) -> list[float]:
     """Set each tau layer's calibrated tau to the median Rayleigh energy of its q and k on `batches`.
 
-    Layers are measured in one pass per batch with the model's current Laplacian; the median
-    over every batch's queries and keys becomes ``tau_running``. Returns the new taus.
+    Layer by layer, since a layer's q and k depend on the taus below it: layer i is measured with
+    layers < i already recalibrated. Returns the new taus.
     """
-    energies: list[list[torch.Tensor]] = [[] for _ in model.transformer.h]
     laplacian = model.laplacian_operator()
-    for x, *_ in batches:
-        with capture(model) as cap:
-            model(x)
-        for i, layer in enumerate(cap.layers):
-            energies[i] += [rayleigh_energy(layer.q, laplacian).flatten(), rayleigh_energy(layer.k, laplacian).flatten()]
     taus = []
-    for block, layer_energies in zip(model.transformer.h, energies):
-        tau = torch.cat(layer_energies).median().clamp_min(block.attn.taumode.eps)
-        block.attn.taumode.tau_running.copy_(tau)
-        block.attn.taumode.tau_updates.fill_(max(1, int(block.attn.taumode.tau_updates)))
+    for i, block in enumerate(model.transformer.h):
+        energies = []
+        for x, *_ in batches:
+            with capture(model) as cap:
+                model(x)
+            layer = cap.layers[i]
+            energies += [rayleigh_energy(layer.q, laplacian).flatten(), rayleigh_energy(layer.k, laplacian).flatten()]
+        taumode = block.attn.taumode
+        tau = torch.cat(energies).median().clamp_min(taumode.eps)
+        taumode.tau_running.copy_(tau)
+        taumode.tau_updates.fill_(max(1, int(taumode.tau_updates)))
         taus.append(float(tau))
     return taus
 
