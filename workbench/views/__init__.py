@@ -4,4 +4,10 @@
 
 PAGE_MODULES = (
     "workbench.views.home",
+    "workbench.views.heads",
+    "workbench.views.attention",
+    "workbench.views.why",
+    "workbench.views.whatif",
+    "workbench.views.training",
+    "workbench.views.memory",
 )

@@ -1,0 +1,288 @@
+"""Attention: the same prompt through the tau run and the compared run, head by head."""
+
+from __future__ import annotations
+
+import numpy as np
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from workbench.figures import (
+    fig_attention_difference,
+    fig_attention_grid,
+    fig_attention_pair,
+    fig_entropy_bars,
+    fig_js_divergence,
+    fig_sorted_attention,
+)
+
+from . import model_shared as ms
+from .common import figure_card, figure_id, register_url_sync
+
+PAGE = dict(id="attention", path="/attention", name="Attention", order=11,
+            description="Both models' attention on one prompt: every head, one head large, differences, entropy.")
+
+ENTROPY_KINDS = [{"label": "fraction of uniform", "value": "bars"},
+                 {"label": "1 - fraction (log: separates 0.9999 from 0.99)", "value": "deficit"}]
+GRID_NOTE = ("Every head of every layer (rows = layers, columns = heads; rows of a map are queries). "
+             "Both grids share one colour scale, capped at the 99.5th percentile of their weights so that "
+             "near-uniform maps stay visible. Click a map to open that head below.")
+TOP_KEYS = 5
+
+
+def layout(workspace, **query):
+    run = ms.default_run(workspace, query)
+    n_layer, n_head = ms.shape_of(workspace, run)
+    layer_opts, head_opts = ms.head_options(workspace, run)
+    token = query.get("token")
+    return html.Div(className="model-page", children=[
+        html.H1("Attention"),
+        html.P("The prompt goes through the run (Run picker) and the compared run (Compare with; the dot-product "
+               "twin by default). Weights are recomputed from the captured queries, keys and lambdas, so the "
+               "model's own kernel never has to materialise them.", className="lead"),
+        ms.prompt_box(workspace, query),
+        html.Div(className="page-controls", children=[
+            html.Label(["Layer", dcc.Dropdown(id="attn-layer", options=layer_opts, clearable=False,
+                                              value=ms.clamp_index(query.get("layer"), n_layer))]),
+            html.Label(["Head", dcc.Dropdown(id="attn-head", options=head_opts, clearable=False,
+                                             value=ms.clamp_index(query.get("head"), n_head))]),
+            html.Label(["Query token", dcc.Input(id="attn-token", type="number", min=0, step=1, debounce=True,
+                                                 value=ms.clamp_index(token, 10**6) if token not in (None, "") else None,
+                                                 placeholder="last", className="token-input")]),
+            html.Span("Click a grid map to pick a head; click a row of the large maps to pick a query token.",
+                      className="hint"),
+        ]),
+        html.Div(className="row", children=[
+            figure_card("attn-grid-a", "Run: every head", description=GRID_NOTE),
+            figure_card("attn-grid-b", "Compared run: every head", description=GRID_NOTE),
+        ]),
+        figure_card("attn-pair", "Selected head, both models", description=(
+            "The same head of both models side by side on one colour scale (capped at the 99.5th percentile of "
+            "their weights); the selected query row is outlined. Click a row to select that query.")),
+        html.Section(className="card", id="card-attn-tokens", children=[
+            html.Div(className="card-head", children=[html.H3("What the query token attends to")]),
+            html.P("The prompt with each key shaded by the weight the selected query gives it (darkest = "
+                   "the row's largest weight), in both models; the query is boxed.", className="card-description"),
+            dcc.Loading(type="circle", delay_show=300, children=html.Div(id="attn-tokens", className="token-panel")),
+        ]),
+        html.Div(className="row", children=[
+            figure_card("attn-difference", "Difference (run - compared)", figure_fn="fig_attention_difference"),
+            figure_card("attn-sorted", "Tau map ordered by lambda", figure_fn="fig_sorted_attention"),
+        ]),
+        html.Div(className="row", children=[
+            figure_card("attn-entropy", "Entropy per head", figure_fn="fig_entropy_bars", controls=[
+                dcc.RadioItems(id="attn-entropy-kind", options=ENTROPY_KINDS, inline=True,
+                               value=query.get("entropy") if query.get("entropy") in ("bars", "deficit") else "bars")]),
+            figure_card("attn-js", "JS divergence per head", figure_fn="fig_js_divergence"),
+        ]),
+        dcc.Store(id="attn-url"),
+    ])
+
+
+# ------------------------------------------------------------------ helpers
+def probe_pair(workspace, run, step, compare, prompt):
+    """(view of run, view of the compared run or None, message or None)."""
+    other = ms.compare_run(workspace, run, compare)
+    a, b = workspace.probes.probe_pair(run, step, other, ms.prompt_of(workspace, prompt, run))
+    return a, b
+
+
+def run_title(view) -> str:
+    return f"{view.run} ({view.kind}, step {view.step})"
+
+
+def no_compare_message(run) -> str:
+    return f"Nothing to compare {run} with: pick a run in 'Compare with'."
+
+
+# ------------------------------------------------------------------ callbacks
+def head_choices(workspace, run):
+    ms.require(run)
+    return ms.head_options(workspace, run)
+
+
+def update_grids(workspace, run, step, compare, prompt):
+    """The layer x head grids of both models on one colour scale."""
+    ms.require(run, step)
+    try:
+        a, b = probe_pair(workspace, run, step, compare, prompt)
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err)), ms.empty(ms.message(err))
+    cap = ms.colour_cap(a.weights, *([b.weights] if b is not None else []))
+    grid_a = fig_attention_grid(a.weights, title=run_title(a), zmax=cap)
+    grid_b = fig_attention_grid(b.weights, title=run_title(b), zmax=cap) if b is not None \
+        else ms.empty(no_compare_message(run))
+    return grid_a, grid_b
+
+
+def head_from_click(workspace, run, click) -> tuple[int, int]:
+    """(layer, head) of the grid map that was clicked (trace l * H + h)."""
+    if not click or not click.get("points"):
+        return no_update, no_update
+    _, n_head = ms.shape_of(workspace, run)
+    curve = int(click["points"][0].get("curveNumber", 0))
+    return curve // n_head, curve % n_head
+
+
+def token_from_click(click) -> int:
+    """The query position of a clicked cell of the large maps ('12·e' or a pooled '12–15')."""
+    if not click or not click.get("points"):
+        return no_update
+    label = str(click["points"][0].get("y", ""))
+    head = label.split("\u00b7", 1)[0].split("\u2013", 1)[0]
+    try:
+        return int(head)
+    except ValueError:
+        return no_update
+
+
+def _select(a, b, layer, head):
+    """Maps [T, T] of the selected head in a and b (b None when absent or a different shape)."""
+    layer, head = ms.clamp_index(layer, a.n_layer), ms.clamp_index(head, a.n_head)
+    map_b = b.weights[layer, head] if b is not None and b.weights.shape == a.weights.shape else None
+    return layer, head, a.weights[layer, head], map_b
+
+
+def update_pair(workspace, run, step, compare, prompt, layer, head, token):
+    """The selected head large in both models (shared scale), the query row outlined, and the token panel."""
+    ms.require(run, step)
+    try:
+        a, b = probe_pair(workspace, run, step, compare, prompt)
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err)), ms.message(err)
+    layer, head, map_a, map_b = _select(a, b, layer, head)
+    query = a.T - 1 if token is None else ms.clamp_index(token, a.T)
+    panel = token_panel(a, b, layer, head, query)
+    if map_b is None:
+        text = no_compare_message(run) if b is None else f"{b.run} has a different shape; no head to pair with."
+        return ms.empty(text), panel
+    fig = fig_attention_pair(map_a, map_b, a.tokens, highlight_query=query, names=(a.run, b.run),
+                             zmax=ms.colour_cap(map_a, map_b))
+    fig.update_layout(title=f"layer {layer}, head {head}; query {query} '{a.tokens[query]}' outlined")
+    return fig, panel
+
+
+def token_panel(a, b, layer, head, query) -> list:
+    """The prompt twice, each key shaded by the query's weight on it, plus the top keys of each model."""
+    rows = []
+    for view in (a, b):
+        if view is None or view.weights.shape != a.weights.shape:
+            continue
+        weights = view.weights[layer, head, query, : query + 1]  # [query + 1] visible keys
+        top = np.argsort(weights)[::-1][:TOP_KEYS]
+        rows.append(html.Div(className=f"token-row kind-{view.kind}", children=[
+            html.Div(className="token-row-head", children=[
+                html.B(view.run), html.Span(" top keys: " + ", ".join(
+                    f"{j}\u00b7{view.tokens[j]} {weights[j]:.3f}" for j in top), className="muted")]),
+            html.Div(className="token-text", children=token_spans(view, weights, query)),
+        ]))
+    return rows
+
+
+def token_spans(view, weights: np.ndarray, query: int) -> list:
+    """One span per token up to the query, opacity of its background = weight / the row's largest."""
+    peak = float(weights.max()) or 1.0
+    spans = []
+    for j, tok in enumerate(view.tokens[: query + 1]):
+        style = {"--w": f"{weights[j] / peak:.3f}"}
+        cls = "tok query" if j == query else "tok"
+        spans.append(html.Span(tok, className=cls, style=style, title=f"{j}: {weights[j]:.4f}"))
+    return spans
+
+
+def update_head_maps(workspace, run, step, compare, prompt, layer, head):
+    """Difference of the selected head between the models, and the tau map ordered by lambda."""
+    ms.require(run, step)
+    try:
+        a, b = probe_pair(workspace, run, step, compare, prompt)
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err)), ms.empty(ms.message(err))
+    layer, head, map_a, map_b = _select(a, b, layer, head)
+    diff = (fig_attention_difference(map_a, map_b, a.tokens) if map_b is not None
+            else ms.empty(no_compare_message(run)))
+    if map_b is not None:
+        diff.update_layout(title=f"{a.run} \u2212 {b.run}, layer {layer} head {head}")
+    tau = a if a.has_lambda else (b if b is not None and b.has_lambda and map_b is not None else None)
+    if tau is None:
+        return diff, ms.empty("Neither model is a tau model, so there is no lambda to order the keys by.")
+    sorted_fig = fig_sorted_attention(tau.weights[layer, head], tau.lambda_q[layer, head], tau.lambda_k[layer, head],
+                                      tau.tokens)
+    sorted_fig.update_layout(title=f"{tau.run}, layer {layer} head {head}")
+    sorted_fig.update_traces(zmax=ms.colour_cap(tau.weights[layer, head]), selector=dict(type="heatmap"))
+    return diff, sorted_fig
+
+
+def update_summary(workspace, run, step, compare, prompt, kind):
+    """Entropy per head (fraction of uniform) of both models, and their JS divergence."""
+    ms.require(run, step)
+    try:
+        a, b = probe_pair(workspace, run, step, compare, prompt)
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err)), ms.empty(ms.message(err))
+    entropy = {a.run: a.entropy}
+    if b is not None and b.entropy.shape == a.entropy.shape:
+        entropy[b.run] = b.entropy
+    ent = fig_entropy_bars(entropy, kind=kind or "bars")
+    if b is None:
+        return ent, ms.empty(no_compare_message(run))
+    try:
+        js = fig_js_divergence(workspace.probes.js_divergence(a, b), names=(a.run, b.run))
+    except ms.FRIENDLY_ERRORS as err:
+        js = ms.empty(ms.message(err))
+    return ent, js
+
+
+def register_callbacks(app, workspace) -> None:
+    ms.register_prompt(app, workspace)
+    fig = lambda name: Output(figure_id(name), "figure")  # noqa: E731
+    prompt = Input(ms.PROMPT, "data")
+    selected = [Input("attn-layer", "value"), Input("attn-head", "value")]
+    app.callback(Output("attn-layer", "options"), Output("attn-head", "options"),
+                 Input("run-picker", "value"))(ms.bind(workspace, head_choices))
+    app.callback(fig("attn-grid-a"), fig("attn-grid-b"), *ms.WITH_COMPARE, prompt)(ms.bind(workspace, update_grids))
+
+    @app.callback(Output("attn-layer", "value"), Output("attn-head", "value"),
+                  Input(figure_id("attn-grid-a"), "clickData"), Input(figure_id("attn-grid-b"), "clickData"),
+                  State("run-picker", "value"), prevent_initial_call=True)
+    def select_head(click_a, click_b, run):
+        click = click_b if ctx.triggered_id == figure_id("attn-grid-b") else click_a
+        return head_from_click(workspace, run, click)
+
+    app.callback(Output("attn-token", "value"), Input(figure_id("attn-pair"), "clickData"),
+                 prevent_initial_call=True)(token_from_click)
+    app.callback(fig("attn-pair"), Output("attn-tokens", "children"), *ms.WITH_COMPARE, prompt, *selected,
+                 Input("attn-token", "value"))(ms.bind(workspace, update_pair))
+    app.callback(fig("attn-difference"), fig("attn-sorted"), *ms.WITH_COMPARE, prompt,
+                 *selected)(ms.bind(workspace, update_head_maps))
+    app.callback(fig("attn-entropy"), fig("attn-js"), *ms.WITH_COMPARE, prompt,
+                 Input("attn-entropy-kind", "value"))(ms.bind(workspace, update_summary))
+    register_url_sync(app, "attn-url", [
+        ("prompt", ms.PROMPT, "data"), ("layer", "attn-layer", "value"), ("head", "attn-head", "value"),
+        ("token", "attn-token", "value"), ("entropy", "attn-entropy-kind", "value"),
+    ])
+
+
+# ------------------------------------------------------------------ export and bench
+def _state(workspace, state: dict):
+    run = state.get("run") or ms.default_run(workspace, {})
+    return run, workspace.runs.nearest_step(run, state.get("step")), state.get("compare"), state.get("prompt")
+
+
+def export_figures(workspace, state: dict) -> dict:
+    run, step, compare, prompt = _state(workspace, state)
+    grid_a, grid_b = update_grids(workspace, run, step, compare, prompt)
+    pair, _ = update_pair(workspace, run, step, compare, prompt, 0, 0, None)
+    diff, sorted_fig = update_head_maps(workspace, run, step, compare, prompt, 0, 0)
+    entropy, js = update_summary(workspace, run, step, compare, prompt, "bars")
+    return {"attn-grid-a": grid_a, "attn-grid-b": grid_b, "attn-pair": pair, "attn-difference": diff,
+            "attn-sorted": sorted_fig, "attn-entropy": entropy, "attn-js": js}
+
+
+def bench_cases(workspace) -> list:
+    run, step, compare, prompt = _state(workspace, {})
+    return [
+        ("attention: grids", lambda: update_grids(workspace, run, step, compare, prompt)),
+        ("attention: pick head 2 of layer 3", lambda: update_pair(workspace, run, step, compare, prompt, 3, 2, None)),
+        ("attention: pick query token 100", lambda: update_pair(workspace, run, step, compare, prompt, 3, 2, 100)),
+        ("attention: difference and sorted map", lambda: update_head_maps(workspace, run, step, compare, prompt, 3, 2)),
+        ("attention: entropy and JS", lambda: update_summary(workspace, run, step, compare, prompt, "bars")),
+        ("attention: entropy deficit", lambda: update_summary(workspace, run, step, compare, prompt, "deficit")),
+    ]

@@ -1,0 +1,138 @@
+"""Heads: what each tau head's lambda looks like on a prompt, and whether its temperature can use it."""
+
+from __future__ import annotations
+
+from dash import Input, Output, dcc, html
+
+from workbench.figures import fig_lambda_distributions, fig_lambda_resolution, fig_lambda_strip
+
+from . import model_shared as ms
+from .common import figure_card, register_url_sync
+
+PAGE = dict(id="heads", path="/heads", name="Heads", order=10,
+            description="Lambda of every token per head: strips, distributions, and what the temperature resolves.")
+
+SOURCES = [{"label": "on the prompt", "value": "prompt"}, {"label": "on validation text (4 x 256 tokens)", "value": "validation"}]
+KINDS = [{"label": "violin", "value": "violin"}, {"label": "ridgeline", "value": "ridgeline"}]
+QUANTITIES = [{"label": "lambda_q", "value": "lambda_q"}, {"label": "lambda_k", "value": "lambda_k"}]
+
+
+def layout(workspace, **query):
+    run = ms.default_run(workspace, query)
+    layer, colour, source = query.get("layer"), query.get("range"), query.get("source")
+    kind, quantity = query.get("kind"), query.get("quantity")
+    n_layer, _ = ms.shape_of(workspace, run)
+    layer_opts, _ = ms.head_options(workspace, run)
+    return html.Div(className="model-page", children=[
+        html.H1("Heads"),
+        html.P("Each tau head turns every query and key into one number, lambda = E / (E + tau), where E is the "
+               "vector's Rayleigh energy on the domain memory's Laplacian. Here is that number per token and head.",
+               className="lead"),
+        ms.prompt_box(workspace, query),
+        html.Div(className="page-controls", children=[
+            html.Label(["Layer", dcc.Dropdown(id="heads-layer", options=layer_opts, clearable=False,
+                                              value=ms.clamp_index(layer, n_layer))]),
+            html.Label(["Colour range", dcc.RadioItems(
+                id="heads-range", value=colour if colour in ("full", "data") else "data", inline=True,
+                options=[{"label": "0 to 1", "value": "full"}, {"label": "data range", "value": "data"}])]),
+        ]),
+        figure_card("heads-lambda-q", "lambda_q per token", figure_fn="fig_lambda_strip"),
+        figure_card("heads-lambda-k", "lambda_k per token", figure_fn="fig_lambda_strip"),
+        figure_card("heads-distributions", "Lambda distribution per head", figure_fn="fig_lambda_distributions",
+                    controls=[
+                        dcc.RadioItems(id="heads-source", options=SOURCES, inline=True,
+                                       value=source if source in ("prompt", "validation") else "prompt"),
+                        dcc.RadioItems(id="heads-quantity", options=QUANTITIES, inline=True,
+                                       value=quantity if quantity in ("lambda_q", "lambda_k") else "lambda_q"),
+                        dcc.RadioItems(id="heads-kind", options=KINDS, inline=True,
+                                       value=kind if kind in ("violin", "ridgeline") else "violin"),
+                    ]),
+        figure_card("heads-resolution", "Lambda spread against temperature", figure_fn="fig_lambda_resolution"),
+        dcc.Store(id="heads-url"),
+    ])
+
+
+# ------------------------------------------------------------------ callbacks
+def layer_choices(workspace, run):
+    ms.require(run)
+    return ms.head_options(workspace, run)[0]
+
+
+def update_strips(workspace, run, step, prompt, layer, colour_range):
+    """lambda_q and lambda_k strips (one row per head) of one layer."""
+    ms.require(run, step)
+    if workspace.runs.info(run).attention != "tau":
+        return ms.empty(ms.no_lambda(run)), ms.empty(ms.no_lambda(run))
+    try:
+        view = workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run))
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err)), ms.empty(ms.message(err))
+    layer = ms.clamp_index(layer, view.n_layer)
+    full = colour_range != "data"
+    return (fig_lambda_strip(view.tokens, view.lambda_q[layer], title_prefix="lambda_q", full_range=full, layer=layer),
+            fig_lambda_strip(view.tokens, view.lambda_k[layer], title_prefix="lambda_k", full_range=full, layer=layer))
+
+
+def update_distributions(workspace, run, step, prompt, source, quantity, kind):
+    """Per-head violins (or ridgelines) of lambda on the prompt or on validation text."""
+    ms.require(run, step)
+    if workspace.runs.info(run).attention != "tau":
+        return ms.empty(ms.no_lambda(run))
+    try:
+        sample = workspace.probes.lambda_sample(run, step, source, ms.prompt_of(workspace, prompt, run))
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err))
+    return fig_lambda_distributions(sample[quantity or "lambda_q"], kind=kind or "violin",
+                                    quantity=quantity or "lambda_q")
+
+
+def update_resolution(workspace, run, step, prompt):
+    """Each head's lambda spread on the prompt against the largest weight ratio its temperature allows."""
+    ms.require(run, step)
+    if workspace.runs.info(run).attention != "tau":
+        return ms.empty(ms.no_lambda(run))
+    try:
+        spread, temperature = workspace.probes.lambda_resolution(
+            workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run)))
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err))
+    return fig_lambda_resolution(spread, temperature)
+
+
+def register_callbacks(app, workspace) -> None:
+    ms.register_prompt(app, workspace)
+    fig = lambda name: Output({"type": "figure", "id": name}, "figure")  # noqa: E731
+    app.callback(Output("heads-layer", "options"), Input("run-picker", "value"))(ms.bind(workspace, layer_choices))
+    app.callback(fig("heads-lambda-q"), fig("heads-lambda-k"), *ms.PICKERS, Input(ms.PROMPT, "data"),
+                 Input("heads-layer", "value"), Input("heads-range", "value"))(ms.bind(workspace, update_strips))
+    app.callback(fig("heads-distributions"), *ms.PICKERS, Input(ms.PROMPT, "data"), Input("heads-source", "value"),
+                 Input("heads-quantity", "value"), Input("heads-kind", "value"))(ms.bind(workspace, update_distributions))
+    app.callback(fig("heads-resolution"), *ms.PICKERS, Input(ms.PROMPT, "data"))(ms.bind(workspace, update_resolution))
+    register_url_sync(app, "heads-url", [
+        ("prompt", ms.PROMPT, "data"), ("layer", "heads-layer", "value"), ("range", "heads-range", "value"),
+        ("source", "heads-source", "value"), ("quantity", "heads-quantity", "value"), ("kind", "heads-kind", "value"),
+    ])
+
+
+
+# ------------------------------------------------------------------ export and bench
+def export_figures(workspace, state: dict) -> dict:
+    run, step, prompt = state.get("run"), state.get("step"), state.get("prompt")
+    run = run or ms.default_run(workspace, {})
+    step = workspace.runs.nearest_step(run, step)
+    q, k = update_strips(workspace, run, step, prompt, 0, "full")
+    return {"heads-lambda-q": q, "heads-lambda-k": k,
+            "heads-distributions": update_distributions(workspace, run, step, prompt, "prompt", "lambda_q", "violin"),
+            "heads-resolution": update_resolution(workspace, run, step, prompt)}
+
+
+def bench_cases(workspace) -> list:
+    run = ms.default_run(workspace, {})
+    step = workspace.runs.nearest_step(run, None)
+    return [
+        ("heads: strips, layer 1", lambda: update_strips(workspace, run, step, None, 1, "full")),
+        ("heads: strips, data range", lambda: update_strips(workspace, run, step, None, 2, "data")),
+        ("heads: distributions on the prompt", lambda: update_distributions(workspace, run, step, None, "prompt", "lambda_q", "violin")),
+        ("heads: distributions on validation text", lambda: update_distributions(workspace, run, step, None, "validation", "lambda_k", "ridgeline")),
+        ("heads: resolution", lambda: update_resolution(workspace, run, step, None)),
+    ]

@@ -1,0 +1,101 @@
+"""Memory & speed: KV-cache bytes of both models against context, and decode latency measured here."""
+
+from __future__ import annotations
+
+import numpy as np
+from dash import Input, Output, ctx, html
+
+from workbench.figures import fig_decode_latency, fig_kv_cache
+
+from . import model_shared as ms
+from .common import figure_card, figure_id
+
+PAGE = dict(id="memory", path="/memory", name="Memory & speed", order=15,
+            description="KV-cache bytes against context with the (D+1)/2D line, and decode latency measured here.")
+
+MEASURE_NOTE = ("Press 'Measure' to time decoding on this machine (a few seconds: 8 tokens after contexts of "
+                "64, 256 and 1024, 3 repeats, the models interleaved). The result is kept for this session.")
+
+
+def layout(workspace, **query):
+    return html.Div(className="model-page", children=[
+        html.H1("Memory & speed"),
+        html.P("A dot-product model caches keys and values, 2 x D numbers per head and position; a Tauformer "
+               "caches values and one lambda, D + 1 numbers. The ratio (D + 1) / 2D is about one half. Bytes "
+               "below are read from the models' real, preallocated caches.", className="lead"),
+        figure_card("memory-cache", "KV-cache bytes against context", figure_fn="fig_kv_cache"),
+        figure_card("memory-latency", "Decode latency per token", figure_fn="fig_decode_latency", controls=[
+            html.Button("Measure", id="memory-measure", className="measure-button", n_clicks=0),
+            html.Span(id="memory-latency-note", className="muted"),
+        ]),
+    ])
+
+
+# ------------------------------------------------------------------ callbacks
+def models_of(workspace, run, step, compare) -> list[tuple[str, int]]:
+    """[(run, step), (compared run, its nearest step)] -- the compared one only when it exists."""
+    runs = [(run, workspace.runs.nearest_step(run, step))]
+    other = ms.compare_run(workspace, run, compare)
+    if other and other != run:
+        runs.append((other, workspace.runs.nearest_step(other, step)))
+    return runs
+
+
+def update_cache(workspace, run, step, compare):
+    ms.require(run, step)
+    try:
+        kv = workspace.probes.kv_cache(models_of(workspace, run, step, compare))
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err))
+    return fig_kv_cache(kv["context"], kv["bytes"], head_dim=kv["head_dim"])
+
+
+def update_latency(workspace, measure: bool, run, step, compare):
+    """The latency figure: measured when the button was pressed, else the session's earlier measurement."""
+    ms.require(run, step)
+    runs = models_of(workspace, run, step, compare)
+    try:
+        lat = workspace.probes.decode_latency(runs, measure=bool(measure))
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err)), ms.message(err)
+    if lat is None:
+        return ms.empty("Not measured yet: press Measure."), MEASURE_NOTE
+    return fig_decode_latency(lat["context"], lat["ms"]), latency_note(lat)
+
+
+def latency_note(lat: dict) -> str:
+    parts = []
+    for name, ms_ in lat["ms"].items():
+        med = np.median(ms_, axis=1)
+        parts.append(f"{name}: " + ", ".join(f"{m:.2f}" for m in med) + " ms/token")
+    ctx = ", ".join(f"{c:g}" for c in lat["context"])
+    return (f"Medians at contexts {ctx} -- " + "; ".join(parts)
+            + f" ({lat['new_tokens']} tokens x {lat['repeats']} repeats, measured on this machine).")
+
+
+def register_callbacks(app, workspace) -> None:
+    app.callback(Output(figure_id("memory-cache"), "figure"), *ms.WITH_COMPARE)(ms.bind(workspace, update_cache))
+    app.callback(Output(figure_id("memory-latency"), "figure"), Output("memory-latency-note", "children"),
+                 Input("memory-measure", "n_clicks"), *ms.WITH_COMPARE)(ms.bind(workspace, _latency_callback))
+
+
+def _latency_callback(workspace, n_clicks, run, step, compare):
+    """Measure only when the button fired; a picker change shows an earlier measurement if any."""
+    return update_latency(workspace, ctx.triggered_id == "memory-measure", run, step, compare)
+
+
+# ------------------------------------------------------------------ export and bench
+def export_figures(workspace, state: dict) -> dict:
+    run = state.get("run") or ms.default_run(workspace, {})
+    step = workspace.runs.nearest_step(run, state.get("step"))
+    latency, _ = update_latency(workspace, True, run, step, state.get("compare"))
+    return {"memory-cache": update_cache(workspace, run, step, state.get("compare")), "memory-latency": latency}
+
+
+def bench_cases(workspace) -> list:
+    run = ms.default_run(workspace, {})
+    step = workspace.runs.nearest_step(run, None)
+    return [
+        ("memory: KV-cache bytes", lambda: update_cache(workspace, run, step, None)),
+        ("memory: show measured latency", lambda: update_latency(workspace, False, run, step, None)),
+    ]

@@ -1,0 +1,190 @@
+"""Pieces the model pages share: the prompt box, head / token selectors, and callback helpers.
+
+The prompt lives in three stores: ``model-prompt`` (the committed prompt the pages compute on;
+None means the default prompt, so the URL stays short), ``model-prompt-memory`` (session
+storage, so the prompt follows the user from page to page) and ``model-prompt-from-url``
+(whether the URL named a prompt, which then wins over the remembered one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from dash import Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
+
+from tauformer.errors import TauformerError
+from workbench.figures import FigureInputError, fig_empty
+
+PROMPT = "model-prompt"
+PROMPT_TEXT = "model-prompt-text"
+PROMPT_RUN = "model-prompt-run"
+PROMPT_MEMORY = "model-prompt-memory"
+PROMPT_FROM_URL = "model-prompt-from-url"
+PROMPT_DEFAULT = "model-prompt-default"
+PROMPT_NOTE = "model-prompt-note"
+PICKERS = [Input("run-picker", "value"), Input("step-picker", "value")]
+WITH_COMPARE = PICKERS + [Input("compare-picker", "value")]
+NONE = "__none__"
+FRIENDLY_ERRORS = (TauformerError, KeyError, FigureInputError, ValueError)
+
+
+def bind(workspace, fn):
+    """A Dash callback that calls the module-level ``fn(workspace, *inputs)``."""
+
+    def callback(*args):
+        return fn(workspace, *args)
+
+    callback.__name__ = fn.__name__
+    return callback
+
+
+def require(*values) -> None:
+    """Skip the update while a global picker is still empty (they start as None)."""
+    if any(v is None for v in values):
+        raise PreventUpdate
+
+
+def message(err: Exception) -> str:
+    """An error as one readable line (KeyError quotes its message)."""
+    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+
+
+def no_lambda(run: str) -> str:
+    return (f"{run} is a dot-product model: it has no lambda. "
+            "Pick a tau run in the Run picker to see its lambdas.")
+
+
+def empty(text: str, height: int | None = None):
+    return fig_empty(text, height=height)
+
+
+def compare_run(workspace, run: str, compare: str | None) -> str | None:
+    """The compared run: the compare picker's, else the run's tau/dot twin; None for 'nothing'."""
+    if compare == NONE:
+        return None
+    if compare in workspace.runs.names():
+        return compare
+    return workspace.probes.pair(run)
+
+
+def default_run(workspace, query: dict) -> str | None:
+    """The run a page opens on (the URL's, else the default tau run) -- for initial options."""
+    names = workspace.runs.names()
+    run = query.get("run")
+    if run in names:
+        return run
+    tau, dot = workspace.runs.default_pair()
+    return tau or dot or (names[0] if names else None)
+
+
+def shape_of(workspace, run: str | None) -> tuple[int, int]:
+    """(n_layer, n_head) of a run ((1, 1) when unknown)."""
+    if not run or run not in workspace.runs.names():
+        return 1, 1
+    m = workspace.runs.info(run).model
+    return int(m["n_layer"]), int(m["n_head"])
+
+
+def index_options(n: int, label: str) -> list[dict]:
+    return [{"label": f"{label} {i}", "value": i} for i in range(n)]
+
+
+def clamp_index(value, n: int, default: int = 0) -> int:
+    try:
+        return int(np.clip(int(value), 0, max(0, n - 1)))
+    except (TypeError, ValueError):
+        return default
+
+
+def head_options(workspace, run):
+    """Layer and head dropdown options for the run's shape."""
+    n_layer, n_head = shape_of(workspace, run)
+    return index_options(n_layer, "layer"), index_options(n_head, "head")
+
+
+def colour_cap(*maps: np.ndarray) -> float:
+    """A shared top of the colour scale: the 99.5th percentile of the weights past the first rows."""
+    values = [m[..., min(8, m.shape[-2] - 1):, :].ravel() for m in maps]
+    values = np.concatenate([v[:: max(1, v.size // 400_000)] for v in values])
+    values = values[values > 0]
+    return float(np.quantile(values, 0.995)) if values.size else 1.0
+
+
+# ------------------------------------------------------------------ the prompt box
+def initial_prompt(workspace, query: dict) -> tuple[str, str, bool]:
+    """(text shown, default prompt, whether the URL named one)."""
+    default = workspace.probes.default_prompt(default_run(workspace, query))
+    given = query.get("prompt")
+    return (given if given else default), default, bool(given)
+
+
+def prompt_box(workspace, query: dict) -> html.Section:
+    """The shared prompt: a text area, a run button, a note (length, truncation) and its stores."""
+    text, default, from_url = initial_prompt(workspace, query)
+    return html.Section(className="card prompt-card", children=[
+        html.Div(className="prompt-row", children=[
+            dcc.Textarea(id=PROMPT_TEXT, value=text, className="prompt-text", spellCheck=False,
+                         placeholder="Type or paste text; every byte is one token (at most 1024)."),
+            html.Div(className="prompt-side", children=[
+                html.Button("Run prompt", id=PROMPT_RUN, className="prompt-run", n_clicks=0,
+                            title="Probe the models on this text (also runs when the box loses focus)"),
+                html.Button("Default text", id="model-prompt-reset", className="prompt-reset", n_clicks=0,
+                            title="Back to the default passage of validation text"),
+                html.Div(id=PROMPT_NOTE, className="prompt-note"),
+            ]),
+        ]),
+        dcc.Store(id=PROMPT, data=text if from_url and text != default else None),
+        dcc.Store(id=PROMPT_MEMORY, storage_type="session"),
+        dcc.Store(id=PROMPT_FROM_URL, data=from_url),
+        dcc.Store(id=PROMPT_DEFAULT, data=default),
+    ])
+
+
+def prompt_of(workspace, stored: str | None, run: str | None = None) -> str:
+    """The prompt to compute on: the committed one, or the default passage."""
+    return stored if stored else workspace.probes.default_prompt(run)
+
+
+def prompt_note(workspace, stored: str | None) -> str:
+    """'256 tokens' or a note that the text was cut to the limit."""
+    text = prompt_of(workspace, stored)
+    ids, cut = workspace.probes.encode(text)
+    note = f"{len(ids)} tokens (bytes)" + ("" if stored else " of validation text")
+    return note + (" -- cut to the first 1024" if cut else "")
+
+
+_PROMPT_JS = """
+function(nRun, nBlur, nReset, memory, text, fromUrl, current, dflt) {
+    const nu = window.dash_clientside.no_update;
+    const ctx = window.dash_clientside.callback_context;
+    const fired = (ctx.triggered || []).map(t => t.prop_id);
+    const typed = fired.some(p => p.startsWith('model-prompt-text') || p.startsWith('model-prompt-run'));
+    const reset = fired.some(p => p.startsWith('model-prompt-reset'));
+    const commit = (value) => {
+        const v = (value === dflt || !value) ? null : value;
+        return [v === current ? nu : v, v, (value || dflt) === text ? nu : (value || dflt)];
+    };
+    if (reset) { return commit(dflt); }
+    if (typed) { return commit(text); }
+    // page load: a prompt in the URL wins, otherwise the one remembered in this tab
+    if (fromUrl) { return [nu, current, nu]; }
+    if (memory && memory !== current) { return [memory, nu, memory]; }
+    return [nu, nu, nu];
+}
+"""
+
+
+def register_prompt(app, workspace) -> None:
+    """Register the prompt box's callbacks once per app (every model page calls this)."""
+    if getattr(app, "_model_prompt_registered", False):
+        return
+    app._model_prompt_registered = True
+    app.clientside_callback(
+        _PROMPT_JS,
+        Output(PROMPT, "data"), Output(PROMPT_MEMORY, "data"), Output(PROMPT_TEXT, "value"),
+        Input(PROMPT_RUN, "n_clicks"), Input(PROMPT_TEXT, "n_blur"), Input("model-prompt-reset", "n_clicks"),
+        Input(PROMPT_MEMORY, "data"),
+        State(PROMPT_TEXT, "value"), State(PROMPT_FROM_URL, "data"), State(PROMPT, "data"),
+        State(PROMPT_DEFAULT, "data"),
+    )
+    app.callback(Output(PROMPT_NOTE, "children"), Input(PROMPT, "data"))(bind(workspace, prompt_note))

@@ -1,0 +1,204 @@
+"""Training: loss curves of every run, throughput, and how lambda and attention entropy moved over steps."""
+
+from __future__ import annotations
+
+import numpy as np
+from dash import Input, Output, dcc, html, no_update
+
+from workbench.figures import fig_entropy_over_steps, fig_lambda_over_steps, fig_loss_curves, fig_tokens_per_second
+
+from . import model_shared as ms
+from .common import figure_card, figure_id, register_url_sync
+
+PAGE = dict(id="training", path="/training", name="Training", order=14,
+            description="Loss curves, tokens/s, and lambda and entropy over steps; click a checkpoint to load it.")
+
+
+def _float(value, default: float) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def layout(workspace, **query):
+    run = ms.default_run(workspace, query)
+    n_layer, n_head = ms.shape_of(workspace, run)
+    heads = [{"label": "mean of heads", "value": "all"}] + ms.index_options(n_head, "head")
+    layers = [{"label": "all layers", "value": "all"}] + ms.index_options(n_layer, "layer")
+    log = query.get("log") == "log"
+    return html.Div(className="model-page", children=[
+        html.H1("Training"),
+        html.P("Every run's history as logged at each evaluation. Diamonds are saved checkpoints: click one "
+               "(or any point) to load that run at that checkpoint in the other pages.", className="lead"),
+        figure_card("train-loss", "Loss", figure_fn="fig_loss_curves", controls=[
+            html.Label(["smoothing", dcc.Slider(id="train-smoothing", min=0, max=0.95, step=0.05,
+                                                value=_float(query.get("smoothing"), 0.0),
+                                                marks={0: "0", 0.5: "0.5", 0.9: "0.9"}, className="slider")]),
+            dcc.Checklist(id="train-log", options=[{"label": "log loss axis", "value": "log"}],
+                          value=["log"] if log else [], inline=True),
+        ]),
+        html.Div(className="row", children=[
+            figure_card("train-lambda", "Lambda over steps (run)", figure_fn="fig_lambda_over_steps", controls=[
+                dcc.RadioItems(id="train-quantity", inline=True, value="lambda_q" if query.get("quantity") != "lambda_k"
+                               else "lambda_k", options=[{"label": "lambda_q", "value": "lambda_q"},
+                                                          {"label": "lambda_k", "value": "lambda_k"}]),
+                dcc.Dropdown(id="train-head", options=heads, value=_choice(query.get("head"), heads),
+                             clearable=False, className="small-dropdown"),
+            ]),
+            figure_card("train-entropy", "Attention entropy over steps", figure_fn="fig_entropy_over_steps",
+                        controls=[dcc.Dropdown(id="train-layer", options=layers, clearable=False,
+                                               value=_choice(query.get("entlayer"), layers),
+                                               className="small-dropdown")]),
+        ]),
+        html.Div(id="train-drift", className="card drift-note"),
+        figure_card("train-speed", "Throughput", figure_fn="fig_tokens_per_second"),
+        dcc.Store(id="train-url"),
+    ])
+
+
+def _choice(value, options):
+    values = [str(o["value"]) for o in options]
+    return options[values.index(str(value))]["value"] if str(value) in values else "all"
+
+
+# ------------------------------------------------------------------ data
+def histories(workspace) -> dict:
+    """Each run's history arrays (run name -> dict), skipping runs whose files cannot be read."""
+    out = {}
+    for name in workspace.runs.names():
+        try:
+            out[name] = workspace.runs.history_arrays(name)
+        except ms.FRIENDLY_ERRORS:
+            continue
+    return out
+
+
+def drift(h: dict, quantity: str = "lambda_q") -> dict | None:
+    """Mean lambda (over layers and heads), the mean tau and the validation loss at the first and last
+    evaluation, and the Pearson correlation of mean lambda with validation loss over all evaluations --
+    the paper's observation that lambda drifts down as the loss falls."""
+    key = f"{quantity}_mean"
+    if key not in h or h[key].size == 0:
+        return None
+    lam = h[key].reshape(h[key].shape[0], -1).mean(1)  # [S]
+    val = h["val_loss"]
+    ok = np.isfinite(lam) & np.isfinite(val)
+    if ok.sum() < 2:
+        return None
+    r = float(np.corrcoef(lam[ok], val[ok])[0, 1]) if np.std(lam[ok]) > 0 and np.std(val[ok]) > 0 else float("nan")
+    first, last = np.flatnonzero(ok)[[0, -1]]
+    tau = h["tau"].reshape(h["tau"].shape[0], -1).mean(1) if "tau" in h else None  # [S]
+    return {"step": (int(h["step"][first]), int(h["step"][last])), "lambda": (float(lam[first]), float(lam[last])),
+            "val_loss": (float(val[first]), float(val[last])), "r": r,
+            "tau": (float(tau[first]), float(tau[last])) if tau is not None else None}
+
+
+# ------------------------------------------------------------------ callbacks
+def update_loss(workspace, smoothing, log, run, step):
+    """Loss curves of all runs, with the loaded checkpoint marked."""
+    hs = histories(workspace)
+    return fig_loss_curves(hs, smoothing=min(0.95, _float(smoothing, 0.0)), log_y="log" in (log or []),
+                           selected_step=step, selected_run=run,
+                           checkpoints={name: h["checkpoints"] for name, h in hs.items()})
+
+
+def update_speed(workspace, smoothing):
+    return fig_tokens_per_second(histories(workspace), smoothing=min(0.95, _float(smoothing, 0.0)))
+
+
+def update_lambda(workspace, run, quantity, head):
+    """Lambda statistics of the run over steps, and the drift note."""
+    ms.require(run)
+    quantity = quantity or "lambda_q"
+    try:
+        h = workspace.runs.history_arrays(run)
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err)), ms.message(err)
+    if f"{quantity}_mean" not in h:
+        text = ms.no_lambda(run) if h["kind"] != "tau" else f"{run} logged no lambda statistics."
+        return ms.empty(text), text
+    fig = fig_lambda_over_steps(h["step"], h[f"{quantity}_mean"], h[f"{quantity}_p05"], h[f"{quantity}_p95"],
+                                head=None if head in (None, "all") else int(head), quantity=quantity)
+    calibrated = workspace.runs.info(run).model.get("tau_mode") == "calibrated"
+    return fig, drift_note(run, drift(h, quantity), quantity, calibrated)
+
+
+def drift_note(run: str, d: dict | None, quantity: str, calibrated: bool = False) -> list:
+    """One paragraph on how lambda moved while the loss fell."""
+    if d is None:
+        return [f"Not enough evaluations of {run} to follow {quantity}."]
+    direction = "fell" if d["lambda"][1] < d["lambda"][0] else "rose"
+    agrees = d["r"] > 0 and direction == "fell"
+    parts = [html.B(f"{run}: "), f"mean {quantity} {direction} from {d['lambda'][0]:.4f} (step {d['step'][0]}) to "
+             f"{d['lambda'][1]:.4f} (step {d['step'][1]}) while validation loss went {d['val_loss'][0]:.3f} \u2192 "
+             f"{d['val_loss'][1]:.3f}; its correlation with validation loss over all evaluations is "
+             f"r = {d['r']:+.2f} ({'in line with' if agrees else 'unlike'} the paper's observation that lambda drifts down as the loss falls). "]
+    if calibrated and d["tau"] is not None:
+        parts.append(f"This run calibrates tau to the median energy, which keeps lambda near 0.5 by construction; "
+                     f"the energy itself moved instead: mean tau {d['tau'][0]:.3f} \u2192 {d['tau'][1]:.3f}.")
+    return parts
+
+
+def update_entropy(workspace, layer):
+    hs = {name: h for name, h in histories(workspace).items() if "entropy" in h}
+    if not hs:
+        return ms.empty("No run logged attention entropy.")
+    layer = None if layer in (None, "all") else int(layer)
+    n_layers = min(h["entropy"].shape[1] for h in hs.values())
+    if layer is not None and layer >= n_layers:
+        layer = None
+    return fig_entropy_over_steps({n: {"step": h["step"], "entropy": h["entropy"]} for n, h in hs.items()},
+                                  layer=layer)
+
+
+def load_checkpoint(workspace, click):
+    """(run, step) for the run-picker and step-picker from a clicked point's customdata [run, step]."""
+    if not click or not click.get("points"):
+        return no_update, no_update
+    data = click["points"][0].get("customdata")
+    if not isinstance(data, (list, tuple)) or len(data) < 2 or data[0] not in workspace.runs.names():
+        return no_update, no_update
+    run = data[0]
+    return run, workspace.runs.nearest_step(run, int(data[1]))
+
+
+def register_callbacks(app, workspace) -> None:
+    fig = lambda name: Output(figure_id(name), "figure")  # noqa: E731
+    app.callback(fig("train-loss"), Input("train-smoothing", "value"), Input("train-log", "value"),
+                 *ms.PICKERS)(ms.bind(workspace, update_loss))
+    app.callback(fig("train-speed"), Input("train-smoothing", "value"))(ms.bind(workspace, update_speed))
+    app.callback(fig("train-lambda"), Output("train-drift", "children"), Input("run-picker", "value"),
+                 Input("train-quantity", "value"), Input("train-head", "value"))(ms.bind(workspace, update_lambda))
+    app.callback(fig("train-entropy"), Input("train-layer", "value"))(ms.bind(workspace, update_entropy))
+    app.callback(Output("run-picker", "value", allow_duplicate=True),
+                 Output("step-picker", "value", allow_duplicate=True),
+                 Input(figure_id("train-loss"), "clickData"),
+                 prevent_initial_call=True)(ms.bind(workspace, load_checkpoint))
+    register_url_sync(app, "train-url", [
+        ("smoothing", "train-smoothing", "value"), ("log", "train-log", "value"),
+        ("quantity", "train-quantity", "value"), ("head", "train-head", "value"),
+        ("entlayer", "train-layer", "value"),
+    ])
+
+
+# ------------------------------------------------------------------ export and bench
+def export_figures(workspace, state: dict) -> dict:
+    run = state.get("run") or ms.default_run(workspace, {})
+    lam, _ = update_lambda(workspace, run, "lambda_q", "all")
+    return {"train-loss": update_loss(workspace, 0.0, [], run, state.get("step")),
+            "train-speed": update_speed(workspace, 0.0), "train-lambda": lam,
+            "train-entropy": update_entropy(workspace, "all")}
+
+
+def bench_cases(workspace) -> list:
+    run = ms.default_run(workspace, {})
+    step = workspace.runs.nearest_step(run, None)
+    return [
+        ("training: loss curves, smoothing 0.6, log axis", lambda: update_loss(workspace, 0.6, ["log"], run, step)),
+        ("training: throughput", lambda: update_speed(workspace, 0.6)),
+        ("training: lambda over steps, head 1", lambda: update_lambda(workspace, run, "lambda_q", 1)),
+        ("training: entropy over steps", lambda: update_entropy(workspace, "all")),
+        ("training: click a checkpoint", lambda: load_checkpoint(
+            workspace, {"points": [{"customdata": [run, step]}]})),
+    ]

@@ -1,0 +1,167 @@
+"""What if: change the temperature, tau mode or Laplacian of the tau run and see attention and loss move."""
+
+from __future__ import annotations
+
+from dash import Input, Output, dcc, html
+
+from workbench.figures import fig_entropy_bars, fig_whatif
+
+from . import model_shared as ms
+from .common import figure_card, figure_id, register_url_sync
+
+PAGE = dict(id="whatif", path="/whatif", name="What if", order=13,
+            description="Change temperature, tau mode or the Laplacian and watch attention and validation loss.")
+
+TAU_MODES = [
+    {"label": "as trained", "value": "model"},
+    {"label": "fixed (value below)", "value": "fixed"},
+    {"label": "median of the vector", "value": "median"},
+    {"label": "mean of the vector", "value": "mean"},
+    {"label": "percentile of the vector", "value": "percentile"},
+    {"label": "calibrated, re-measured on validation text", "value": "calibrated"},
+]
+BASE_LAPLACIANS = [
+    {"label": "as trained", "value": "model"},
+    {"label": "chain (path graph)", "value": "chain"},
+    {"label": "identity (no domain memory)", "value": "identity"},
+    {"label": "shuffled domain graph (degrees kept)", "value": "shuffle"},
+]
+TEMPERATURE_MARKS = {-2: "x0.01", -1: "x0.1", 0: "x1", 1: "x10"}
+
+
+def _float(value, default):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def layout(workspace, **query):
+    run = ms.default_run(workspace, query)
+    n_layer, n_head = ms.shape_of(workspace, run)
+    layer_opts, head_opts = ms.head_options(workspace, run)
+    modes = [o["value"] for o in TAU_MODES]
+    lap_opts = laplacian_options(workspace, [{"label": n, "value": n} for n in workspace.domains.names()])
+    return html.Div(className="model-page", children=[
+        html.H1("What if"),
+        html.P("Recompute the tau run on the prompt with one setting changed, on a copy of the model: the "
+               "temperature (every head scaled), how tau is chosen, or the Laplacian lambda is measured against. "
+               "The loss is measured on fixed validation batches before and after.", className="lead"),
+        ms.prompt_box(workspace, query),
+        html.Div(className="page-controls whatif-controls", children=[
+            html.Label(className="wide", children=["Temperature (each head's, scaled)", dcc.Slider(
+                id="whatif-temperature", min=-2, max=1, step=0.1, marks=TEMPERATURE_MARKS,
+                value=_float(query.get("temperature"), 0.0), tooltip={"placement": "bottom"})]),
+            html.Label(["tau", dcc.Dropdown(id="whatif-tau-mode", options=TAU_MODES, clearable=False,
+                                            value=query.get("tau") if query.get("tau") in modes else "model")]),
+            html.Label(["fixed tau", dcc.Input(id="whatif-tau-value", type="number", min=1e-6, debounce=True,
+                                               value=_float(query.get("tauvalue"), 1.0), className="num-input")]),
+            html.Label(["percentile", dcc.Input(id="whatif-percentile", type="number", min=0, max=1, step=0.05,
+                                                debounce=True, value=_float(query.get("percentile"), 0.5),
+                                                className="num-input")]),
+            html.Label(["Laplacian", dcc.Dropdown(id="whatif-laplacian", options=lap_opts, clearable=False,
+                                                  value=query.get("laplacian") or "model")]),
+            html.Label(["shuffle seed", dcc.Input(id="whatif-seed", type="number", min=0, step=1, debounce=True,
+                                                  value=int(_float(query.get("seed"), 0)), className="num-input")]),
+            html.Label(["Layer", dcc.Dropdown(id="whatif-layer", options=layer_opts, clearable=False,
+                                              value=ms.clamp_index(query.get("layer"), n_layer))]),
+            html.Label(["Head", dcc.Dropdown(id="whatif-head", options=head_opts, clearable=False,
+                                             value=ms.clamp_index(query.get("head"), n_head))]),
+        ]),
+        html.Div(id="whatif-summary", className="whatif-summary", role="status"),
+        figure_card("whatif-maps", "Attention before and after", figure_fn="fig_whatif"),
+        figure_card("whatif-entropy", "Entropy per head before and after", description=(
+            "1 - entropy / uniform entropy per head on a log axis (taller = sharper attention): shows whether the "
+            "change pulls heads away from uniform attention or pushes them towards it.")),
+        dcc.Store(id="whatif-url"),
+    ])
+
+
+# ------------------------------------------------------------------ callbacks
+def laplacian_options(workspace, domain_options):
+    """The fixed Laplacian choices plus one per domain memory in the domain picker's list."""
+    domains = [o["value"] for o in (domain_options or []) if isinstance(o, dict)]
+    return BASE_LAPLACIANS + [{"label": f"domain memory: {d}", "value": f"domain:{d}"} for d in domains]
+
+
+def head_choices(workspace, run):
+    ms.require(run)
+    return ms.head_options(workspace, run)
+
+
+def update_whatif(workspace, run, step, prompt, layer, head, log_scale, tau_mode, tau_value, percentile,
+                  laplacian, seed):
+    """Attention of the selected head before / after, loss deltas, entropy per head, and a summary line."""
+    ms.require(run, step)
+    if workspace.runs.info(run).attention != "tau":
+        text = ms.no_lambda(run) + " What-if changes apply to tau runs."
+        return ms.empty(text), ms.empty(text), text
+    scale = 10.0 ** _float(log_scale, 0.0)
+    try:
+        r = workspace.probes.whatif(run, step, ms.prompt_of(workspace, prompt, run), temperature_scale=scale,
+                                    tau_mode=tau_mode, tau=_float(tau_value, 1.0),
+                                    percentile=_float(percentile, 0.5), laplacian=laplacian,
+                                    seed=int(_float(seed, 0)))
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err)), ms.empty(ms.message(err)), ms.message(err)
+    before, after = r["before"], r["after"]
+    layer, head = ms.clamp_index(layer, before.n_layer), ms.clamp_index(head, before.n_head)
+    fig = fig_whatif(before.weights[layer, head], after.weights[layer, head], before.tokens,
+                     losses={"validation": r["val_loss"], "prompt": r["prompt_loss"]},
+                     labels=(f"before (layer {layer}, head {head})", "after"), change=r["change"])
+    fig.update_layout(coloraxis_cmax=ms.colour_cap(before.weights[layer, head], after.weights[layer, head]))
+    entropy = fig_entropy_bars({"before": before.entropy, "after": after.entropy}, kind="deficit")
+    return fig, entropy, summary(r)
+
+
+def summary(r: dict) -> list:
+    (vb, va), (pb, pa) = r["val_loss"], r["prompt_loss"]
+    change = (va - vb) / vb * 100 if vb else 0.0
+    ent_b, ent_a = float(r["before"].entropy.mean()), float(r["after"].entropy.mean())
+    cls = "good" if va < vb else ("bad" if va > vb else "")
+    return [html.B(f"{r['change']}: "),
+            html.Span(f"validation loss {vb:.4f} \u2192 {va:.4f} ({change:+.2f}%)", className=cls),
+            html.Span(f"; prompt loss {pb:.4f} \u2192 {pa:.4f}; mean entropy / uniform {ent_b:.5f} \u2192 {ent_a:.5f}")]
+
+
+def register_callbacks(app, workspace) -> None:
+    ms.register_prompt(app, workspace)
+    app.callback(Output("whatif-laplacian", "options"), Input("domain-picker", "options"))(
+        ms.bind(workspace, laplacian_options))
+    app.callback(Output("whatif-layer", "options"), Output("whatif-head", "options"),
+                 Input("run-picker", "value"))(ms.bind(workspace, head_choices))
+    app.callback(Output(figure_id("whatif-maps"), "figure"), Output(figure_id("whatif-entropy"), "figure"),
+                 Output("whatif-summary", "children"), *ms.PICKERS, Input(ms.PROMPT, "data"),
+                 Input("whatif-layer", "value"), Input("whatif-head", "value"), Input("whatif-temperature", "value"),
+                 Input("whatif-tau-mode", "value"), Input("whatif-tau-value", "value"),
+                 Input("whatif-percentile", "value"), Input("whatif-laplacian", "value"),
+                 Input("whatif-seed", "value"))(ms.bind(workspace, update_whatif))
+    register_url_sync(app, "whatif-url", [
+        ("prompt", ms.PROMPT, "data"), ("layer", "whatif-layer", "value"), ("head", "whatif-head", "value"),
+        ("temperature", "whatif-temperature", "value"), ("tau", "whatif-tau-mode", "value"),
+        ("tauvalue", "whatif-tau-value", "value"), ("percentile", "whatif-percentile", "value"),
+        ("laplacian", "whatif-laplacian", "value"), ("seed", "whatif-seed", "value"),
+    ])
+
+
+# ------------------------------------------------------------------ export and bench
+def export_figures(workspace, state: dict) -> dict:
+    run = state.get("run") or ms.default_run(workspace, {})
+    step = workspace.runs.nearest_step(run, state.get("step"))
+    fig, entropy, _ = update_whatif(workspace, run, step, state.get("prompt"), 0, 0, -1.0, "model", 1.0, 0.5,
+                                    "model", 0)
+    return {"whatif-maps": fig, "whatif-entropy": entropy}
+
+
+def bench_cases(workspace) -> list:
+    run = ms.default_run(workspace, {})
+    step = workspace.runs.nearest_step(run, None)
+    args = (workspace, run, step, None, 1, 1)
+    return [
+        ("what-if: unchanged", lambda: update_whatif(*args, 0.0, "model", 1.0, 0.5, "model", 0)),
+        ("what-if: temperature x0.1", lambda: update_whatif(*args, -1.0, "model", 1.0, 0.5, "model", 0)),
+        ("what-if: chain Laplacian", lambda: update_whatif(*args, 0.0, "model", 1.0, 0.5, "chain", 0)),
+        ("what-if: shuffled graph", lambda: update_whatif(*args, 0.0, "model", 1.0, 0.5, "shuffle", 3)),
+        ("what-if: median tau", lambda: update_whatif(*args, 0.0, "median", 1.0, 0.5, "model", 0)),
+        ("what-if: recalibrated on the identity", lambda: update_whatif(*args, 0.0, "calibrated", 1.0, 0.5, "identity", 0)),
+    ]

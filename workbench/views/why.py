@@ -1,0 +1,148 @@
+"""Why this lambda: a token's query and key energy per Laplacian mode, and how that makes lambda."""
+
+from __future__ import annotations
+
+from dash import Input, Output, dcc, html, no_update
+
+from workbench.figures import fig_lambda_strip, fig_spectral_decomposition
+
+from . import model_shared as ms
+from .common import figure_card, figure_id, register_url_sync
+
+PAGE = dict(id="why", path="/why", name="Why this lambda", order=12,
+            description="A token's lambda explained: its energy in each eigenvector of the domain memory.")
+
+EXPLAIN = ("lambda is a weighted mean of the Laplacian's eigenvalues: write the head vector in the eigenbasis "
+           "(coordinates c_i), weight eigenvalue mu_i by the energy share c_i^2 / sum c^2, and the mean is the "
+           "Rayleigh energy E; then lambda = E / (E + tau). Energy in smooth modes of the domain graph (small mu) "
+           "gives a small lambda, energy in rough modes a large one.")
+
+
+def layout(workspace, **query):
+    run = ms.default_run(workspace, query)
+    n_layer, n_head = ms.shape_of(workspace, run)
+    layer_opts, head_opts = ms.head_options(workspace, run)
+    token = query.get("token")
+    return html.Div(className="model-page", children=[
+        html.H1("Why this lambda"),
+        html.P(EXPLAIN, className="lead"),
+        ms.prompt_box(workspace, query),
+        html.Div(className="page-controls", children=[
+            html.Label(["Layer", dcc.Dropdown(id="why-layer", options=layer_opts, clearable=False,
+                                              value=ms.clamp_index(query.get("layer"), n_layer))]),
+            html.Label(["Head", dcc.Dropdown(id="why-head", options=head_opts, clearable=False,
+                                             value=ms.clamp_index(query.get("head"), n_head))]),
+            html.Label(["Token", dcc.Input(id="why-token", type="number", min=0, step=1, debounce=True,
+                                           value=ms.clamp_index(token, 10**6) if token not in (None, "") else 0,
+                                           className="token-input")]),
+            html.Span("Click a cell of the strip to pick a head and token.", className="hint"),
+        ]),
+        figure_card("why-strip", "lambda_q of the layer (click a token)", figure_fn="fig_lambda_strip"),
+        figure_card("why-spectrum", "Energy per Laplacian mode", figure_fn="fig_spectral_decomposition"),
+        html.Div(id="why-explanation", className="card why-explanation"),
+        dcc.Store(id="why-url"),
+    ])
+
+
+# ------------------------------------------------------------------ callbacks
+def head_choices(workspace, run):
+    ms.require(run)
+    return ms.head_options(workspace, run)
+
+
+def update_strip(workspace, run, step, prompt, layer):
+    """lambda_q of every head of the layer, one row per head."""
+    ms.require(run, step)
+    if workspace.runs.info(run).attention != "tau":
+        return ms.empty(ms.no_lambda(run))
+    try:
+        view = workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run))
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err))
+    layer = ms.clamp_index(layer, view.n_layer)
+    return fig_lambda_strip(view.tokens, view.lambda_q[layer], title_prefix="lambda_q", layer=layer, full_range=False)
+
+
+def select_from_strip(click):
+    """(head, token) of a clicked strip cell (y 'head h', x 'pos·token')."""
+    if not click or not click.get("points"):
+        return no_update, no_update
+    point = click["points"][0]
+    try:
+        head = int(str(point.get("y", "")).split()[-1])
+        token = int(str(point.get("x", "")).split("\u00b7", 1)[0].split("\u2013", 1)[0])
+    except ValueError:
+        return no_update, no_update
+    return head, token
+
+
+def update_spectral(workspace, run, step, prompt, layer, head, token):
+    """The spectral decomposition of the token's q and k, and the arithmetic from E to lambda."""
+    ms.require(run, step)
+    if workspace.runs.info(run).attention != "tau":
+        return ms.empty(ms.no_lambda(run)), ms.no_lambda(run)
+    try:
+        s = workspace.probes.spectral(run, step, ms.prompt_of(workspace, prompt, run), ms.clamp_index(layer, 10**6),
+                                      ms.clamp_index(head, 10**6), ms.clamp_index(token, 10**6))
+    except ms.FRIENDLY_ERRORS as err:
+        return ms.empty(ms.message(err)), ms.message(err)
+    fig = fig_spectral_decomposition(s["eigenvalues"], s["weights_q"], s["weights_k"], s["lambda_q"], s["lambda_k"],
+                                     token=s["token"])
+    fig.update_layout(title=f"token {s['position']} '{s['token']}', layer {s['layer']} head {s['head']}")
+    return fig, explanation(s)
+
+
+def explanation(s: dict) -> list:
+    """The arithmetic E -> lambda for q and k, with the model's own value beside the rebuilt one."""
+    rows = []
+    for name in ("q", "k"):
+        e, tau = s[f"energy_{name}"], s[f"tau_{name}"]
+        rows.append(html.Tr([
+            html.Td(f"{name}"),
+            html.Td(f"E = \u03a3 w\u1d62 \u03bc\u1d62 = {e:.4f}"),
+            html.Td(f"\u03c4 = {tau:.4f}"),
+            html.Td(f"\u03bb = E / (E + \u03c4) = {s[f'lambda_{name}_rebuilt']:.5f}"),
+            html.Td(f"model: {s[f'lambda_{name}']:.5f}", className="muted"),
+        ]))
+    mu = s["eigenvalues"]
+    return [html.H3(f"Token {s['position']} '{s['token']}' in layer {s['layer']}, head {s['head']}"),
+            html.Table(className="why-table", children=[html.Tbody(rows)]),
+            html.P(f"Eigenvalues run from {mu.min():.3g} to {mu.max():.3g}; the dotted lines in the figure mark E "
+                   "on that scale. tau is the layer's calibrated tau (or the vector's own statistic in the median, "
+                   "mean and percentile modes).", className="muted")]
+
+
+def register_callbacks(app, workspace) -> None:
+    ms.register_prompt(app, workspace)
+    prompt = Input(ms.PROMPT, "data")
+    app.callback(Output("why-layer", "options"), Output("why-head", "options"),
+                 Input("run-picker", "value"))(ms.bind(workspace, head_choices))
+    app.callback(Output(figure_id("why-strip"), "figure"), *ms.PICKERS, prompt,
+                 Input("why-layer", "value"))(ms.bind(workspace, update_strip))
+    app.callback(Output("why-head", "value"), Output("why-token", "value"),
+                 Input(figure_id("why-strip"), "clickData"), prevent_initial_call=True)(select_from_strip)
+    app.callback(Output(figure_id("why-spectrum"), "figure"), Output("why-explanation", "children"), *ms.PICKERS,
+                 prompt, Input("why-layer", "value"), Input("why-head", "value"),
+                 Input("why-token", "value"))(ms.bind(workspace, update_spectral))
+    register_url_sync(app, "why-url", [
+        ("prompt", ms.PROMPT, "data"), ("layer", "why-layer", "value"), ("head", "why-head", "value"),
+        ("token", "why-token", "value"),
+    ])
+
+
+# ------------------------------------------------------------------ export and bench
+def export_figures(workspace, state: dict) -> dict:
+    run = state.get("run") or ms.default_run(workspace, {})
+    step = workspace.runs.nearest_step(run, state.get("step"))
+    spectrum, _ = update_spectral(workspace, run, step, state.get("prompt"), 0, 0, 10)
+    return {"why-strip": update_strip(workspace, run, step, state.get("prompt"), 0), "why-spectrum": spectrum}
+
+
+def bench_cases(workspace) -> list:
+    run = ms.default_run(workspace, {})
+    step = workspace.runs.nearest_step(run, None)
+    return [
+        ("why: strip of layer 2", lambda: update_strip(workspace, run, step, None, 2)),
+        ("why: click a strip cell", lambda: select_from_strip({"points": [{"x": "40\u00b7k", "y": "head 1"}]})),
+        ("why: spectrum of token 40", lambda: update_spectral(workspace, run, step, None, 2, 1, 40)),
+    ]
