@@ -20,7 +20,7 @@ from .attention import TauAttention
 from .config import TAU_MODES
 from .errors import ConfigError, ShapeError
 from .laplacian import as_laplacian_tensor, chain_laplacian, identity_laplacian
-from .probe import ProbeResult, capture, run_probe
+from .probe import ProbeResult, run_probe
 from .taumode import rayleigh_energy
 
 LAPLACIAN_VARIANTS = ("model", "chain", "identity", "shuffle")
@@ -175,23 +175,48 @@ def calibrate(model, batches) -> list[float]:
     """Set each tau layer's calibrated tau to the median Rayleigh energy of its q and k on `batches`.
 
     Layer by layer, since a layer's q and k depend on the taus below it: layer i is measured with
-    layers < i already recalibrated. Returns the new taus.
+    layers < i already recalibrated (each pass stops at layer i). Returns the new taus.
     """
     laplacian = model.laplacian_operator()
     taus = []
     for i, block in enumerate(model.transformer.h):
         energies = []
         for x, *_ in batches:
-            with capture(model) as cap:
-                model(x)
-            layer = cap.layers[i]
-            energies += [rayleigh_energy(layer.q, laplacian).flatten(), rayleigh_energy(layer.k, laplacian).flatten()]
+            q, k = layer_qk(model, x, i)
+            energies += [rayleigh_energy(q, laplacian).flatten(), rayleigh_energy(k, laplacian).flatten()]
         taumode = block.attn.taumode
         tau = torch.cat(energies).median().clamp_min(taumode.eps)
         taumode.tau_running.copy_(tau)
         taumode.tau_updates.fill_(max(1, int(taumode.tau_updates)))
         taus.append(float(tau))
     return taus
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once the wanted tensors are captured."""
+
+
+def layer_qk(model, x: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """q [B,H,T,D] and k [B,H_kv,T,D] of one layer, running the network only up to that layer's attention."""
+    captured: dict = {}
+
+    def grab(name):
+        def hook(module, inputs, output):
+            captured[name] = output.detach()
+            if len(captured) == 2:
+                raise _StopForward
+        return hook
+
+    attn = model.transformer.h[layer].attn
+    handles = [attn.hook_q.register_forward_hook(grab("q")), attn.hook_k.register_forward_hook(grab("k"))]
+    try:
+        model(x)
+    except _StopForward:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured["q"], captured["k"]
 
 
 @torch.no_grad()
@@ -209,13 +234,14 @@ def validation_loss(model, batches) -> float:
 
 
 def what_if(model, idx: torch.Tensor, change: Change, val_batches, *, before: ProbeResult | None = None,
-            val_loss_before: float | None = None) -> WhatIfResult:
+            val_loss_before: float | None = None, calibration_batches=None) -> WhatIfResult:
     """Probe idx and measure validation loss with and without `change`; the model stays unchanged.
 
     ``before`` / ``val_loss_before`` may be passed in when already known (they are what the
-    unchanged model gives). Calibration for tau_mode "calibrated" uses ``val_batches``.
+    unchanged model gives). Calibration for tau_mode "calibrated" uses ``calibration_batches``
+    (default: ``val_batches``).
     """
-    changed = apply_change(model, change, calibration_batches=val_batches)
+    changed = apply_change(model, change, calibration_batches=calibration_batches or val_batches)
     before = before if before is not None else run_probe(model, idx)
     loss_before = val_loss_before if val_loss_before is not None else validation_loss(model, val_batches)
     return WhatIfResult(change=change, before=before, after=run_probe(changed, idx),

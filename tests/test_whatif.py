@@ -118,3 +118,15 @@ def test_bad_changes_are_refused(tokens, batches):
         Change(tau_mode="nope")
     with pytest.raises(Exception, match="head_dim"):
         apply_change(tiny_model("tau"), Change(laplacian=chain_laplacian(16)))
+
+
+def test_layer_qk_stops_at_the_layer_and_matches_a_full_capture(tokens):
+    from tauformer.probe import capture
+    from tauformer.whatif import layer_qk
+
+    model = tau_model(laplacian=random_laplacian(8))
+    with capture(model) as cap:
+        model(tokens)
+    q, k = layer_qk(model, tokens, 1)
+    assert torch.equal(q, cap.layers[1].q) and torch.equal(k, cap.layers[1].k)
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 0

@@ -104,15 +104,16 @@ def probe_view(result: ProbeResult, run: str, step: int, *, truncated: bool = Fa
 def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Jensen-Shannon divergence (nats) between attention maps [..., T, T], mean over queries 1..T-1 -> [...].
 
-    The first query sees one key in every model, so it says nothing and is left out.
+    The first query sees one key in every model, so it says nothing and is left out. Computed in
+    float32 with logs taken only where the weights are positive (0 log 0 = 0).
     """
-    p = p.astype(np.float64, copy=False)
-    q = q.astype(np.float64, copy=False)
+    p = p.astype(np.float32, copy=False)
+    q = q.astype(np.float32, copy=False)
     m = 0.5 * (p + q)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl_p = np.where(p > 0, p * np.log(p / m), 0.0).sum(-1)
-        kl_q = np.where(q > 0, q * np.log(q / m), 0.0).sum(-1)
-    js = 0.5 * (kl_p + kl_q)  # [..., T]
+    log_m = np.log(m, where=m > 0, out=np.zeros_like(m))
+    terms = p * (np.log(p, where=p > 0, out=np.zeros_like(p)) - log_m)
+    terms += q * (np.log(q, where=q > 0, out=np.zeros_like(q)) - log_m)
+    js = 0.5 * terms.sum(-1, dtype=np.float64)  # [..., T]
     return js[..., 1:].mean(-1) if js.shape[-1] > 1 else np.zeros(js.shape[:-1])
 
 
@@ -334,7 +335,7 @@ class ProbeStore:
                             laplacian=L, laplacian_name=name)
             model = self.model(run, step)
             batches = self.validation_batches(run, *WHATIF_BATCHES, seed=1)
-            result = what_if(model, torch.as_tensor(before.ids), change, batches,
+            result = what_if(model, torch.as_tensor(before.ids), change, batches, calibration_batches=batches[:1],
                              val_loss_before=self.validation_loss(run, step))
             after = probe_view(result.after, run, step, truncated=before.truncated)
             return {"before": before, "after": after, "val_loss": (result.val_loss_before, result.val_loss_after),
