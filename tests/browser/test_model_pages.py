@@ -1,0 +1,108 @@
+"""The model pages in a real browser on the demo: they render, react to the prompt, clicks and controls."""
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+PAGES = {"heads": 4, "attention": 7, "why": 2, "whatif": 2, "training": 4, "memory": 1}
+
+
+def graph(page, name: str) -> str:
+    return f"#card-{name} .js-plotly-plot"
+
+
+def point_position(page, name: str, trace_name_start: str | None = None, index: int = 0, curve: int | None = None):
+    """Page coordinates of a data point (or of the centre of a heatmap trace's subplot)."""
+    return page.page.evaluate(
+        """([sel, start, index, curve]) => {
+            const gd = document.querySelector(sel);
+            const box = gd.getBoundingClientRect();
+            const i = curve !== null ? curve : gd.data.findIndex(t => (t.name || '').startsWith(start));
+            const t = gd._fullData[i];
+            const xa = gd._fullLayout[t.xaxis.replace('x', 'xaxis')], ya = gd._fullLayout[t.yaxis.replace('y', 'yaxis')];
+            if (curve !== null) {
+                return [box.left + xa._offset + xa._length / 2, box.top + ya._offset + ya._length / 2];
+            }
+            return [box.left + xa._offset + xa.d2p(t.x[index]), box.top + ya._offset + ya.d2p(t.y[index])];
+        }""", [graph(page, name), trace_name_start, index, curve])
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_each_model_page_opens_on_the_demo(demo_app, page, path):
+    page.goto(demo_app + path)
+    page.graphs_rendered(PAGES[path])
+    page.wait_idle()
+    assert page.page.locator(".model-page h1").count() == 1
+    page.assert_healthy()
+
+
+def test_a_typed_prompt_goes_through_both_models(demo_app, page):
+    page.goto(demo_app + "attention")
+    page.graphs_rendered(7)
+    page.wait_idle()
+    text = "def tau(x):\n    return x  # a prompt typed in the browser"
+    page.page.fill("#model-prompt-text", text)
+    page.page.click("#model-prompt-run")
+    page.page.wait_for_function("(n) => document.querySelector('#model-prompt-note').innerText.startsWith(n)",
+                                arg=f"{len(text.encode())} tokens")
+    page.wait_idle()
+    for name, run in (("attn-grid-a", "tau"), ("attn-grid-b", "dot")):
+        page.page.wait_for_function(
+            """([sel, run]) => { const gd = document.querySelector(sel);
+                 return gd && gd.data && gd.data.length === 12 && gd.querySelector('.heatmaplayer image, .hm image')
+                     && (gd.layout.title.text || '').startsWith(run + ' '); }""", arg=[graph(page, name), run])
+    n_tokens = page.page.locator("#attn-tokens .token-row").first.locator(".tok").count()
+    assert n_tokens == len(text.encode())  # the default query is the last token: every key shown
+    assert "prompt=" in page.page.url
+    page.assert_healthy()
+
+
+def test_clicking_a_grid_map_picks_the_head(demo_app, page):
+    page.goto(demo_app + "attention")
+    page.graphs_rendered(7)
+    page.wait_idle()
+    x, y = point_position(page, "attn-grid-a", curve=2 * 3 + 1)  # layer 2, head 1
+    page.page.mouse.click(x, y)
+    page.page.wait_for_function(
+        "() => (document.querySelector('#card-attn-pair .js-plotly-plot').layout.title.text || '')"
+        ".startsWith('layer 2, head 1')")
+    assert "layer=2" in page.page.url and "head=1" in page.page.url
+    page.assert_healthy()
+
+
+def test_changing_the_temperature_changes_the_whatif_maps(demo_app, page):
+    page.goto(demo_app + "whatif")
+    page.graphs_rendered(2)
+    page.wait_idle()
+    assert "no change" in page.page.locator("#whatif-summary").inner_text()
+    before = page.page.evaluate("() => document.querySelector('#card-whatif-maps .js-plotly-plot').data[1].z")
+    rail = page.page.locator("#whatif-temperature").bounding_box()
+    page.page.mouse.click(rail["x"] + 2, rail["y"] + rail["height"] / 2)  # left end: x0.01
+    page.page.wait_for_function("() => document.querySelector('#whatif-summary').innerText.includes('temperature x')")
+    page.wait_idle()
+    after = page.page.evaluate("() => document.querySelector('#card-whatif-maps .js-plotly-plot').data[1].z")
+    assert after != before
+    assert re.search(r"temperature=-[12]", page.page.url)
+    page.assert_healthy()
+
+
+def test_clicking_a_checkpoint_loads_it_into_the_pickers(demo_app, page):
+    page.goto(demo_app + "training")
+    page.graphs_rendered(4)
+    page.wait_idle()
+    assert "Run tau" in page.page.locator("#status-bar").inner_text()
+    # leave only the dot checkpoints clickable (the runs' curves overlap), as a legend click would
+    page.page.evaluate("""(sel) => { const gd = document.querySelector(sel);
+        const others = gd.data.map((t, i) => i).filter(i => !(gd.data[i].name || '').startsWith('dot checkpoints'));
+        return Plotly.restyle(gd, {visible: 'legendonly'}, others); }""", graph(page, "train-loss"))
+    x, y = point_position(page, "train-loss", "dot checkpoints", index=0)
+    page.page.mouse.click(x, y)
+    page.page.wait_for_function("() => document.querySelector('#status-bar').innerText.includes('Run dot')")
+    page.wait_idle()
+    status = page.page.locator("#status-bar").inner_text()
+    first_step = re.search(r"Run dot \(dot\) at step (\d+)", status)
+    assert first_step, status
+    assert "run=dot" in page.page.url and f"step={first_step.group(1)}" in page.page.url
+    page.assert_healthy()
