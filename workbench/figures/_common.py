@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from workbench import theme
 
@@ -41,7 +42,8 @@ def described(description: str) -> Callable:
             meta = dict(fig.layout.meta or {})
             meta.setdefault("figure", fn.__name__)
             meta.setdefault("description", description)
-            fig.update_layout(meta=meta, template=theme.SCREEN_TEMPLATE)
+            fig.update_layout(meta=meta)
+            apply_screen_template(fig)
             return fig
 
         wrapper.description = description
@@ -53,8 +55,25 @@ def described(description: str) -> Callable:
 def new_figure(**layout) -> go.Figure:
     """An empty figure on the screen template."""
     fig = go.Figure()
-    fig.update_layout(template=theme.SCREEN_TEMPLATE, **layout)
+    apply_screen_template(fig)
+    fig.update_layout(**layout)
     return fig
+
+
+def apply_screen_template(fig: go.Figure) -> None:
+    """Put the registered screen template on ``fig`` without validating it again.
+
+    The template was validated once when it was registered; assigning it by name re-validates
+    (deep-copies) it on every figure, which cost ~20 ms a time. Plotly assigns its own default
+    template the same way.
+    """
+    layout = fig.layout
+    was = layout._validate
+    layout._validate = False
+    try:
+        layout.template = pio.templates[theme.SCREEN_TEMPLATE]
+    finally:
+        layout._validate = was
 
 
 # ---------------------------------------------------------------- input checking
@@ -123,6 +142,60 @@ def log_hline(fig: go.Figure, y: float, *, log: bool, text: str = "", color: str
         fig.add_annotation(xref="paper", x=x_text, y=float(np.log10(y)) if log else y,
                            xanchor="right", yanchor="bottom", showarrow=False, text=text,
                            font=dict(color=color))
+
+
+# ------------------------------------------------------------- subplot grids
+def subplot_grid_layout(rows: int, cols: int, *, horizontal_spacing: float, vertical_spacing: float,
+                        column_titles: Sequence[str] | None = None, row_titles: Sequence[str] | None = None,
+                        xaxis: dict | None = None, yaxis: dict | None = None) -> dict:
+    """The layout dict ``make_subplots(rows, cols, ...)`` builds for a plain grid, as plain dicts.
+
+    Same axis names, domains, anchors and title annotations (the numbers computed the same way),
+    for figures with many panels: building them from dicts is ~4x faster than ``make_subplots``
+    plus one ``add_trace(row=, col=)`` per panel. ``xaxis`` / ``yaxis`` are merged into every axis.
+    Panel (r, c), counted from the top left, is axis number ``r * cols + c + 1``.
+    """
+    max_width = 0.98 if row_titles else 1.0
+    widths = [(max_width - horizontal_spacing * (cols - 1)) / cols] * cols
+    heights = [(1.0 - vertical_spacing * (rows - 1)) / rows] * rows
+    layout: dict = {}
+    domains = [[None] * cols for _ in range(rows)]
+    for r in range(rows):
+        y_s = sum(heights[: rows - 1 - r]) + (rows - 1 - r) * vertical_spacing
+        y_e = y_s + heights[-1 - r]
+        y_s = 0.0 if -0.01 < y_s < 0.0 else (1.0 if 1.0 < y_s < 1.01 else y_s)
+        y_e = 0.0 if -0.01 < y_e < 0.0 else (1.0 if 1.0 < y_e < 1.01 else y_e)
+        for c in range(cols):
+            x_s = sum(widths[:c]) + c * horizontal_spacing
+            x_domain, y_domain = [x_s, x_s + widths[c]], [y_s, y_e]
+            domains[r][c] = (x_domain, y_domain)
+            n = r * cols + c + 1
+            suffix = "" if n == 1 else str(n)
+            layout[f"xaxis{suffix}"] = {"anchor": f"y{suffix}", "domain": x_domain, **(xaxis or {})}
+            layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "domain": y_domain, **(yaxis or {})}
+    font = {"size": 16}
+    annotations = []
+    for c, text in enumerate(column_titles or []):
+        if text and c < cols:
+            x_domain, y_domain = domains[0][c]
+            annotations.append({"y": y_domain[1], "xref": "paper", "x": sum(x_domain) / 2.0, "yref": "paper",
+                                "text": text, "showarrow": False, "font": font, "xanchor": "center",
+                                "yanchor": "bottom"})
+    for r, text in enumerate(row_titles or []):
+        if text and r < rows:
+            x_domain, y_domain = domains[r][-1]
+            annotations.append({"y": sum(y_domain) / 2.0, "xref": "paper", "x": x_domain[1], "yref": "paper",
+                                "text": text, "showarrow": False, "font": font, "xanchor": "left",
+                                "yanchor": "middle", "textangle": 90})
+    layout["annotations"] = annotations
+    return layout
+
+
+def subplot_axes(rows: int, cols: int, r: int, c: int) -> dict:
+    """{"xaxis": "x5", "yaxis": "y5"} for panel (r, c) of a `subplot_grid_layout` grid."""
+    n = r * cols + c + 1
+    suffix = "" if n == 1 else str(n)
+    return {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
 
 
 # ------------------------------------------------------------------ heatmaps

@@ -15,7 +15,7 @@ from workbench.figures import (
 )
 
 from . import model_shared as ms
-from .common import figure_card, figure_id, register_url_sync
+from .common import figure_id, register_url_sync
 
 PAGE = dict(id="attention", path="/attention", name="Attention", order=11,
             description="Both models' attention on one prompt: every head, one head large, differences, entropy.")
@@ -26,6 +26,7 @@ GRID_NOTE = ("Every head of every layer (rows = layers, columns = heads; rows of
              "Both grids share one colour scale, capped at the 99.5th percentile of their weights so that "
              "near-uniform maps stay visible. Click a map to open that head below.")
 TOP_KEYS = 5
+GRID_SIDE = 64  # cells per grid panel side: a panel is ~180 px wide in its half-width card
 
 
 def layout(workspace, **query):
@@ -51,10 +52,10 @@ def layout(workspace, **query):
                       className="hint"),
         ]),
         html.Div(className="row", children=[
-            figure_card("attn-grid-a", "Run: every head", description=GRID_NOTE),
-            figure_card("attn-grid-b", "Compared run: every head", description=GRID_NOTE),
+            ms.card("attn-grid-a", "Run: every head", description=GRID_NOTE),
+            ms.card("attn-grid-b", "Compared run: every head", description=GRID_NOTE),
         ]),
-        figure_card("attn-pair", "Selected head, both models", description=(
+        ms.card("attn-pair", "Selected head, both models", description=(
             "The same head of both models side by side on one colour scale (capped at the 99.5th percentile of "
             "their weights); the selected query row is outlined. Click a row to select that query.")),
         html.Section(className="card", id="card-attn-tokens", children=[
@@ -64,14 +65,14 @@ def layout(workspace, **query):
             dcc.Loading(type="circle", delay_show=300, children=html.Div(id="attn-tokens", className="token-panel")),
         ]),
         html.Div(className="row", children=[
-            figure_card("attn-difference", "Difference (run - compared)", figure_fn="fig_attention_difference"),
-            figure_card("attn-sorted", "Tau map ordered by lambda", figure_fn="fig_sorted_attention"),
+            ms.card("attn-difference", "Difference (run - compared)", figure_fn="fig_attention_difference"),
+            ms.card("attn-sorted", "Tau map ordered by lambda", figure_fn="fig_sorted_attention"),
         ]),
         html.Div(className="row", children=[
-            figure_card("attn-entropy", "Entropy per head", figure_fn="fig_entropy_bars", controls=[
+            ms.card("attn-entropy", "Entropy per head", figure_fn="fig_entropy_bars", controls=[
                 dcc.RadioItems(id="attn-entropy-kind", options=ENTROPY_KINDS, inline=True,
                                value=query.get("entropy") if query.get("entropy") in ("bars", "deficit") else "bars")]),
-            figure_card("attn-js", "JS divergence per head", figure_fn="fig_js_divergence"),
+            ms.card("attn-js", "JS divergence per head", figure_fn="fig_js_divergence"),
         ]),
         dcc.Store(id="attn-url"),
     ])
@@ -107,8 +108,8 @@ def update_grids(workspace, run, step, compare, prompt):
     except ms.FRIENDLY_ERRORS as err:
         return ms.empty(ms.message(err)), ms.empty(ms.message(err))
     cap = ms.colour_cap(a.weights, *([b.weights] if b is not None else []))
-    grid_a = fig_attention_grid(a.weights, title=run_title(a), zmax=cap)
-    grid_b = fig_attention_grid(b.weights, title=run_title(b), zmax=cap) if b is not None \
+    grid_a = fig_attention_grid(a.weights, title=run_title(a), zmax=cap, panel_side=GRID_SIDE)
+    grid_b = fig_attention_grid(b.weights, title=run_title(b), zmax=cap, panel_side=GRID_SIDE) if b is not None \
         else ms.empty(no_compare_message(run))
     return grid_a, grid_b
 

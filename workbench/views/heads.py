@@ -7,7 +7,7 @@ from dash import Input, Output, dcc, html
 from workbench.figures import fig_lambda_distributions, fig_lambda_resolution, fig_lambda_strip
 
 from . import model_shared as ms
-from .common import figure_card, register_url_sync
+from .common import register_url_sync
 
 PAGE = dict(id="heads", path="/heads", name="Heads", order=10,
             description="Lambda of every token per head: strips, distributions, and what the temperature resolves.")
@@ -36,9 +36,9 @@ def layout(workspace, **query):
                 id="heads-range", value=colour if colour in ("full", "data") else "data", inline=True,
                 options=[{"label": "0 to 1", "value": "full"}, {"label": "data range", "value": "data"}])]),
         ]),
-        figure_card("heads-lambda-q", "lambda_q per token", figure_fn="fig_lambda_strip"),
-        figure_card("heads-lambda-k", "lambda_k per token", figure_fn="fig_lambda_strip"),
-        figure_card("heads-distributions", "Lambda distribution per head", figure_fn="fig_lambda_distributions",
+        ms.card("heads-lambda-q", "lambda_q per token", figure_fn="fig_lambda_strip"),
+        ms.card("heads-lambda-k", "lambda_k per token", figure_fn="fig_lambda_strip"),
+        ms.card("heads-distributions", "Lambda distribution per head", figure_fn="fig_lambda_distributions",
                     controls=[
                         dcc.RadioItems(id="heads-source", options=SOURCES, inline=True,
                                        value=source if source in ("prompt", "validation") else "prompt"),
@@ -47,7 +47,7 @@ def layout(workspace, **query):
                         dcc.RadioItems(id="heads-kind", options=KINDS, inline=True,
                                        value=kind if kind in ("violin", "ridgeline") else "violin"),
                     ]),
-        figure_card("heads-resolution", "Lambda spread against temperature", figure_fn="fig_lambda_resolution"),
+        ms.card("heads-resolution", "Lambda spread against temperature", figure_fn="fig_lambda_resolution"),
         dcc.Store(id="heads-url"),
     ])
 

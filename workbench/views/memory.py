@@ -8,7 +8,7 @@ from dash import Input, Output, ctx, html
 from workbench.figures import fig_decode_latency, fig_kv_cache
 
 from . import model_shared as ms
-from .common import figure_card, figure_id
+from .common import figure_id
 
 PAGE = dict(id="memory", path="/memory", name="Memory & speed", order=15,
             description="KV-cache bytes against context with the (D+1)/2D line, and decode latency measured here.")
@@ -23,8 +23,8 @@ def layout(workspace, **query):
         html.P("A dot-product model caches keys and values, 2 x D numbers per head and position; a Tauformer "
                "caches values and one lambda, D + 1 numbers. The ratio (D + 1) / 2D is about one half. Bytes "
                "below are read from the models' real, preallocated caches.", className="lead"),
-        figure_card("memory-cache", "KV-cache bytes against context", figure_fn="fig_kv_cache"),
-        figure_card("memory-latency", "Decode latency per token", figure_fn="fig_decode_latency", controls=[
+        ms.card("memory-cache", "KV-cache bytes against context", figure_fn="fig_kv_cache"),
+        ms.card("memory-latency", "Decode latency per token", figure_fn="fig_decode_latency", controls=[
             html.Button("Measure", id="memory-measure", className="measure-button", n_clicks=0),
             html.Span(id="memory-latency-note", className="muted"),
         ]),

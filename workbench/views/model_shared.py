@@ -15,6 +15,8 @@ from dash.exceptions import PreventUpdate
 from tauformer.errors import TauformerError
 from workbench.figures import FigureInputError, fig_empty
 
+from .common import figure_card
+
 PROMPT = "model-prompt"
 PROMPT_TEXT = "model-prompt-text"
 PROMPT_RUN = "model-prompt-run"
@@ -52,6 +54,16 @@ def message(err: Exception) -> str:
 def no_lambda(run: str) -> str:
     return (f"{run} is a dot-product model: it has no lambda. "
             "Pick a tau run in the Run picker to see its lambdas.")
+
+
+_LOADING = []
+
+
+def card(name: str, title: str, **kwargs):
+    """A figure card that starts with one shared 'Computing...' placeholder (built once, not per layout)."""
+    if not _LOADING:
+        _LOADING.append(fig_empty("Computing..."))
+    return figure_card(name, title, figure=_LOADING[0], **kwargs)
 
 
 def empty(text: str, height: int | None = None):

@@ -8,7 +8,7 @@ from dash import Input, Output, dcc, html, no_update
 from workbench.figures import fig_entropy_over_steps, fig_lambda_over_steps, fig_loss_curves, fig_tokens_per_second
 
 from . import model_shared as ms
-from .common import figure_card, figure_id, register_url_sync
+from .common import figure_id, register_url_sync
 
 PAGE = dict(id="training", path="/training", name="Training", order=14,
             description="Loss curves, tokens/s, and lambda and entropy over steps; click a checkpoint to load it.")
@@ -31,7 +31,7 @@ def layout(workspace, **query):
         html.H1("Training"),
         html.P("Every run's history as logged at each evaluation. Diamonds are saved checkpoints: click one "
                "(or any point) to load that run at that checkpoint in the other pages.", className="lead"),
-        figure_card("train-loss", "Loss", figure_fn="fig_loss_curves", controls=[
+        ms.card("train-loss", "Loss", figure_fn="fig_loss_curves", controls=[
             html.Label(["smoothing", dcc.Slider(id="train-smoothing", min=0, max=0.95, step=0.05,
                                                 value=_float(query.get("smoothing"), 0.0),
                                                 marks={0: "0", 0.5: "0.5", 0.9: "0.9"}, className="slider")]),
@@ -39,20 +39,20 @@ def layout(workspace, **query):
                           value=["log"] if log else [], inline=True),
         ]),
         html.Div(className="row", children=[
-            figure_card("train-lambda", "Lambda over steps (run)", figure_fn="fig_lambda_over_steps", controls=[
+            ms.card("train-lambda", "Lambda over steps (run)", figure_fn="fig_lambda_over_steps", controls=[
                 dcc.RadioItems(id="train-quantity", inline=True, value="lambda_q" if query.get("quantity") != "lambda_k"
                                else "lambda_k", options=[{"label": "lambda_q", "value": "lambda_q"},
                                                           {"label": "lambda_k", "value": "lambda_k"}]),
                 dcc.Dropdown(id="train-head", options=heads, value=_choice(query.get("head"), heads),
                              clearable=False, className="small-dropdown"),
             ]),
-            figure_card("train-entropy", "Attention entropy over steps", figure_fn="fig_entropy_over_steps",
+            ms.card("train-entropy", "Attention entropy over steps", figure_fn="fig_entropy_over_steps",
                         controls=[dcc.Dropdown(id="train-layer", options=layers, clearable=False,
                                                value=_choice(query.get("entlayer"), layers),
                                                className="small-dropdown")]),
         ]),
         html.Div(id="train-drift", className="card drift-note"),
-        figure_card("train-speed", "Throughput", figure_fn="fig_tokens_per_second"),
+        ms.card("train-speed", "Throughput", figure_fn="fig_tokens_per_second"),
         dcc.Store(id="train-url"),
     ])
 

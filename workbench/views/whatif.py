@@ -7,7 +7,7 @@ from dash import Input, Output, dcc, html
 from workbench.figures import fig_entropy_bars, fig_whatif
 
 from . import model_shared as ms
-from .common import figure_card, figure_id, register_url_sync
+from .common import figure_id, register_url_sync
 
 PAGE = dict(id="whatif", path="/whatif", name="What if", order=13,
             description="Change temperature, tau mode or the Laplacian and watch attention and validation loss.")
@@ -69,8 +69,8 @@ def layout(workspace, **query):
                                              value=ms.clamp_index(query.get("head"), n_head))]),
         ]),
         html.Div(id="whatif-summary", className="whatif-summary", role="status"),
-        figure_card("whatif-maps", "Attention before and after", figure_fn="fig_whatif"),
-        figure_card("whatif-entropy", "Entropy per head before and after", description=(
+        ms.card("whatif-maps", "Attention before and after", figure_fn="fig_whatif"),
+        ms.card("whatif-entropy", "Entropy per head before and after", description=(
             "1 - entropy / uniform entropy per head on a log axis (taller = sharper attention): shows whether the "
             "change pulls heads away from uniform attention or pushes them towards it.")),
         dcc.Store(id="whatif-url"),

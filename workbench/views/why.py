@@ -7,7 +7,7 @@ from dash import Input, Output, dcc, html, no_update
 from workbench.figures import fig_lambda_strip, fig_spectral_decomposition
 
 from . import model_shared as ms
-from .common import figure_card, figure_id, register_url_sync
+from .common import figure_id, register_url_sync
 
 PAGE = dict(id="why", path="/why", name="Why this lambda", order=12,
             description="A token's lambda explained: its energy in each eigenvector of the domain memory.")
@@ -37,8 +37,8 @@ def layout(workspace, **query):
                                            className="token-input")]),
             html.Span("Click a cell of the strip to pick a head and token.", className="hint"),
         ]),
-        figure_card("why-strip", "lambda_q of the layer (click a token)", figure_fn="fig_lambda_strip"),
-        figure_card("why-spectrum", "Energy per Laplacian mode", figure_fn="fig_spectral_decomposition"),
+        ms.card("why-strip", "lambda_q of the layer (click a token)", figure_fn="fig_lambda_strip"),
+        ms.card("why-spectrum", "Energy per Laplacian mode", figure_fn="fig_spectral_decomposition"),
         html.Div(id="why-explanation", className="card why-explanation"),
         dcc.Store(id="why-url"),
     ])
