@@ -33,3 +33,19 @@ def test_panel_axes_follow_make_subplots_numbering():
     fig.add_trace(go.Scatter(x=[0], y=[0]), row=1, col=1)
     assert subplot_axes(2, 3, 1, 1) == {"xaxis": fig.data[0].xaxis, "yaxis": fig.data[0].yaxis}
     assert subplot_axes(2, 3, 0, 0) == {"xaxis": fig.data[1].xaxis, "yaxis": fig.data[1].yaxis}
+
+
+@pytest.mark.parametrize("how", ["mean", "max"])
+def test_block_reduce_fast_path_gives_the_same_numbers(how):
+    import numpy as np
+
+    from workbench.figures._common import block_reduce
+
+    z = np.random.default_rng(0).random((1024, 512)).astype(np.float32)
+    fast, rows, cols, factors = block_reduce(z, 128, how=how)
+    blocks = z.astype(float).reshape(128, 8, 128, 4)
+    slow = np.nanmax(blocks, axis=(1, 3)) if how == "max" else np.nanmean(blocks, axis=(1, 3))
+    assert factors == (8, 4) and np.array_equal(fast, slow)
+    with_nan = z.copy()
+    with_nan[0, 0] = np.nan  # NaN cells are still ignored inside their block
+    assert np.isfinite(block_reduce(with_nan, 128, how=how)[0]).all()

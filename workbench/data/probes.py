@@ -30,7 +30,7 @@ from .cache import ResultCache, content_key
 MAX_PROMPT_TOKENS = 1024
 DEFAULT_PROMPT_BYTES = 256
 VAL_SAMPLE = (4, 256)  # sequences x tokens of validation text for the lambda distributions
-WHATIF_BATCHES = (2, 4)  # validation batches x rows (block_size tokens each) for what-if losses
+WHATIF_BATCHES = (2, 2)  # validation batches x rows (block_size tokens each) for what-if losses: paired, so small
 TORCH_THREADS = 1  # interactive work on small tensors: one intra-op thread avoids oversubscription
 
 
@@ -349,6 +349,23 @@ class ProbeStore:
         key = content_key("val-loss", self.checkpoint_key(run, step), WHATIF_BATCHES)
         return self.results.get_or_compute(key, lambda: validation_loss(
             self.model(run, step), self.validation_batches(run, *WHATIF_BATCHES, seed=1)))
+
+    def histories(self) -> dict:
+        """Every run's history arrays (RunStore.history_arrays), cached per set of latest checkpoints;
+        runs whose files cannot be read are left out."""
+        names = self.runs.names()
+        key = content_key("histories", [(n, self.checkpoint_key(n, None)) for n in names])
+
+        def compute():
+            out = {}
+            for name in names:
+                try:
+                    out[name] = self.runs.history_arrays(name)
+                except (TauformerError, KeyError, OSError):
+                    continue
+            return out
+
+        return self.results.get_or_compute(key, compute)
 
     # ---------------------------------------------------------- memory and speed
     def kv_cache(self, runs: list[tuple[str, int | None]], contexts=speed.CACHE_CONTEXTS) -> dict:

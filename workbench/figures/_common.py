@@ -214,13 +214,19 @@ def block_reduce(z: np.ndarray, max_side: int = MAX_HEATMAP_SIDE, how: str = "me
     if fr == 1 and fc == 1:
         small = z
     else:
-        padded = np.pad(z.astype(float), ((0, rows_pad), (0, cols_pad)), constant_values=np.nan)
-        # [R', fr, C', fc]: block row, row inside the block, block column, column inside
-        blocks = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc)
-        with warnings.catch_warnings():  # all-NaN blocks (e.g. empty sparsity cells) are fine
-            warnings.simplefilter("ignore", category=RuntimeWarning)
-            pool = np.nanmax if how == "max" else np.nanmean
-            small = pool(blocks, axis=(1, 3))
+        values = z.astype(float)
+        if rows_pad == 0 and cols_pad == 0 and not np.isnan(values).any():
+            # exact blocks and no NaN: plain mean / max, the same numbers ~10x faster
+            blocks = values.reshape(n_rows // fr, fr, n_cols // fc, fc)
+            small = blocks.max(axis=(1, 3)) if how == "max" else blocks.mean(axis=(1, 3))
+        else:
+            padded = np.pad(values, ((0, rows_pad), (0, cols_pad)), constant_values=np.nan)
+            # [R', fr, C', fc]: block row, row inside the block, block column, column inside
+            blocks = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc)
+            with warnings.catch_warnings():  # all-NaN blocks (e.g. empty sparsity cells) are fine
+                warnings.simplefilter("ignore", category=RuntimeWarning)
+                pool = np.nanmax if how == "max" else np.nanmean
+                small = pool(blocks, axis=(1, 3))
     row_centres = block_centres(n_rows, fr)
     col_centres = block_centres(n_cols, fc)
     return small, row_centres, col_centres, (fr, fc)

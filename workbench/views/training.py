@@ -64,14 +64,8 @@ def _choice(value, options):
 
 # ------------------------------------------------------------------ data
 def histories(workspace) -> dict:
-    """Each run's history arrays (run name -> dict), skipping runs whose files cannot be read."""
-    out = {}
-    for name in workspace.runs.names():
-        try:
-            out[name] = workspace.runs.history_arrays(name)
-        except ms.FRIENDLY_ERRORS:
-            continue
-    return out
+    """Each run's history arrays (run name -> dict), cached by the data layer."""
+    return workspace.probes.histories()
 
 
 def drift(h: dict, quantity: str = "lambda_q") -> dict | None:
@@ -111,10 +105,9 @@ def update_lambda(workspace, run, quantity, head):
     """Lambda statistics of the run over steps, and the drift note."""
     ms.require(run)
     quantity = quantity or "lambda_q"
-    try:
-        h = workspace.runs.history_arrays(run)
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.message(err)
+    h = histories(workspace).get(run)
+    if h is None:
+        return ms.empty(f"The history of {run} cannot be read."), ""
     if f"{quantity}_mean" not in h:
         text = ms.no_lambda(run) if h["kind"] != "tau" else f"{run} logged no lambda statistics."
         return ms.empty(text), text
