@@ -53,6 +53,14 @@ def test_every_model_page_is_registered_with_the_page_contract():
         assert callable(page.export_figures) and callable(page.bench_cases)
 
 
+def test_an_undecided_prompt_skips_the_update(ws, step):
+    with pytest.raises(PreventUpdate):
+        heads.update_strips(ws, "tau", step, model_shared.PENDING, 0, "full")
+    with pytest.raises(PreventUpdate):
+        model_shared.prompt_note(ws, model_shared.PENDING)
+    assert model_shared.prompt_note(ws, None).endswith("of validation text")
+
+
 def test_empty_pickers_skip_the_update(ws):
     with pytest.raises(PreventUpdate):
         heads.update_strips(ws, None, None, None, 0, "full")
@@ -133,9 +141,9 @@ def test_layouts_restore_state_from_the_url(ws):
     assert find(page, "attn-layer").value == 2 and find(page, "attn-head").value == 1
     assert find(page, "attn-token").value == 7 and find(page, "attn-entropy-kind").value == "deficit"
     assert find(page, model_shared.PROMPT_TEXT).value == "hello world"
-    assert find(page, model_shared.PROMPT).data == "hello world"
+    assert find(page, model_shared.PROMPT_FROM_URL).data is True
     default = heads.layout(ws)
-    assert find(default, model_shared.PROMPT).data is None  # the default prompt keeps the URL short
+    assert find(default, model_shared.PROMPT_FROM_URL).data is False
     assert find(default, model_shared.PROMPT_TEXT).value == ws.probes.default_prompt("tau")
     page = whatif.layout(ws, temperature="-1.5", laplacian="chain", tau="median")
     assert find(page, "whatif-temperature").value == -1.5 and find(page, "whatif-laplacian").value == "chain"

@@ -56,6 +56,13 @@ def test_a_typed_prompt_goes_through_both_models(demo_app, page):
     n_tokens = page.page.locator("#attn-tokens .token-row").first.locator(".tok").count()
     assert n_tokens == len(text.encode())  # the default query is the last token: every key shown
     assert "prompt=" in page.page.url
+    page.page.click("#nav-heads")  # the prompt follows to the other model pages of this tab
+    page.page.wait_for_function("(t) => { const el = document.querySelector('#model-prompt-text');"
+                                " return el && el.value === t; }", arg=text)
+    page.graphs_rendered(4)
+    page.wait_idle()
+    assert page.page.locator("#model-prompt-note").inner_text().startswith(f"{len(text.encode())} tokens")
+    assert "/heads" in page.page.url and "prompt=" in page.page.url
     page.assert_healthy()
 
 

@@ -27,6 +27,7 @@ PROMPT_NOTE = "model-prompt-note"
 PICKERS = [Input("run-picker", "value"), Input("step-picker", "value")]
 WITH_COMPARE = PICKERS + [Input("compare-picker", "value")]
 NONE = "__none__"
+PENDING = "__PENDING__"  # the committed prompt before the page has decided it (URL, remembered or default)
 FRIENDLY_ERRORS = (TauformerError, KeyError, FigureInputError, ValueError)
 
 
@@ -153,7 +154,7 @@ def prompt_box(workspace, query: dict) -> html.Section:
                 html.Div(id=PROMPT_NOTE, className="prompt-note"),
             ]),
         ]),
-        dcc.Store(id=PROMPT, data=text if from_url and text != default else None),
+        dcc.Store(id=PROMPT, data=PENDING),  # set once on load by the prompt callback
         dcc.Store(id=PROMPT_MEMORY, storage_type="session"),
         dcc.Store(id=PROMPT_FROM_URL, data=from_url),
         dcc.Store(id=PROMPT_DEFAULT, data=default),
@@ -161,7 +162,9 @@ def prompt_box(workspace, query: dict) -> html.Section:
 
 
 def prompt_of(workspace, stored: str | None, run: str | None = None) -> str:
-    """The prompt to compute on: the committed one, or the default passage."""
+    """The prompt to compute on: the committed one, or the default passage (skips while undecided)."""
+    if stored == PENDING:
+        raise PreventUpdate
     return stored if stored else workspace.probes.default_prompt(run)
 
 
@@ -176,20 +179,24 @@ def prompt_note(workspace, stored: str | None) -> str:
 _PROMPT_JS = """
 function(nRun, nBlur, nReset, memory, text, fromUrl, current, dflt) {
     const nu = window.dash_clientside.no_update;
-    const ctx = window.dash_clientside.callback_context;
-    const fired = (ctx.triggered || []).map(t => t.prop_id);
-    const typed = fired.some(p => p.startsWith('model-prompt-text') || p.startsWith('model-prompt-run'));
-    const reset = fired.some(p => p.startsWith('model-prompt-reset'));
-    const commit = (value) => {
-        const v = (value === dflt || !value) ? null : value;
-        return [v === current ? nu : v, v, (value || dflt) === text ? nu : (value || dflt)];
-    };
-    if (reset) { return commit(dflt); }
-    if (typed) { return commit(text); }
-    // page load: a prompt in the URL wins, otherwise the one remembered in this tab
-    if (fromUrl) { return [nu, current, nu]; }
-    if (memory && memory !== current) { return [memory, nu, memory]; }
-    return [nu, nu, nu];
+    const fired = (window.dash_clientside.callback_context.triggered || []).map(t => t.prop_id);
+    const typed = fired.some(p => p.startsWith('model-prompt-text.') || p.startsWith('model-prompt-run.'));
+    const reset = fired.some(p => p.startsWith('model-prompt-reset.'));
+    const norm = (v) => (!v || v === dflt) ? null : v;
+    if (typed || reset) {
+        const v = norm(reset ? dflt : text);
+        return [v === current ? nu : v, v, (reset && text !== dflt) ? dflt : nu];
+    }
+    if (current !== '__PENDING__') { return [nu, nu, nu]; }
+    // page load, decided once: a prompt in the URL wins, else the one remembered in this tab
+    if (fromUrl) { const v = norm(text); return [v, v, nu]; }
+    let saved = memory;
+    try {
+        const raw = window.sessionStorage.getItem('model-prompt-memory');
+        if (raw) { saved = JSON.parse(raw); }
+    } catch (e) { saved = memory; }
+    const v = norm(saved);
+    return [v, nu, v ? v : nu];
 }
 """
 
