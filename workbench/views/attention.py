@@ -65,7 +65,9 @@ def layout(workspace, **query):
             dcc.Loading(type="circle", delay_show=300, children=html.Div(id="attn-tokens", className="token-panel")),
         ]),
         html.Div(className="row", children=[
-            ms.card("attn-difference", "Difference (run - compared)", figure_fn="fig_attention_difference"),
+            ms.card("attn-difference", "Difference (run - compared)", description=(
+                "Where the run attends more (red) or less (blue) than the compared run on the selected head; "
+                "white is no difference. The scale is capped at the 99.5th percentile of |difference|.")),
             ms.card("attn-sorted", "Tau map ordered by lambda", figure_fn="fig_sorted_attention"),
         ]),
         html.Div(className="row", children=[
@@ -200,6 +202,8 @@ def update_head_maps(workspace, run, step, compare, prompt, layer, head):
     diff = (fig_attention_difference(map_a, map_b, a.tokens) if map_b is not None
             else ms.empty(no_compare_message(run)))
     if map_b is not None:
+        cap = ms.colour_cap(np.abs(map_a - map_b))
+        diff.update_traces(zmin=-cap, zmax=cap, selector=dict(type="heatmap"))
         diff.update_layout(title=f"{a.run} \u2212 {b.run}, layer {layer} head {head}")
     tau = a if a.has_lambda else (b if b is not None and b.has_lambda and map_b is not None else None)
     if tau is None:
