@@ -195,7 +195,7 @@ def fig_lambda_over_steps(steps, mean, p05=None, p95=None, *, head: int | None =
         if lo is not None and hi is not None:
             fig.add_trace(go.Scatter(
                 x=np.concatenate([steps, steps[::-1]]),
-                y=np.concatenate([hi[:, layer], lo[:, layer][::-1]]), fill="toself", mode="lines",
+                y=np.concatenate([hi[:, layer], lo[:, layer][::-1]]), fill="toself", mode="none",
                 fillcolor=theme.with_alpha(colors[layer], 0.15), line=dict(width=0),
                 hoverinfo="skip", legendgroup=f"L{layer}", showlegend=False,
                 name=f"layer {layer} 5-95%"))
@@ -243,7 +243,7 @@ def fig_entropy_over_steps(runs: Mapping[str, Mapping], *, layer: int | None = N
         color = colors[run]
         fig.add_trace(go.Scatter(
             x=np.concatenate([steps, steps[::-1]]),
-            y=np.concatenate([flat.max(axis=1), flat.min(axis=1)[::-1]]), fill="toself", mode="lines",
+            y=np.concatenate([flat.max(axis=1), flat.min(axis=1)[::-1]]), fill="toself", mode="none",
             fillcolor=theme.with_alpha(color, 0.15), line=dict(width=0), hoverinfo="skip",
             legendgroup=run, showlegend=False, name=f"{run} head range"))
         fig.add_trace(go.Scatter(x=steps, y=flat.mean(axis=1), mode="lines", name=run,
@@ -396,7 +396,7 @@ def fig_decode_latency(context, latency_ms: Mapping[str, object]) -> go.Figure:
         if lat.ndim == 2 and lat.shape[1] > 1:
             p10, p90 = np.percentile(lat, [10, 90], axis=1)
             fig.add_trace(go.Scatter(x=np.concatenate([ctx, ctx[::-1]]),
-                                     y=np.concatenate([p90, p10[::-1]]), fill="toself", mode="lines",
+                                     y=np.concatenate([p90, p10[::-1]]), fill="toself", mode="none",
                                      fillcolor=theme.with_alpha(colors[name], 0.2),
                                      line=dict(width=0), hoverinfo="skip", showlegend=False,
                                      legendgroup=name, name=f"{name} 10-90%"), row=1, col=1)
