@@ -123,3 +123,21 @@ def test_decode_latency_is_measured_once(ws):
     lat = ws.probes.decode_latency(runs, contexts=(16, 32))
     assert lat["ms"]["tau"].shape == (2, lat["repeats"]) and (lat["ms"]["dot"] > 0).all()
     assert ws.probes.decode_latency(runs, contexts=(16, 32), measure=False) is lat
+
+
+def test_concurrent_probes_of_one_model_do_not_mix(ws):
+    """Request threads share cached models; each probe must see only its own forward pass."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workbench.data import demo_workspace
+
+    prompts = [f"thread {i}: " + "abcdefgh"[i:] * (3 + i) for i in range(6)]
+    fresh = demo_workspace()
+    with ThreadPoolExecutor(6) as pool:
+        views = list(pool.map(lambda p: fresh.probes.probe("tau", None, p), prompts))
+        sample = pool.submit(fresh.probes.lambda_sample, "tau", None, "validation", None)
+        losses = [pool.submit(fresh.probes.whatif, "tau", None, p, temperature_scale=0.5) for p in prompts[:2]]
+        sample.result(), [f.result() for f in losses]
+    for prompt, view in zip(prompts, views):
+        alone = ws.probes.probe("tau", None, prompt)
+        assert view.T == len(prompt) and np.array_equal(view.lambda_q, alone.lambda_q)

@@ -22,7 +22,7 @@ from tauformer.errors import ConfigError, TauformerError
 from tauformer.laplacian import as_laplacian_tensor
 from tauformer.probe import ProbeResult, run_probe
 from tauformer.spectral import laplacian_spectrum, spectral_decomposition
-from tauformer.whatif import Change, laplacian_variant, validation_loss, what_if
+from tauformer.whatif import Change, apply_change, laplacian_variant, validation_loss
 
 from . import speed
 from .cache import ResultCache, content_key
@@ -144,6 +144,11 @@ class ProbeStore:
         self.results = ResultCache(max_items=256)  # small: statistics, what-ifs, spectra
         self.measurements = ResultCache(max_items=32)  # decode timings: measured once per session
         self._torch_ready = False
+        # Cached models are shared by the server's request threads. A probe's hooks would also
+        # record another thread's forward pass on the same model (and a deep copy would copy
+        # them), so every forward pass or copy of a cached model holds this lock. Never call
+        # a cached computation while holding it.
+        self._model_lock = threading.RLock()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ basics
@@ -202,7 +207,9 @@ class ProbeStore:
 
         def compute():
             model = self.model(run, step)
-            return probe_view(run_probe(model, torch.as_tensor(ids)), run, step, truncated=truncated)
+            with self._model_lock:
+                result = run_probe(model, torch.as_tensor(ids))
+            return probe_view(result, run, step, truncated=truncated)
 
         return self.probes.get_or_compute(key, compute)
 
@@ -249,7 +256,9 @@ class ProbeStore:
         def compute():
             n, T = VAL_SAMPLE
             x, _ = self.validation_batches(run, 1, n, block_size=T)[0]
-            result = run_probe(self.model(run, step), x)
+            model = self.model(run, step)
+            with self._model_lock:
+                result = run_probe(model, x)
             L, B, H, _ = result.lambda_q.shape  # [L,B,H,T] -> [L,H,B*T]
             lk = result.lambda_k.repeat_interleave(result.n_rep, dim=2)
             return {"lambda_q": result.lambda_q.transpose(1, 2).reshape(L, H, -1).numpy(),
@@ -323,22 +332,25 @@ class ProbeStore:
             raise ConfigError(f"{run} is a dot-product model: what-if changes the lambdas of a tau model")
         step = self.step_for(run, step)
         tau_mode = tau_mode if tau_mode not in (None, "", "model") else None
+        laplacian = laplacian or "model"
+        tau = tau if tau_mode == "fixed" else None
+        percentile = percentile if tau_mode == "percentile" else None
+        seed = seed if laplacian == "shuffle" else 0
         key = content_key("whatif", self.checkpoint_key(run, step), self.encode(prompt)[0].tolist(),
-                          float(temperature_scale), tau_mode, tau, percentile, laplacian or "model", seed)
+                          float(temperature_scale), tau_mode, tau, percentile, laplacian, seed)
 
         def compute():
             before = self.probe(run, step, prompt)
-            L, name = self.laplacian_choice(run, step, laplacian or "model", seed=seed)
-            change = Change(temperature_scale=float(temperature_scale), tau_mode=tau_mode,
-                            tau=tau if tau_mode == "fixed" else None,
-                            percentile=percentile if tau_mode == "percentile" else None,
-                            laplacian=L, laplacian_name=name)
-            model = self.model(run, step)
+            L, name = self.laplacian_choice(run, step, laplacian, seed=seed)
+            change = Change(temperature_scale=float(temperature_scale), tau_mode=tau_mode, tau=tau,
+                            percentile=percentile, laplacian=L, laplacian_name=name)
             batches = self.validation_batches(run, *WHATIF_BATCHES, seed=1)
-            result = what_if(model, torch.as_tensor(before.ids), change, batches, calibration_batches=batches[:1],
-                             val_loss_before=self.validation_loss(run, step))
-            after = probe_view(result.after, run, step, truncated=before.truncated)
-            return {"before": before, "after": after, "val_loss": (result.val_loss_before, result.val_loss_after),
+            loss_before = self.validation_loss(run, step)
+            model = self.model(run, step)
+            with self._model_lock:  # the copy must not carry another thread's probe hooks
+                changed = apply_change(model, change, calibration_batches=batches[:1])
+            after = probe_view(run_probe(changed, torch.as_tensor(before.ids)), run, step, truncated=before.truncated)
+            return {"before": before, "after": after, "val_loss": (loss_before, validation_loss(changed, batches)),
                     "prompt_loss": (before.mean_loss, after.mean_loss), "change": change.describe()}
 
         return self.results.get_or_compute(key, compute)
@@ -347,8 +359,13 @@ class ProbeStore:
         """Mean loss of the unchanged checkpoint on the what-if validation batches (cached)."""
         step = self.step_for(run, step)
         key = content_key("val-loss", self.checkpoint_key(run, step), WHATIF_BATCHES)
-        return self.results.get_or_compute(key, lambda: validation_loss(
-            self.model(run, step), self.validation_batches(run, *WHATIF_BATCHES, seed=1)))
+        def compute():
+            batches = self.validation_batches(run, *WHATIF_BATCHES, seed=1)
+            model = self.model(run, step)
+            with self._model_lock:
+                return validation_loss(model, batches)
+
+        return self.results.get_or_compute(key, compute)
 
     def histories(self) -> dict:
         """Every run's history arrays (RunStore.history_arrays), cached per set of latest checkpoints;
@@ -389,6 +406,10 @@ class ProbeStore:
         key = self.latency_key(runs, contexts)
         if not measure and key not in self.measurements:
             return None
+        def compute():
+            models = {r: self.model(r, s) for r, s in runs}
+            with self._model_lock:  # also keeps probes from timing (and capturing) the same models
+                return speed.decode_latency(models, contexts)
+
         with self._lock:  # one measurement at a time: two at once would time each other
-            return self.measurements.get_or_compute(
-                key, lambda: speed.decode_latency({r: self.model(r, s) for r, s in runs}, contexts))
+            return self.measurements.get_or_compute(key, compute)
