@@ -117,7 +117,7 @@ def test_whatif_callback_changes_the_maps(ws, step):
 
 
 def test_training_callbacks_and_checkpoint_click(ws, step):
-    loss = training.update_loss(ws, 0.5, ["log"], "tau", step)
+    loss = training.update_loss(ws, 0.5, "log", "tau", step)
     assert drawn(loss) and loss.layout.yaxis.type == "log"
     names = {t.name for t in loss.data}
     assert {"tau val", "dot val", "tau-reference val"} <= names
@@ -148,7 +148,7 @@ def test_layouts_restore_state_from_the_url(ws):
     page = whatif.layout(ws, temperature="-1.5", laplacian="chain", tau="median")
     assert find(page, "whatif-temperature").value == -1.5 and find(page, "whatif-laplacian").value == "chain"
     assert find(page, "whatif-tau-mode").value == "median"
-    assert find(training.layout(ws, log="log", smoothing="0.3"), "train-log").value == ["log"]
+    assert find(training.layout(ws, axis="log", smoothing="0.3"), "train-axis").value == "log"
     assert find(why.layout(ws, layer="9"), "why-layer").value == 3  # clamped to the model
 
 

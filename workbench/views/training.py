@@ -26,7 +26,6 @@ def layout(workspace, **query):
     n_layer, n_head = ms.shape_of(workspace, run)
     heads = [{"label": "mean of heads", "value": "all"}] + ms.index_options(n_head, "head")
     layers = [{"label": "all layers", "value": "all"}] + ms.index_options(n_layer, "layer")
-    log = query.get("log") == "log"
     return html.Div(className="model-page", children=[
         html.H1("Training"),
         html.P("Every run's history as logged at each evaluation. Diamonds are saved checkpoints: click one "
@@ -35,8 +34,9 @@ def layout(workspace, **query):
             html.Label(["smoothing", dcc.Slider(id="train-smoothing", min=0, max=0.95, step=0.05,
                                                 value=_float(query.get("smoothing"), 0.0),
                                                 marks={0: "0", 0.5: "0.5", 0.9: "0.9"}, className="slider")]),
-            dcc.Checklist(id="train-log", options=[{"label": "log loss axis", "value": "log"}],
-                          value=["log"] if log else [], inline=True),
+            dcc.RadioItems(id="train-axis", inline=True, value="log" if query.get("axis") == "log" else "linear",
+                           options=[{"label": "linear loss axis", "value": "linear"},
+                                    {"label": "log loss axis", "value": "log"}]),
         ]),
         html.Div(className="row", children=[
             ms.card("train-lambda", "Lambda over steps (run)", figure_fn="fig_lambda_over_steps", controls=[
@@ -89,10 +89,10 @@ def drift(h: dict, quantity: str = "lambda_q") -> dict | None:
 
 
 # ------------------------------------------------------------------ callbacks
-def update_loss(workspace, smoothing, log, run, step):
+def update_loss(workspace, smoothing, axis, run, step):
     """Loss curves of all runs, with the loaded checkpoint marked."""
     hs = histories(workspace)
-    return fig_loss_curves(hs, smoothing=min(0.95, _float(smoothing, 0.0)), log_y="log" in (log or []),
+    return fig_loss_curves(hs, smoothing=min(0.95, _float(smoothing, 0.0)), log_y=axis == "log",
                            selected_step=step, selected_run=run,
                            checkpoints={name: h["checkpoints"] for name, h in hs.items()})
 
@@ -158,7 +158,7 @@ def load_checkpoint(workspace, click):
 
 def register_callbacks(app, workspace) -> None:
     fig = lambda name: Output(figure_id(name), "figure")  # noqa: E731
-    app.callback(fig("train-loss"), Input("train-smoothing", "value"), Input("train-log", "value"),
+    app.callback(fig("train-loss"), Input("train-smoothing", "value"), Input("train-axis", "value"),
                  *ms.PICKERS)(ms.bind(workspace, update_loss))
     app.callback(fig("train-speed"), Input("train-smoothing", "value"))(ms.bind(workspace, update_speed))
     app.callback(fig("train-lambda"), Output("train-drift", "children"), Input("run-picker", "value"),
@@ -169,7 +169,7 @@ def register_callbacks(app, workspace) -> None:
                  Input(figure_id("train-loss"), "clickData"),
                  prevent_initial_call=True)(ms.bind(workspace, load_checkpoint))
     register_url_sync(app, "train-url", [
-        ("smoothing", "train-smoothing", "value"), ("log", "train-log", "value"),
+        ("smoothing", "train-smoothing", "value"), ("axis", "train-axis", "value"),
         ("quantity", "train-quantity", "value"), ("head", "train-head", "value"),
         ("entlayer", "train-layer", "value"),
     ])
@@ -179,7 +179,7 @@ def register_callbacks(app, workspace) -> None:
 def export_figures(workspace, state: dict) -> dict:
     run = state.get("run") or ms.default_run(workspace, {})
     lam, _ = update_lambda(workspace, run, "lambda_q", "all")
-    return {"train-loss": update_loss(workspace, 0.0, [], run, state.get("step")),
+    return {"train-loss": update_loss(workspace, 0.0, "linear", run, state.get("step")),
             "train-speed": update_speed(workspace, 0.0), "train-lambda": lam,
             "train-entropy": update_entropy(workspace, "all")}
 
@@ -188,7 +188,7 @@ def bench_cases(workspace) -> list:
     run = ms.default_run(workspace, {})
     step = workspace.runs.nearest_step(run, None)
     return [
-        ("training: loss curves, smoothing 0.6, log axis", lambda: update_loss(workspace, 0.6, ["log"], run, step)),
+        ("training: loss curves, smoothing 0.6, log axis", lambda: update_loss(workspace, 0.6, "log", run, step)),
         ("training: throughput", lambda: update_speed(workspace, 0.6)),
         ("training: lambda over steps, head 1", lambda: update_lambda(workspace, run, "lambda_q", 1)),
         ("training: entropy over steps", lambda: update_entropy(workspace, "all")),

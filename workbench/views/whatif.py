@@ -136,6 +136,10 @@ def register_callbacks(app, workspace) -> None:
                  Input("whatif-tau-mode", "value"), Input("whatif-tau-value", "value"),
                  Input("whatif-percentile", "value"), Input("whatif-laplacian", "value"),
                  Input("whatif-seed", "value"))(ms.bind(workspace, update_whatif))
+    app.clientside_callback(  # only the inputs the chosen settings read are enabled
+        "function(mode, lap) { return [mode !== 'fixed', mode !== 'percentile', lap !== 'shuffle']; }",
+        Output("whatif-tau-value", "disabled"), Output("whatif-percentile", "disabled"), Output("whatif-seed", "disabled"),
+        Input("whatif-tau-mode", "value"), Input("whatif-laplacian", "value"))
     register_url_sync(app, "whatif-url", [
         ("prompt", ms.PROMPT, "data"), ("layer", "whatif-layer", "value"), ("head", "whatif-head", "value"),
         ("temperature", "whatif-temperature", "value"), ("tau", "whatif-tau-mode", "value"),
