@@ -91,6 +91,14 @@ def test_attention_callbacks(ws, step):
     assert "Nothing to compare" in empty_text(none)
 
 
+def test_token_panel_escapes_the_prompt():
+    import numpy as np
+
+    doc = attention.token_document(["<", "script", ">", "&"], np.array([0.1, 0.2, 0.3]), 2, "tau")
+    assert "<script>" not in doc and "&lt;" in doc and doc.count('class="tok') == 3
+    assert 'class="tok query"' in doc and "--w:1.000" in doc  # the row's largest visible weight
+
+
 def test_attention_clicks_select_head_and_token(ws):
     assert attention.head_from_click(ws, "tau", {"points": [{"curveNumber": 7}]}) == (2, 1)
     assert attention.token_from_click({"points": [{"y": "12\u00b7e"}]}) == 12

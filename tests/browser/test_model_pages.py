@@ -53,7 +53,7 @@ def test_a_typed_prompt_goes_through_both_models(demo_app, page):
             """([sel, run]) => { const gd = document.querySelector(sel);
                  return gd && gd.data && gd.data.length === 12 && gd.querySelector('.heatmaplayer image, .hm image')
                      && (gd.layout.title.text || '').startsWith(run + ' '); }""", arg=[graph(page, name), run])
-    n_tokens = page.page.locator("#attn-tokens .token-row").first.locator(".tok").count()
+    n_tokens = page.page.frame_locator("#attn-tokens .token-frame >> nth=0").locator(".tok").count()
     assert n_tokens == len(text.encode())  # the default query is the last token: every key shown
     assert "prompt=" in page.page.url
     page.page.click("#nav-heads")  # the prompt follows to the other model pages of this tab

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
@@ -175,20 +177,33 @@ def token_panel(a, b, layer, head, query) -> list:
             html.Div(className="token-row-head", children=[
                 html.B(view.run), html.Span(" top keys: " + ", ".join(
                     f"{j}\u00b7{view.tokens[j]} {weights[j]:.3f}" for j in top), className="muted")]),
-            html.Div(className="token-text", children=token_spans(view, weights, query)),
+            html.Iframe(srcDoc=token_document(view.tokens, weights, query, view.kind), sandbox="",
+                        className="token-frame", title=f"{view.run}: attention of query {query}",
+                        style={"height": f"{min(200, 18 + 23 * (1 + (query + 1) // 170))}px"}),
         ]))
     return rows
 
 
-def token_spans(view, weights: np.ndarray, query: int) -> list:
-    """One span per token up to the query, opacity of its background = weight / the row's largest."""
+TOKEN_COLORS = {"tau": "0, 114, 178", "dot": "213, 94, 0"}  # theme.MODEL_COLORS as RGB
+TOKEN_STYLE = ("body{margin:4px 6px;font:12px/1.9 'DejaVu Sans Mono',monospace;word-break:break-all;color:#1d2330}"
+               ".tok{padding:1px .5px;border-radius:2px;background:rgba(%s,calc(var(--w)*.85))}"
+               ".query{outline:2px solid #1d2330;outline-offset:1px;font-weight:700}")
+
+
+def token_document(tokens: list[str], weights: np.ndarray, query: int, kind: str) -> str:
+    """A small HTML page: one span per token up to the query, background opacity = weight / the row's largest.
+
+    Shown in a sandboxed iframe: one element for the whole text (a thousand Dash components take
+    the browser seconds to mount), and prompt text is escaped, so it can never be markup.
+    """
     peak = float(weights.max()) or 1.0
     spans = []
-    for j, tok in enumerate(view.tokens[: query + 1]):
-        style = {"--w": f"{weights[j] / peak:.3f}"}
+    for j, tok in enumerate(tokens[: query + 1]):
         cls = "tok query" if j == query else "tok"
-        spans.append(html.Span(tok, className=cls, style=style, title=f"{j}: {weights[j]:.4f}"))
-    return spans
+        spans.append(f'<span class="{cls}" style="--w:{weights[j] / peak:.3f}" '
+                     f'title="{j}: {weights[j]:.4f}">{escape(tok)}</span>')
+    style = TOKEN_STYLE % TOKEN_COLORS.get(kind, TOKEN_COLORS["tau"])
+    return f"<!doctype html><html><head><style>{style}</style></head><body>{''.join(spans)}</body></html>"
 
 
 def update_head_maps(workspace, run, step, compare, prompt, layer, head):
