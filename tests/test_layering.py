@@ -6,7 +6,7 @@ import sys
 import pytest
 
 CORE_MODULES = ["tauformer." + m for m in (
-    "config", "taumode", "attention", "kernels", "model", "cache", "checkpoint", "data", "train", "probe", "demo",
+    "config", "taumode", "attention", "kernels", "model", "cache", "checkpoint", "data", "train", "probe", "spectral", "whatif", "demo",
     "__main__",
 )]
 
