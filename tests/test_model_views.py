@@ -171,3 +171,11 @@ def test_export_figures_and_bench_cases(ws):
         assert cases and all(callable(fn) for _, fn in cases)
         name, fn = cases[0]
         fn()
+
+
+def test_pages_without_runs_say_so(tmp_path):
+    from workbench.data import Workspace
+
+    empty = Workspace(runs=[], domains=[], cache_dir=tmp_path)
+    for page in MODEL_PAGES:
+        assert "No training runs" in str(page.layout(empty).to_plotly_json())

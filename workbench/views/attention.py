@@ -32,6 +32,8 @@ GRID_SIDE = 64  # cells per grid panel side: a panel is ~180 px wide in its half
 
 
 def layout(workspace, **query):
+    if (page := ms.no_runs(workspace, 'Attention')) is not None:
+        return page
     run = ms.default_run(workspace, query)
     n_layer, n_head = ms.shape_of(workspace, run)
     layer_opts, head_opts = ms.head_options(workspace, run)

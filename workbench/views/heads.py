@@ -18,6 +18,8 @@ QUANTITIES = [{"label": "lambda_q", "value": "lambda_q"}, {"label": "lambda_k", 
 
 
 def layout(workspace, **query):
+    if (page := ms.no_runs(workspace, 'Heads')) is not None:
+        return page
     run = ms.default_run(workspace, query)
     layer, colour, source = query.get("layer"), query.get("range"), query.get("source")
     kind, quantity = query.get("kind"), query.get("quantity")

@@ -18,6 +18,8 @@ MEASURE_NOTE = ("Press 'Measure' to time decoding on this machine (a few seconds
 
 
 def layout(workspace, **query):
+    if (page := ms.no_runs(workspace, 'Memory & speed')) is not None:
+        return page
     return html.Div(className="model-page", children=[
         html.H1("Memory & speed"),
         html.P("A dot-product model caches keys and values, 2 x D numbers per head and position; a Tauformer "

@@ -15,7 +15,7 @@ from dash.exceptions import PreventUpdate
 from tauformer.errors import TauformerError
 from workbench.figures import FigureInputError, fig_empty
 
-from .common import figure_card
+from .common import empty_state, figure_card
 
 PROMPT = "model-prompt"
 PROMPT_TEXT = "model-prompt-text"
@@ -58,6 +58,15 @@ def no_lambda(run: str) -> str:
 
 
 _LOADING = []
+
+
+def no_runs(workspace, title: str):
+    """The page to show when the app was started without runs (else None)."""
+    if workspace.runs.names():
+        return None
+    return html.Div(className="model-page", children=[html.H1(title), empty_state(
+        "No training runs are loaded, so there is no model to probe.",
+        hint="Start the app with --runs DIR (a run directory or a folder of runs), or with no arguments for the demo.")])
 
 
 def card(name: str, title: str, **kwargs):

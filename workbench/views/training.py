@@ -22,6 +22,8 @@ def _float(value, default: float) -> float:
 
 
 def layout(workspace, **query):
+    if (page := ms.no_runs(workspace, 'Training')) is not None:
+        return page
     run = ms.default_run(workspace, query)
     n_layer, n_head = ms.shape_of(workspace, run)
     heads = [{"label": "mean of heads", "value": "all"}] + ms.index_options(n_head, "head")

@@ -37,6 +37,8 @@ def _float(value, default):
 
 
 def layout(workspace, **query):
+    if (page := ms.no_runs(workspace, 'What if')) is not None:
+        return page
     run = ms.default_run(workspace, query)
     n_layer, n_head = ms.shape_of(workspace, run)
     layer_opts, head_opts = ms.head_options(workspace, run)

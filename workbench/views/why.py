@@ -19,6 +19,8 @@ EXPLAIN = ("lambda is a weighted mean of the Laplacian's eigenvalues: write the 
 
 
 def layout(workspace, **query):
+    if (page := ms.no_runs(workspace, 'Why this lambda')) is not None:
+        return page
     run = ms.default_run(workspace, query)
     n_layer, n_head = ms.shape_of(workspace, run)
     layer_opts, head_opts = ms.head_options(workspace, run)
