@@ -81,8 +81,9 @@ def test_attention_callbacks(ws, step):
     grid_a, grid_b = attention.update_grids(ws, "tau", step, "dot", "hello tauformer")
     assert len(grid_a.data) == 12 and len(grid_b.data) == 12
     assert grid_a.layout.coloraxis.cmax == grid_b.layout.coloraxis.cmax  # one colour scale
-    pair, panel = attention.update_pair(ws, "tau", step, "dot", "hello tauformer", 3, 2, 4)
-    assert drawn(pair) and len(panel) == 2 and "query 4" in pair.layout.title.text
+    pair, tokens, top = attention.update_pair(ws, "tau", step, "dot", "hello tauformer", 3, 2, 4)
+    assert drawn(pair) and drawn(tokens) and len(top) == 2 and "query 4" in pair.layout.title.text
+    assert tokens.data[0].z.size >= 5 and list(tokens.layout.annotations[i].text for i in (0, 1)) == ["tau", "dot"]
     diff, sorted_fig = attention.update_head_maps(ws, "tau", step, "dot", None, 1, 1)
     assert drawn(diff) and drawn(sorted_fig)
     entropy, js = attention.update_summary(ws, "tau", step, "dot", None, "deficit")
@@ -91,18 +92,24 @@ def test_attention_callbacks(ws, step):
     assert "Nothing to compare" in empty_text(none)
 
 
-def test_token_panel_escapes_the_prompt():
+def test_token_weights_figure():
     import numpy as np
 
-    doc = attention.token_document(["<", "script", ">", "&"], np.array([0.1, 0.2, 0.3]), 2, "tau")
-    assert "<script>" not in doc and "&lt;" in doc and doc.count('class="tok') == 3
-    assert 'class="tok query"' in doc and "--w:1.000" in doc  # the row's largest visible weight
+    from workbench.figures.tokens import fig_token_weights
+
+    fig = fig_token_weights(list("abcdefghij"), {"tau": np.full(8, 0.125), "dot": np.linspace(0, 1, 8)}, 7, per_row=4)
+    assert len(fig.data) == 2 and fig.data[0].z.shape == (2, 4)  # 8 visible tokens in lines of 4
+    assert np.isnan(fig.data[1].z[1, 3]) is np.False_ and fig.data[1].z[1, 3] == 1.0  # the largest weight
+    assert list(fig.data[0].customdata[0, 2]) == [2, 0.125]
+    assert len(fig.layout.shapes) == 2  # the query boxed in both panels
 
 
 def test_attention_clicks_select_head_and_token(ws):
     assert attention.head_from_click(ws, "tau", {"points": [{"curveNumber": 7}]}) == (2, 1)
     assert attention.token_from_click({"points": [{"y": "12\u00b7e"}]}) == 12
     assert attention.token_from_click({"points": [{"y": "512\u2013513"}]}) == 512
+    assert attention.token_from_text_click({"points": [{"customdata": [17, 0.2]}]}) == 17
+    assert attention.token_from_text_click({"points": [{"customdata": {"0": 17.0, "1": 0.2}}]}) == 17
 
 
 def test_why_callbacks(ws, step):

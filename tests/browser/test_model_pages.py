@@ -6,7 +6,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-PAGES = {"heads": 4, "attention": 7, "why": 2, "whatif": 2, "training": 4, "memory": 1}
+PAGES = {"heads": 4, "attention": 8, "why": 2, "whatif": 2, "training": 4, "memory": 1}
 
 
 def graph(page, name: str) -> str:
@@ -40,7 +40,7 @@ def test_each_model_page_opens_on_the_demo(demo_app, page, path):
 
 def test_a_typed_prompt_goes_through_both_models(demo_app, page):
     page.goto(demo_app + "attention")
-    page.graphs_rendered(7)
+    page.graphs_rendered(8)
     page.wait_idle()
     text = "def tau(x):\n    return x  # a prompt typed in the browser"
     page.page.fill("#model-prompt-text", text)
@@ -53,7 +53,8 @@ def test_a_typed_prompt_goes_through_both_models(demo_app, page):
             """([sel, run]) => { const gd = document.querySelector(sel);
                  return gd && gd.data && gd.data.length === 12 && gd.querySelector('.heatmaplayer image, .hm image')
                      && (gd.layout.title.text || '').startsWith(run + ' '); }""", arg=[graph(page, name), run])
-    n_tokens = page.page.frame_locator("#attn-tokens .token-frame >> nth=0").locator(".tok").count()
+    n_tokens = page.page.evaluate("() => document.querySelector('#card-attn-tokens .js-plotly-plot')"
+                                  ".data[0].text.flat().filter(t => t !== '').length")
     assert n_tokens == len(text.encode())  # the default query is the last token: every key shown
     assert "prompt=" in page.page.url
     page.page.click("#nav-heads")  # the prompt follows to the other model pages of this tab
@@ -68,7 +69,7 @@ def test_a_typed_prompt_goes_through_both_models(demo_app, page):
 
 def test_clicking_a_grid_map_picks_the_head(demo_app, page):
     page.goto(demo_app + "attention")
-    page.graphs_rendered(7)
+    page.graphs_rendered(8)
     page.wait_idle()
     x, y = point_position(page, "attn-grid-a", curve=2 * 3 + 1)  # layer 2, head 1
     page.page.mouse.click(x, y)
@@ -76,6 +77,15 @@ def test_clicking_a_grid_map_picks_the_head(demo_app, page):
         "() => (document.querySelector('#card-attn-pair .js-plotly-plot').layout.title.text || '')"
         ".startsWith('layer 2, head 1')")
     assert "layer=2" in page.page.url and "head=1" in page.page.url
+    page.page.locator(graph(page, "attn-tokens")).scroll_into_view_if_needed()
+    x, y = page.page.evaluate("""(sel) => { const gd = document.querySelector(sel); const b = gd.getBoundingClientRect();
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        return [b.left + xa._offset + xa.d2p(3), b.top + ya._offset + ya.d2p(0)]; }""", graph(page, "attn-tokens"))
+    page.page.mouse.click(x, y)  # a token of the text panel becomes the query
+    page.page.wait_for_function(
+        "() => (document.querySelector('#card-attn-pair .js-plotly-plot').layout.title.text || '')"
+        ".includes('query 3 ')")
+    assert "token=3" in page.page.url
     page.assert_healthy()
 
 

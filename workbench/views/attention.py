@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
-
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
@@ -15,6 +13,7 @@ from workbench.figures import (
     fig_js_divergence,
     fig_sorted_attention,
 )
+from workbench.figures.tokens import fig_token_weights
 
 from . import model_shared as ms
 from .common import figure_id, register_url_sync
@@ -62,12 +61,8 @@ def layout(workspace, **query):
         ms.card("attn-pair", "Selected head, both models", description=(
             "The same head of both models side by side on one colour scale (capped at the 99.5th percentile of "
             "their weights); the selected query row is outlined. Click a row to select that query.")),
-        html.Section(className="card", id="card-attn-tokens", children=[
-            html.Div(className="card-head", children=[html.H3("What the query token attends to")]),
-            html.P("The prompt with each key shaded by the weight the selected query gives it (darkest = "
-                   "the row's largest weight), in both models; the query is boxed.", className="card-description"),
-            dcc.Loading(type="circle", delay_show=300, children=html.Div(id="attn-tokens", className="token-panel")),
-        ]),
+        ms.card("attn-tokens", "What the query token attends to", figure_fn="fig_token_weights",
+                controls=[html.Div(id="attn-topkeys", className="topkeys")]),
         html.Div(className="row", children=[
             ms.card("attn-difference", "Difference (run - compared)", description=(
                 "Where the run attends more (red) or less (blue) than the compared run on the selected head; "
@@ -141,6 +136,19 @@ def token_from_click(click) -> int:
         return no_update
 
 
+def token_from_text_click(click) -> int:
+    """The key position of a clicked token in the text panel (customdata [position, weight])."""
+    if not click or not click.get("points"):
+        return no_update
+    data = click["points"][0].get("customdata")
+    if isinstance(data, dict):  # a typed-array row arrives as {"0": position, "1": weight}
+        data = [data.get("0")]
+    try:
+        return int(data[0])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return no_update
+
+
 def _select(a, b, layer, head):
     """Maps [T, T] of the selected head in a and b (b None when absent or a different shape)."""
     layer, head = ms.clamp_index(layer, a.n_layer), ms.clamp_index(head, a.n_head)
@@ -154,58 +162,31 @@ def update_pair(workspace, run, step, compare, prompt, layer, head, token):
     try:
         a, b = probe_pair(workspace, run, step, compare, prompt)
     except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.message(err)
+        return ms.empty(ms.message(err)), ms.empty(ms.message(err)), ms.message(err)
     layer, head, map_a, map_b = _select(a, b, layer, head)
     query = a.T - 1 if token is None else ms.clamp_index(token, a.T)
-    panel = token_panel(a, b, layer, head, query)
+    tokens_fig, top = token_weights(a, b, layer, head, query)
     if map_b is None:
         text = no_compare_message(run) if b is None else f"{b.run} has a different shape; no head to pair with."
-        return ms.empty(text), panel
+        return ms.empty(text), tokens_fig, top
     fig = fig_attention_pair(map_a, map_b, a.tokens, highlight_query=query, names=(a.run, b.run),
                              zmax=ms.colour_cap(map_a, map_b))
     fig.update_layout(title=f"layer {layer}, head {head}; query {query} '{a.tokens[query]}' outlined")
-    return fig, panel
+    return fig, tokens_fig, top
 
 
-def token_panel(a, b, layer, head, query) -> list:
-    """The prompt twice, each key shaded by the query's weight on it, plus the top keys of each model."""
-    rows = []
+def token_weights(a, b, layer, head, query):
+    """(figure of the prompt shaded by the query's weights in both models, top keys per model)."""
+    rows, top_lines = {}, []
     for view in (a, b):
         if view is None or view.weights.shape != a.weights.shape:
             continue
         weights = view.weights[layer, head, query, : query + 1]  # [query + 1] visible keys
+        rows[view.run] = weights
         top = np.argsort(weights)[::-1][:TOP_KEYS]
-        rows.append(html.Div(className=f"token-row kind-{view.kind}", children=[
-            html.Div(className="token-row-head", children=[
-                html.B(view.run), html.Span(" top keys: " + ", ".join(
-                    f"{j}\u00b7{view.tokens[j]} {weights[j]:.3f}" for j in top), className="muted")]),
-            html.Iframe(srcDoc=token_document(view.tokens, weights, query, view.kind), sandbox="",
-                        className="token-frame", title=f"{view.run}: attention of query {query}",
-                        style={"height": f"{min(200, 18 + 23 * (1 + (query + 1) // 170))}px"}),
-        ]))
-    return rows
-
-
-TOKEN_COLORS = {"tau": "0, 114, 178", "dot": "213, 94, 0"}  # theme.MODEL_COLORS as RGB
-TOKEN_STYLE = ("body{margin:4px 6px;font:12px/1.9 'DejaVu Sans Mono',monospace;word-break:break-all;color:#1d2330}"
-               ".tok{padding:1px .5px;border-radius:2px;background:rgba(%s,calc(var(--w)*.85))}"
-               ".query{outline:2px solid #1d2330;outline-offset:1px;font-weight:700}")
-
-
-def token_document(tokens: list[str], weights: np.ndarray, query: int, kind: str) -> str:
-    """A small HTML page: one span per token up to the query, background opacity = weight / the row's largest.
-
-    Shown in a sandboxed iframe: one element for the whole text (a thousand Dash components take
-    the browser seconds to mount), and prompt text is escaped, so it can never be markup.
-    """
-    peak = float(weights.max()) or 1.0
-    spans = []
-    for j, tok in enumerate(tokens[: query + 1]):
-        cls = "tok query" if j == query else "tok"
-        spans.append(f'<span class="{cls}" style="--w:{weights[j] / peak:.3f}" '
-                     f'title="{j}: {weights[j]:.4f}">{escape(tok)}</span>')
-    style = TOKEN_STYLE % TOKEN_COLORS.get(kind, TOKEN_COLORS["tau"])
-    return f"<!doctype html><html><head><style>{style}</style></head><body>{''.join(spans)}</body></html>"
+        top_lines.append(html.Div([html.B(view.run), " top keys: " + ", ".join(
+            f"{j}\u00b7{view.tokens[j]} {weights[j]:.3f}" for j in top)]))
+    return fig_token_weights(a.tokens, rows, query), top_lines
 
 
 def update_head_maps(workspace, run, step, compare, prompt, layer, head):
@@ -268,10 +249,15 @@ def register_callbacks(app, workspace) -> None:
         click = click_b if ctx.triggered_id == figure_id("attn-grid-b") else click_a
         return head_from_click(workspace, run, click)
 
-    app.callback(Output("attn-token", "value"), Input(figure_id("attn-pair"), "clickData"),
-                 prevent_initial_call=True)(token_from_click)
-    app.callback(fig("attn-pair"), Output("attn-tokens", "children"), *ms.WITH_COMPARE, prompt, *selected,
-                 Input("attn-token", "value"))(ms.bind(workspace, update_pair))
+    @app.callback(Output("attn-token", "value"), Input(figure_id("attn-pair"), "clickData"),
+                  Input(figure_id("attn-tokens"), "clickData"), prevent_initial_call=True)
+    def select_token(click_pair, click_tokens):
+        if ctx.triggered_id == figure_id("attn-tokens"):
+            return token_from_text_click(click_tokens)
+        return token_from_click(click_pair)
+
+    app.callback(fig("attn-pair"), fig("attn-tokens"), Output("attn-topkeys", "children"), *ms.WITH_COMPARE,
+                 prompt, *selected, Input("attn-token", "value"))(ms.bind(workspace, update_pair))
     app.callback(fig("attn-difference"), fig("attn-sorted"), *ms.WITH_COMPARE, prompt,
                  *selected)(ms.bind(workspace, update_head_maps))
     app.callback(fig("attn-entropy"), fig("attn-js"), *ms.WITH_COMPARE, prompt,
@@ -291,10 +277,10 @@ def _state(workspace, state: dict):
 def export_figures(workspace, state: dict) -> dict:
     run, step, compare, prompt = _state(workspace, state)
     grid_a, grid_b = update_grids(workspace, run, step, compare, prompt)
-    pair, _ = update_pair(workspace, run, step, compare, prompt, 0, 0, None)
+    pair, tokens, _ = update_pair(workspace, run, step, compare, prompt, 0, 0, None)
     diff, sorted_fig = update_head_maps(workspace, run, step, compare, prompt, 0, 0)
     entropy, js = update_summary(workspace, run, step, compare, prompt, "bars")
-    return {"attn-grid-a": grid_a, "attn-grid-b": grid_b, "attn-pair": pair, "attn-difference": diff,
+    return {"attn-grid-a": grid_a, "attn-grid-b": grid_b, "attn-pair": pair, "attn-tokens": tokens, "attn-difference": diff,
             "attn-sorted": sorted_fig, "attn-entropy": entropy, "attn-js": js}
 
 
