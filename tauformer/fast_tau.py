@@ -26,13 +26,14 @@ t * dL/dt = -(sum_i a_i dL/da_i + sum_j b_j dL/db_j).
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 
 import torch
 import torch.nn.functional as F
 
-from .errors import ShapeError
+from .errors import ConfigError, ShapeError
 from .kernels import check_tau_inputs, tau_attention_dense
 
 DEFAULT_BLOCK = 128
@@ -64,6 +65,9 @@ def tau_attention_fast(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool =
     factorised sums would leave float64's range, and for empty inputs.
     """
     check_tau_inputs(lambda_q, lambda_k, v, causal)
+    block = DEFAULT_BLOCK if block is None else block
+    if not isinstance(block, int) or block < 1:
+        raise ConfigError(f"fast tau attention: block must be a positive integer, got {block!r}")
     B, H, Tq = lambda_q.shape
     Tk = lambda_k.shape[-1]
     t_bh = temperature_bh(temperature, B, H, lambda_q.device)
@@ -73,7 +77,7 @@ def tau_attention_fast(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool =
     if plan is None:
         return tau_attention_dense(lambda_q, lambda_k, v, temperature=temperature, causal=causal)
     dtype, centre = plan
-    return _FastTau.apply(lambda_q, lambda_k, v, t_bh, centre, dtype, causal, int(block or DEFAULT_BLOCK))
+    return _FastTau.apply(lambda_q, lambda_k, v, t_bh, centre, dtype, causal, block)
 
 
 def temperature_bh(temperature, B: int, H: int, device) -> torch.Tensor:
@@ -212,6 +216,13 @@ def release_scratch() -> None:
     _SCRATCH.buffers.clear()
 
 
+@functools.lru_cache(maxsize=32)
+def _triangle(n: int, upper: bool, dtype, device) -> torch.Tensor:
+    """Cached [n, n] matrix of ones on and below (upper: above) the diagonal."""
+    ones = torch.ones(n, n, dtype=dtype, device=device)
+    return ones.triu() if upper else ones.tril()
+
+
 def _attention_sums(xs, V, last, scale, xt, T, inv_t, *, causal, reverse, signed, block):
     """Sums over sources of w * U for every target, w = exp(-|xt - xs| * inv_t), U = scale * [V, last].
 
@@ -237,9 +248,9 @@ def _attention_sums(xs, V, last, scale, xt, T, inv_t, *, causal, reverse, signed
     if not causal:
         tab = _build_table(xs, V, last, scale, 0, Ns, inv_t)
         levels = [_Level(s=Ns, npairs=1, klo=0, khi=1)]
-        return _level_sums(tab, xs, xt, xt, inv_t, levels, 0, Ns, Nt, signed, halves=None)
+        return _level_sums(tab, xs, xt, xt, inv_t, levels, 0, Ns, Nt, signed, None, _CHUNK)
     src0, tgt0 = (T - Ns, 0) if reverse else (0, T - Nt)
-    nb, Cb = _block_layout(T, block)
+    nb, Cb, chunk = _block_layout(T, block)
     P = nb * Cb
     xs_f = xs.new_zeros(G, P)  # lambdas on the zero-padded timeline
     xs_f[:, src0:src0 + Ns] = xs
@@ -256,7 +267,7 @@ def _attention_sums(xs, V, last, scale, xt, T, inv_t, *, causal, reverse, signed
             levels.append(_Level(s=s, npairs=npairs, klo=ks[0], khi=ks[-1] + 1))
     if levels:
         tab = _build_table(xs, V, last, scale, src0, P, inv_t)
-        total, sig = _level_sums(tab, xs_f, xt_f, xt, inv_t, levels, tgt0, P, P, signed, halves=(hs, ht))
+        total, sig = _level_sums(tab, xs_f, xt_f, xt, inv_t, levels, tgt0, P, P, signed, (hs, ht), chunk)
         del tab
     else:
         total = xs.new_zeros(G, Nt, V.shape[-1] + 1)
@@ -274,13 +285,17 @@ class _Level:
         self.s, self.npairs, self.klo, self.khi = s, npairs, klo, khi
 
 
-def _block_layout(T: int, block: int) -> tuple[int, int]:
-    """(number of blocks, a power of two; block size, a multiple of _CHUNK near [block, 2 * block))."""
+def _block_layout(T: int, block: int) -> tuple[int, int, int]:
+    """(number of blocks, a power of two; block size; chunk of the prefix sums, which divides it).
+
+    The block size is about T / nb, in [block, 2 * block), rounded up to a multiple of the chunk.
+    """
     n_levels = int(math.floor(math.log2(T / block))) if T >= 2 * block else 0
     nb = 1 << n_levels
+    chunk = min(_CHUNK, 1 << int(math.log2(block)))
     if nb == 1:
-        return 1, T
-    return nb, -(-T // (nb * _CHUNK)) * _CHUNK
+        return 1, T, chunk
+    return nb, -(-T // (nb * chunk)) * chunk, chunk
 
 
 def _overlaps(start: int, length: int, lo: int, n: int) -> bool:
@@ -315,12 +330,13 @@ def _build_table(xs, V, last, scale, src0, P, inv_t):
     return tab
 
 
-def _level_sums(tab, xs_f, xt_f, xt, inv_t, levels, tgt0, P, Pt, signed, halves):
+def _level_sums(tab, xs_f, xt_f, xt, inv_t, levels, tgt0, P, Pt, signed, halves, c):
     """Level contributions for every target: ([G, Nt, E] total, signed or None).
 
     xs_f [G, P] sources and xt_f [G, Pt] targets on their timelines; xt [G, Nt] the real
     targets, which start at position tgt0 of theirs.  ``halves`` is (source half, target half)
-    of each pair, or None for one unmasked segment holding all P sources (non-causal).
+    of each pair, or None for one unmasked segment holding all P sources (non-causal).  c is
+    the chunk of the prefix sums.
 
     Each level's source halves are sorted and their table rows gathered in ascending lambda
     order (exp(+x) rows) and in descending order (exp(-x) rows), then prefix-summed per segment
@@ -335,7 +351,6 @@ def _level_sums(tab, xs_f, xt_f, xt, inv_t, levels, tgt0, P, Pt, signed, halves)
     GP = G * P
     zero_tab = 2 * GP  # the table's zero row
     L = len(levels)
-    c = _CHUNK
     g_rows = torch.arange(G, device=dev).view(G, 1, 1) * P
 
     # 1. sorted segments: [n_seg, s_pad] table rows per level, padded with the zero row
@@ -422,7 +437,7 @@ def _segment_prefix_sums(tab, rows, plans, G):
     gathered = _SCRATCH.take("gathered", (c * M, E), tab.dtype, dev)
     torch.index_select(tab, 0, rows.reshape(-1), out=gathered)
     sums = _SCRATCH.take("sums", (c * M + 1, E), tab.dtype, dev)
-    tri = torch.ones(c, c, dtype=tab.dtype, device=dev).tril_()
+    tri = _triangle(c, False, tab.dtype, dev)
     torch.mm(tri, gathered.view(c, M * E), out=sums[:-1].view(c, M * E))
     sums[-1].zero_()
     chunk_tot = sums[(c - 1) * M:c * M]  # [M, E] chunk totals
@@ -476,8 +491,7 @@ def _add_dense_blocks(total, sig, xs_f, xt_f, V, last, scale, src0, tgt0, Ns, nb
     if sig is not None:
         sg = _SCRATCH.take("block_signs", (G, nbb, Cb, Cb), total.dtype, dev)
         torch.sign(w, out=sg)
-    keep = torch.ones(Cb, Cb, dtype=total.dtype, device=dev)
-    keep = keep.triu() if reverse else keep.tril()  # [target, source]
+    keep = _triangle(Cb, reverse, total.dtype, dev)  # [target, source] causal mask
     w.abs_().neg_().exp_().mul_(keep)
     Ub = U.view(G, nbb, Cb, E)
     lo, hi = max(tgt0, w0), min(tgt0 + Nt, bhi * Cb)  # targets inside the window

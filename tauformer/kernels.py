@@ -90,7 +90,8 @@ def tau_attention(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if kernel == "auto":
-        kernel = choose_kernel(lambda_q.shape[-1], lambda_k.shape[-1], v.device)
+        kernel = choose_kernel(lambda_q.shape[-1], lambda_k.shape[-1], v.device,
+                               batch_heads=lambda_q.shape[0] * lambda_q.shape[1])
     if kernel == "fast":
         from .fast_tau import tau_attention_fast
 
@@ -98,6 +99,24 @@ def tau_attention(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True
     return tau_attention_dense(lambda_q, lambda_k, v, temperature=temperature, causal=causal)
 
 
-def choose_kernel(Tq: int, Tk: int, device) -> str:
-    """The kernel `auto` uses for this shape: dense until the fast kernel exists and pays off."""
-    return "dense"
+# Smallest min(Tq, Tk) where the fast kernel wins, per device type.  CPU: measured on a 2-core
+# x86 machine with `python -m tauformer bench attention` (fast beats dense from T = 256 for
+# square causal attention; with Tq <= 128 queries, e.g. decoding, dense stays faster).  CUDA: an
+# estimate until measured on a GPU (many small kernel launches favour dense at moderate T).
+FAST_MIN_T = {"cpu": 256, "cuda": 2048}
+# Dense materialises [B*H, Tq, Tk] float32 weights several times over; beyond this many bytes for
+# one copy the fast kernel is used whatever the length.
+DENSE_MAX_BYTES = 1 << 30
+
+
+def choose_kernel(Tq: int, Tk: int, device, batch_heads: int | None = None) -> str:
+    """The kernel `auto` uses for this shape: "fast" or "dense".
+
+    Dense for short sequences and few queries (decode-like Tq = 1), where its few large
+    operations beat the fast kernel's fixed overhead; fast from FAST_MIN_T on, or when the
+    dense weight matrix would take more than DENSE_MAX_BYTES.
+    """
+    kind = torch.device(device).type
+    if batch_heads is not None and batch_heads * Tq * Tk * 4 > DENSE_MAX_BYTES and Tq > 1:
+        return "fast"
+    return "fast" if min(Tq, Tk) >= FAST_MIN_T.get(kind, FAST_MIN_T["cuda"]) else "dense"
