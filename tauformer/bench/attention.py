@@ -68,14 +68,16 @@ def run(args: argparse.Namespace, log) -> dict:
                 log(_row_line(row))
     columns = ["T", "dtype", "pass", "fast_ms", "dense_ms", "sdpa_ms", "fast+lambda_ms",
                "fast/dense", "fast/sdpa", "max_rel_err"]
-    return {
-        "rows": rows,
-        "columns": columns,
-        "summary": _summary(rows),
-        "conditions": {"device": str(device), "threads": torch.get_num_threads(), "B*H": math.prod(BATCH_HEADS),
-                       "D": HEAD_DIM, "temperature": TEMPERATURE, "repeats": args.repeats,
-                       "load_avg_before": load_before, "load_avg_after": _load()},
-    }
+    conditions = {"device": str(device), "threads": torch.get_num_threads(), "B*H": math.prod(BATCH_HEADS),
+                  "D": HEAD_DIM, "temperature": TEMPERATURE, "repeats": args.repeats,
+                  "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
+                  "load_avg_before": load_before, "load_avg_after": _load()}
+    summary = _summary(rows)
+    if device.type == "cpu" and "OMP_WAIT_POLICY" not in os.environ and torch.get_num_threads() > 1:
+        summary.append("note: OMP_WAIT_POLICY is unset, so idle OpenMP threads spin; when other processes load the "
+                       "CPU every parallel op can wait a whole time slice (~8 ms), which punishes kernels made of "
+                       "many ops. On a shared machine run with OMP_WAIT_POLICY=PASSIVE (or --threads 1).")
+    return {"rows": rows, "columns": columns, "summary": summary, "conditions": conditions}
 
 
 def _measure(T: int, dtype: torch.dtype, pass_name: str, device: torch.device, repeats: int) -> dict:
