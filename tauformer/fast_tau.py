@@ -41,7 +41,7 @@ _CHUNK = 32  # in-chunk prefix sums are one matrix product; block sizes are mult
 # Bounds on r/t (half range of lambda over temperature) and on the log of the largest sum.
 _F32_MAX_SPREAD = 70.0  # weights down to exp(-70) ~ 4e-31, well above float32's 1e-38
 _F32_MAX_LOG = 80.0  # float32 overflows at exp(88.7)
-_F64_MAX_SPREAD = 1300.0  # float64 underflows at exp(-708)
+_F64_MAX_SPREAD = 690.0  # float64 underflows at exp(-708)
 _F64_MAX_LOG = 690.0  # float64 overflows at exp(709.8)
 
 
@@ -158,14 +158,22 @@ class _FastTau(torch.autograd.Function):
         dtype = y.dtype
         g = grad_y.reshape(G, Tq, D).to(dtype)
         delta = (g * y).sum(-1)  # [G, Tq] = g_i . y_i
+        need_transposed = need_v or need_k or need_t
+        if need_transposed:
+            # rows g / Z grow as the query's total weight Z shrinks: pick a dtype that holds them
+            dtype = _backward_precision(a, inv_t, Z, g, delta, dtype)
+            if dtype is None:
+                return _dense_backward(ctx, grad_y, a, b, inv_t, vg)
+            a, b, inv_t, Z, g, delta = (x.to(dtype) for x in (a, b, inv_t, Z, g, delta))
         rz = 1.0 / Z
 
         grad_q = grad_k = grad_v = grad_t = None
         da = db = None
         if need_q or need_t:
+            signed = signed.to(dtype)
             x = (g * signed[..., :D]).sum(-1) - delta * signed[..., D]  # sum_j p_ij sgn_ij (g.v_j - delta)*Z
             da = -x * rz * inv_t.unsqueeze(-1)  # [G, Tq]
-        if need_v or need_k or need_t:
+        if need_transposed:
             want_signed = need_k or need_t
             vg_c = vg.to(dtype)
             # transposed pass: queries are the sources, with rows [g, delta] / Z
@@ -183,6 +191,40 @@ class _FastTau(torch.autograd.Function):
         if need_t:
             grad_t = (-((a * da).sum(-1) + (b * db).sum(-1)) * inv_t).reshape(B, H).to(t_dtype)
         return grad_q, grad_k, grad_v, grad_t, None, None, None, None
+
+
+def _backward_precision(a, inv_t, Z, g, delta, dtype):
+    """dtype for the transposed pass (float32, float64) or None when only dense is safe.
+
+    Its table rows are g_i / Z_i * exp(+-a_i / t); their prefix sums must stay finite.
+    """
+    with torch.no_grad():
+        src = (a.abs() * inv_t.unsqueeze(-1) - Z.log()).amax()
+        mag = torch.maximum(g.abs().amax(), delta.abs().amax())
+        src, mag = torch.stack([src.double(), mag.double()]).tolist()
+    if not (math.isfinite(src) and math.isfinite(mag)):
+        return None
+    log_max = src + math.log(max(mag, 1e-300)) + math.log(Z.shape[-1] + 1)
+    if dtype == torch.float32 and log_max <= _F32_MAX_LOG:
+        return torch.float32
+    if log_max <= _F64_MAX_LOG:
+        return torch.float64
+    return None
+
+
+def _dense_backward(ctx, grad_y, a, b, inv_t, vg):
+    """Gradients through the dense kernel, for inputs the factorised sums cannot hold."""
+    B, H, Tq, Tk, D = ctx.shape
+    needs = ctx.needs_input_grad[:4]
+    with torch.enable_grad():
+        leaves = [a.detach().view(B, H, Tq), b.detach().view(B, H, Tk), vg.detach().view(B, H, Tk, D),
+                  (1.0 / inv_t).detach().view(B, H)]
+        leaves = [x.requires_grad_(need) for x, need in zip(leaves, needs)]
+        y = tau_attention_dense(leaves[0], leaves[1], leaves[2], temperature=leaves[3], causal=ctx.causal)
+        wanted = [x for x, need in zip(leaves, needs) if need]
+        found = iter(torch.autograd.grad(y, wanted, grad_y.to(y.dtype)))
+    grads = [next(found).to(dtype) if need else None for need, dtype in zip(needs, ctx.dtypes)]
+    return (*grads, None, None, None, None)
 
 
 class _Scratch(threading.local):

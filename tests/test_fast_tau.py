@@ -24,6 +24,12 @@ def make_inputs(B, H, Tq, Tk, D, *, seed=0, device=DEVICE, dtype=torch.float32, 
     return tuple(x.requires_grad_(grad) for x in (lq, lk, v))
 
 
+# The temperature gradient is a sum over all pairs with terms of both signs; in float32 both
+# kernels carry ~1e-5 relative error on it (measured against float64), so compare it looser.
+GRAD_TOL = {"y": 1e-5, "lambda_q": 1e-4, "lambda_k": 1e-4, "v": 1e-4, "temperature": 3e-4}
+GRAD_NAMES = tuple(GRAD_TOL)
+
+
 def grads_of(kernel, lq, lk, v, t, out_grad, **kw):
     y = kernel(lq, lk, v, temperature=t, **kw)
     inputs = [x for x in (lq, lk, v, t) if isinstance(x, torch.Tensor) and x.requires_grad]
@@ -90,8 +96,8 @@ def test_gradients_match_dense_float32(causal, Tq, Tk):
         t = t0.clone().requires_grad_(True)
         fast = grads_of(tau_attention_fast, lq, lk, v, t, out_grad, causal=causal, block=8)
         dense = grads_of(tau_attention_dense, lq, lk, v, t, out_grad, causal=causal)
-        for name, a, b in zip(("y", "lambda_q", "lambda_k", "v", "temperature"), fast, dense):
-            assert rel_err(a, b) <= 1e-4, name
+        for name, a, b in zip(GRAD_NAMES, fast, dense):
+            assert rel_err(a, b) <= GRAD_TOL[name], name
 
 
 @pytest.mark.parametrize("causal,Tq,Tk", [(True, 7, 7), (True, 5, 11), (False, 6, 9)])
@@ -121,6 +127,25 @@ def test_temperature_extremes_finite_and_exact(t):
     assert rel_err(y, ref) <= 1e-5
     grads = torch.autograd.grad(y.square().sum(), (lq, lk, v))
     assert all(torch.isfinite(gr).all() for gr in grads)
+
+
+@pytest.mark.parametrize("t,grad_scale", [(1 / 69, 1.0), (0.02, 1e6), (0.005, 1.0)])
+def test_far_queries_backward_stays_finite(t, grad_scale):
+    # early queries at lambda 0 see only keys near 1: their total weight Z is ~exp(-1/t), so the
+    # backward rows g / Z are huge; the backward must widen its dtype (or go dense), not overflow
+    T = 200
+    lq, lk, v = make_inputs(1, 2, T, T, 8, seed=17)
+    lq[..., :40] = 0.0
+    lk[..., :40] = 1.0 - 1e-7
+    out_grad = grad_scale * torch.randn(1, 2, T, 8, generator=torch.Generator().manual_seed(18))
+    results = []
+    for kernel, kw in ((tau_attention_fast, {"block": 16}), (tau_attention_dense, {})):
+        leaves = [x.clone().requires_grad_(True) for x in (lq, lk, v)]
+        temp = torch.tensor(t, requires_grad=True)
+        results.append(grads_of(kernel, *leaves, temp, out_grad, **kw))
+    for name, a, b in zip(GRAD_NAMES, *results):
+        assert torch.isfinite(a).all(), name
+        assert rel_err(a, b) <= GRAD_TOL[name], name
 
 
 def test_precision_plan_by_temperature():
@@ -156,7 +181,7 @@ def test_lambda_ties_and_edges(case):
         lq, lk, v = (x.clone().requires_grad_(True) for x in (lq0, lk0, v0))
         t = torch.tensor(0.05, requires_grad=True)
         results.append(grads_of(kernel, lq, lk, v, t, out_grad, **kw))
-    for name, a, b in zip(("y", "lambda_q", "lambda_k", "v", "temperature"), *results):
+    for name, a, b in zip(GRAD_NAMES, *results):
         assert torch.isfinite(a).all(), name
         # exact ties get the zero subgradient of |x| at 0, as autograd gives the dense kernel
         assert (a - b).abs().max() <= 1e-4 * max(b.abs().max().item(), 1.0), name
@@ -235,8 +260,8 @@ class TestCuda:
         t = torch.tensor([0.05, 0.3, 1.5], device="cuda", requires_grad=True)
         fast = grads_of(tau_attention_fast, lq, lk, v, t, out_grad, causal=causal, block=64)
         dense = grads_of(tau_attention_dense, lq, lk, v, t, out_grad, causal=causal)
-        for name, a, b in zip(("y", "lambda_q", "lambda_k", "v", "temperature"), fast, dense):
-            assert rel_err(a, b) <= 1e-4, name
+        for name, a, b in zip(GRAD_NAMES, fast, dense):
+            assert rel_err(a, b) <= GRAD_TOL[name], name
 
     def test_gradcheck_float64(self):
         lq, lk, v = make_inputs(1, 2, 9, 9, 3, seed=7, device="cuda", dtype=torch.float64, grad=True)
