@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from .errors import ConfigError, ShapeError
 from .kernels import check_tau_inputs, tau_attention_dense
@@ -146,6 +147,7 @@ class _FastTau(torch.autograd.Function):
         return y.reshape(B, H, Tq, D).to(v.dtype)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_y):
         a, b, inv_t, vg, y, Z, signed = ctx.saved_tensors
         B, H, Tq, Tk, D = ctx.shape

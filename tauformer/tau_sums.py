@@ -290,7 +290,7 @@ def _segment_prefix_sums(tab, rows, plans, G):
         car = carry[m_first:m_first + n_chunks].view(-1, q, E)
         car[:, 0].zero_()
         if q > 1:
-            torch.cumsum(tot[:, :-1], 1, out=car[:, 1:])
+            car[:, 1:] = tot[:, :-1].cumsum(1)  # exclusive prefix of chunk totals (1/c of the data)
     sums[:-1].view(c, M, E).add_(carry)
     return sums
 
