@@ -220,11 +220,13 @@ def test_choose_kernel_rules():
     assert choose_kernel(1, 100_000, "cpu") == "dense"  # decode
     assert choose_kernel(64, 4096, "cpu") == "dense"  # few queries
     assert choose_kernel(128, 128, "cpu") == "dense"  # short
-    assert choose_kernel(2048, 2048, "cpu") == "fast"
+    assert choose_kernel(256, 256, "cpu") == "fast"
+    assert choose_kernel(256, 256, "cpu", needs_grad=True) == "dense"  # backward moves the crossover
+    assert choose_kernel(2048, 2048, "cpu", needs_grad=True) == "fast"
     assert choose_kernel(4096, 4096, "cuda") == "fast"
     assert choose_kernel(512, 512, "cuda") == "dense"
     # the dense weight matrix would not fit: fast whatever the length
-    assert choose_kernel(200, 200_000, "cpu", batch_heads=64) == "fast"
+    assert choose_kernel(100, 200_000, "cpu", batch_heads=64) == "fast"
 
 
 @pytest.mark.parametrize("T", [100, 300])
@@ -236,6 +238,11 @@ def test_auto_dispatch_consistent(T):
     assert rel_err(auto, dense) <= 1e-5 and rel_err(fast, dense) <= 1e-5
     expected = dense if choose_kernel(T, T, "cpu", batch_heads=2) == "dense" else fast
     assert torch.equal(auto, expected)
+    # with gradients wanted, auto follows the forward + backward crossover
+    lq.requires_grad_(True)
+    auto_grad = tau_attention(lq, lk, v, temperature=0.1, kernel="auto")
+    expected = dense if choose_kernel(T, T, "cpu", batch_heads=2, needs_grad=True) == "dense" else fast
+    assert torch.equal(auto_grad.detach(), expected)
 
 
 @pytest.mark.gpu
