@@ -107,7 +107,9 @@ def plan_precision(lambda_q, lambda_k, v, t_bh):
         hi = torch.maximum(lq.amax(-1), lk.amax(-1)).double()
         t = t_bh.detach().double()
         spread = ((hi - lo) / t).amax()  # = 2 r / t, the widest log-weight range of any head
-        stats = torch.stack([spread, t.amin(), v.detach().abs().amax().double()]).tolist()
+        v_lo, v_hi = torch.aminmax(v.detach())
+        v_max = torch.maximum(v_lo.abs(), v_hi.abs()).double()
+        stats = torch.stack([spread, t.amin(), v_max]).tolist()
     spread, t_min, v_max = stats
     if not (math.isfinite(spread) and math.isfinite(v_max) and t_min > 0):
         return None
