@@ -139,7 +139,7 @@ class _FastTau(torch.autograd.Function):
         need_lambda = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[3]
         # rows [v, 1]: the last column carries the softmax denominator
         total, signed = attention_sums(b, vg, None, None, a, Tk, inv_t, causal=causal, reverse=False,
-                                        signed=need_lambda, block=block)
+                                       signed=need_lambda, block=block)
         Z = total[..., D]  # [G, Tq]
         y = total[..., :D] / Z.unsqueeze(-1)
         ctx.save_for_backward(a, b, inv_t, vg, y, Z, signed if need_lambda else None)
@@ -179,7 +179,7 @@ class _FastTau(torch.autograd.Function):
             vg_c = vg.to(dtype)
             # transposed pass: queries are the sources, with rows [g, delta] / Z
             total_t, raw_t = attention_sums(a, g, delta, rz, b, Tk, inv_t, causal=ctx.causal, reverse=True,
-                                             signed=want_signed, block=ctx.block)
+                                            signed=want_signed, block=ctx.block)
             if need_v:
                 grad_v = total_t[..., :D].reshape(B, H, Tk, D).to(v_dtype)
             if want_signed:
