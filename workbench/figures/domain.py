@@ -146,30 +146,68 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
 
 def _add_selection(fig, cls, xy, highlight, neighbours, texts_short, fn) -> None:
     """Traces for the clicked item, its neighbours and the links between them (on top)."""
-    n = len(xy)
     if highlight is None:
         return
-    if not 0 <= int(highlight) < n:
+    traces = _selection_traces(cls, xy, highlight, neighbours, texts_short, fn)
+    fig.add_traces([t for t in traces if t.x is not None and len(t.x)])
+
+
+def _selection_traces(cls, xy, highlight, neighbours, texts_short, fn) -> list:
+    """[links, neighbour rings, selected star]; empty traces where there is nothing to draw."""
+    n = len(xy)
+    h = None if highlight is None else int(highlight)
+    if h is not None and not 0 <= h < n:
         raise FigureInputError(f"{fn}: highlight {highlight} is not an item index (0..{n - 1})")
-    h = int(highlight)
-    nb = np.asarray([] if neighbours is None else neighbours, dtype=np.int64)
+    nb = np.asarray([] if neighbours is None or h is None else neighbours, dtype=np.int64)
     if nb.size and (nb.min() < 0 or nb.max() >= n):
         raise FigureInputError(f"{fn}: neighbours must be item indices in 0..{n - 1}")
     texts = (lambda idx: None) if texts_short is None else (lambda idx: texts_short[idx])
     if nb.size:
         lx, ly = _segments(xy, np.stack([np.full_like(nb, h), nb], axis=1))
-        fig.add_trace(cls(x=lx, y=ly, mode="lines", name="neighbour links", hoverinfo="skip",
-                          line=dict(color=theme.HIGHLIGHT, width=1.2)))
-        fig.add_trace(cls(x=xy[nb, 0], y=xy[nb, 1], mode="markers", name=f"neighbours ({nb.size})",
-                          customdata=nb, hovertext=texts(nb),
-                          marker=dict(size=11, color=theme.HIGHLIGHT, symbol="circle-open",
-                                      line=dict(width=2)),
-                          hovertemplate="neighbour %{customdata}<br>%{hovertext}<extra></extra>"))
-    fig.add_trace(cls(x=xy[[h], 0], y=xy[[h], 1], mode="markers", name=f"selected item {h}",
-                      customdata=[h], hovertext=texts([h]),
-                      marker=dict(size=16, color=theme.HIGHLIGHT, symbol="star",
-                                  line=dict(color="black", width=1.5)),
-                      hovertemplate="selected %{customdata}<br>%{hovertext}<extra></extra>"))
+    else:
+        lx = ly = np.zeros(0)
+    links = cls(x=lx, y=ly, mode="lines", name="neighbour links", hoverinfo="skip",
+                line=dict(color=theme.HIGHLIGHT, width=1.2), showlegend=bool(nb.size))
+    rings = cls(x=xy[nb, 0], y=xy[nb, 1], mode="markers", name=f"neighbours ({nb.size})",
+                customdata=nb, hovertext=texts(nb) if nb.size else None, showlegend=bool(nb.size),
+                marker=dict(size=11, color=theme.HIGHLIGHT, symbol="circle-open", line=dict(width=2)),
+                hovertemplate="neighbour %{customdata}<br>%{hovertext}<extra></extra>")
+    chosen = [] if h is None else [h]
+    star = cls(x=xy[chosen, 0], y=xy[chosen, 1], mode="markers",
+               name=f"selected item {h}" if h is not None else "selected item",
+               customdata=chosen, hovertext=texts(chosen) if chosen else None,
+               showlegend=h is not None,
+               marker=dict(size=16, color=theme.HIGHLIGHT, symbol="star",
+                           line=dict(color="black", width=1.5)),
+               hovertemplate="selected %{customdata}<br>%{hovertext}<extra></extra>")
+    return [links, rings, star]
+
+
+def item_selection_traces(xy, highlight: int | None = None, neighbours: Sequence[int] | None = None,
+                          texts: Sequence[str] | None = None) -> list:
+    """Exactly three traces -- neighbour links, neighbour rings, the selected star -- for an
+    item map drawn by :func:`fig_item_map`; empty (and out of the legend) when nothing is
+    selected, so an app can append them once and later replace them in place.
+
+    Parameters
+    ----------
+    xy : array [N, 2], the map's layout
+    highlight : int, optional, the selected item
+    neighbours : list of int, optional
+    texts : list of N str, optional, hover texts (truncated like the map's)
+    """
+    fn = "item_selection_traces"
+    xy = as_array(xy, "xy", fn, shape=(None, 2))
+    n = len(xy)
+    short = None
+    if texts is not None:
+        if len(texts) != n:
+            raise FigureInputError(f"{fn}: got {len(texts)} texts for {n} items")
+        limit = 80 if n < 20_000 else 48
+        wanted = set() if highlight is None else {int(highlight), *map(int, neighbours or [])}
+        short = np.array([truncate(t, limit) if i in wanted else "" for i, t in enumerate(texts)],
+                         dtype=object)
+    return _selection_traces(scatter_class(n), xy, highlight, neighbours, short, fn)
 
 
 def _width_bins(weights: np.ndarray, n_bins: int) -> list[np.ndarray]:

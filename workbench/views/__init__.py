@@ -4,4 +4,6 @@
 
 PAGE_MODULES = (
     "workbench.views.home",
+    "workbench.views.domain",
+    "workbench.views.spectrum",
 )
