@@ -73,7 +73,7 @@ class LayoutJobs:
         r = self._loaded[key]
         return Layout("ready", key, r["xy"], r["edges"], r["distances"], seconds=r.get("seconds", {}))
 
-    def request(self, key: str, X: np.ndarray, params: dict | None = None) -> Layout:
+    def request(self, key: str, X: np.ndarray, params: dict | None = None, clusters=None) -> Layout:
         """The layout for ``key``: ready from disk, or running (a worker is started if none is)."""
         with self._lock:
             ready = self._ready(key)
@@ -92,12 +92,15 @@ class LayoutJobs:
                 self._failed[key] = f"the layout worker exited with status {code}: " + " / ".join(tail)
             if key in self._failed:
                 return Layout("failed", key, message=self._failed[key])
-            self._start(key, X, params)
+            self._start(key, X, params, clusters)
             return Layout("running", key)
 
-    def _start(self, key: str, X: np.ndarray, params: dict | None) -> None:
-        items = self.directory / f"{key}.items.npy"
-        np.save(items, np.ascontiguousarray(X, dtype=np.float32))
+    def _start(self, key: str, X: np.ndarray, params: dict | None, clusters) -> None:
+        items = self.directory / f"{key}.items.npz"
+        arrays = {"X": np.ascontiguousarray(X, dtype=np.float32)}
+        if clusters is not None:
+            arrays["clusters"] = np.asarray(clusters, dtype=np.int64)
+        np.savez(items, **arrays)
         log = self.directory / f"{key}.log"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
@@ -111,21 +114,21 @@ class LayoutJobs:
                                     stdin=subprocess.DEVNULL, cwd=str(REPO_ROOT))
         self._running[key] = (proc, time.time(), log)
 
-    def compute_now(self, key: str, X: np.ndarray, params: dict | None = None) -> Layout:
+    def compute_now(self, key: str, X: np.ndarray, params: dict | None = None, clusters=None) -> Layout:
         """Compute in this process (no worker) and cache; for the batch export and tests."""
         with self._lock:
             ready = self._ready(key)
         if ready is not None:
             return ready
-        save_layout(compute_layout(X, params), str(self.path(key)))
+        save_layout(compute_layout(X, params, clusters=clusters), str(self.path(key)))
         with self._lock:
             return self._ready(key)
 
-    def wait(self, key: str, X: np.ndarray, timeout: float = 600.0, poll: float = 0.5) -> Layout:
+    def wait(self, key: str, X: np.ndarray, timeout: float = 600.0, poll: float = 0.5, clusters=None) -> Layout:
         """Block until the layout is ready or failed (starting a worker if needed)."""
         deadline = time.time() + timeout
         while True:
-            layout = self.request(key, X)
+            layout = self.request(key, X, clusters=clusters)
             if layout.status != "running" or time.time() > deadline:
                 return layout
             time.sleep(poll)
@@ -161,17 +164,17 @@ def layout_key(memory) -> str:
 
 def request(workspace, memory) -> Layout:
     """The item layout of ``memory`` (see :meth:`LayoutJobs.request`)."""
-    return jobs_for(workspace).request(layout_key(memory), memory.items)
+    return jobs_for(workspace).request(layout_key(memory), memory.items, clusters=memory.clusters)
 
 
 def wait(workspace, memory, timeout: float = 600.0) -> Layout:
     """Block until the item layout of ``memory`` is ready (or failed)."""
-    return jobs_for(workspace).wait(layout_key(memory), memory.items, timeout=timeout)
+    return jobs_for(workspace).wait(layout_key(memory), memory.items, timeout=timeout, clusters=memory.clusters)
 
 
 def compute_now(workspace, memory) -> Layout:
     """The item layout of ``memory``, computed in this process when not cached (batch export)."""
-    return jobs_for(workspace).compute_now(layout_key(memory), memory.items)
+    return jobs_for(workspace).compute_now(layout_key(memory), memory.items, clusters=memory.clusters)
 
 
 def warm_up(workspace) -> list[Layout]:

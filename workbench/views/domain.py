@@ -31,6 +31,7 @@ PAGE = dict(id="domain", path="/domain", name="Domain graph", order=50,
             description="The domain corpus on a UMAP map with its nearest neighbours, and the "
                         "feature graph painted with a Laplacian eigenvector.")
 POLL_MS = 1500
+EDGE_COLOR = "rgba(120, 120, 120, 0.16)"  # lighter than the figure default: thousands of edges overlap
 MAP_HEIGHT = 620
 
 
@@ -143,10 +144,20 @@ def item_map(workspace, status, color):
         note = ("UMAP layout is being computed" + (f" ({found.elapsed:.0f} s so far)" if found.elapsed else "")
                 + "; showing the first two principal components meanwhile"
                 if found.status == "running" else f"UMAP layout failed ({found.message}); showing PCA")
+    key = content_key("item-map", found.key, kind, color or "lambda", domain)
+    fig, n_base = workspace.cache.get_or_compute(
+        key, lambda: _item_map_figure(workspace, domain, data, xy, kind, color or "lambda"))
+    meta = {"domain": domain, "kind": kind, "n_base": n_base, "n": data["n"], "drawn": time.time()}
+    return fig, meta, note
+
+
+def _item_map_figure(workspace, domain, data, xy, kind, color):
+    """(figure, number of traces before the three selection traces); cached per colour."""
     edges = dv.item_edges(workspace, domain)
-    values, label, categorical = dv.item_colors(data, color or "lambda")
+    values, label, categorical = dv.item_colors(data, color)
     fig = fig_item_map(xy, color=values, color_label=label, categorical=categorical,
                        texts=data["texts"], edges=None if edges is None else edges[0])
+    fig.update_traces(selector=dict(mode="lines"), line=dict(color=EDGE_COLOR))
     if kind == "pca":
         fig.update_xaxes(title_text="PC 1")
         fig.update_yaxes(title_text="PC 2")
@@ -154,8 +165,7 @@ def item_map(workspace, status, color):
     n_base = len(fig.data)
     fig.add_traces(item_selection_traces(xy))
     fig.update_layout(height=MAP_HEIGHT)
-    meta = {"domain": domain, "kind": kind, "n_base": n_base, "n": data["n"], "drawn": time.time()}
-    return fig, meta, note
+    return fig, n_base
 
 
 def _pca(workspace, domain, data):
