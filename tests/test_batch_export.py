@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import pytest
 
 import workbench.views
@@ -54,27 +52,25 @@ def extra_page(tmp_path, monkeypatch):
 def test_the_cli_writes_every_pages_figures_and_a_manifest(small_domain, extra_page, tmp_path, capsys):
     domain, cache = small_domain
     out = tmp_path / "figures"
-    code = batch_export.main(["--domain", str(domain), "--out", str(out), "--formats", "svg,pdf",
+    code = batch_export.main(["--domain", str(domain), "--out", str(out), "--formats", "pdf",
                               "--prompt", "the cat sat", "--eig", "2", "--cache-dir", str(cache)])
     export.stop_renderer()
     assert code == 0, capsys.readouterr().err
     names = {"domain_feature_graph", "domain_item_map", "spectrum_eigenvalues", "spectrum_density",
              "spectrum_sparsity", "extra_prompt"}
-    assert {p.name for p in out.iterdir()} == {f"{n}.{f}" for n in names for f in ("svg", "pdf")} | {"manifest.json"}
+    assert {p.name for p in out.iterdir()} == {f"{n}.pdf" for n in names} | {"manifest.json"}
     for name in names:
-        svg = ET.fromstring((out / f"{name}.svg").read_bytes())
-        assert svg.tag == "{http://www.w3.org/2000/svg}svg"
         pdf = (out / f"{name}.pdf").read_bytes()
         assert pdf.startswith(b"%PDF") and pdf.rstrip().endswith(b"%%EOF")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["prompt"] == "the cat sat" and manifest["checkpoint"] is None
     assert len(manifest["domain"]["fingerprint"]) == 64 and manifest["domain"]["dim"] == 8
-    assert manifest["parameters"]["eig"] == 2 and manifest["parameters"]["formats"] == "svg,pdf"
+    assert manifest["parameters"]["eig"] == 2 and manifest["parameters"]["formats"] == "pdf"
     assert manifest["figures"]["extra_prompt"] == "extra_page_for_export"
     assert manifest["packages"]["umap-learn"] and manifest["versions"]["plotly"]
-    assert len(manifest["files"]) == 12
+    assert len(manifest["files"]) == 6
     err = capsys.readouterr().err
-    assert "workbench.views.spectrum: 3 figure(s)" in err and "wrote 13 files" in err
+    assert "workbench.views.spectrum: 3 figure(s)" in err and "wrote 7 files" in err
 
 
 def test_bad_input_is_one_line_and_status_2(tmp_path):
@@ -101,6 +97,6 @@ def test_bench_collects_and_times_every_pages_interactions(small_domain, capsys)
     assert lines[0].split() == ["interaction", "first", "ms", "warm", "ms", "KiB"]
     timed = {line.rsplit(None, 3)[0] for line in lines[1:]}
     assert {"domain: click an item", "spectrum: sparsity of L", "domain: item map (lambda)"} <= timed
-    for line in lines[1:]:
-        first, warm, size = map(float, line.rsplit(None, 3)[1:])
-        assert first > 0 and warm > 0 and size >= 0
+    rows = [tuple(map(float, line.rsplit(None, 3)[1:])) for line in lines[1:]]
+    assert all(first >= 0 and warm >= 0 and size >= 0 for first, warm, size in rows)
+    assert sum(first for first, _, _ in rows) > 1  # the figures take real time to build

@@ -81,10 +81,15 @@ def test_layouts_restore_their_state_from_the_url(ws):
     walk(tree)
     assert found["domain-eig"].value == 3 and found["domain-color"].value == "cluster"
     assert found["domain-selected"].data == 17 and found["domain-feature-layout"].value == "kamada-kawai"
+    # a Dash dropdown drops a value missing from its options: the first render must offer it
+    assert 3 in [o["value"] for o in found["domain-eig"].options]
+    assert "cluster" in [o["value"] for o in found["domain-color"].options]
     found.clear()
     walk(spectrum.layout(ws, eig="5", vs="none", log="log"))
     assert found["spectrum-eig"].value == 5 and found["spectrum-vs"].value == "none"
     assert found["spectrum-log"].value == ["log"]
+    assert 5 in [o["value"] for o in found["spectrum-eig"].options]
+    assert "none" in [o["value"] for o in found["spectrum-vs"].options]
     found.clear()
     walk(page.layout(ws, eig="x", flayout="bogus"))  # malformed values fall back
     assert found["domain-eig"].value == 1 and found["domain-feature-layout"].value == "spring"

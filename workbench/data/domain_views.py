@@ -96,8 +96,10 @@ def compared_spectrum(workspace, name: str, other: str | None) -> tuple[str, dic
 def eigenvector_options(facts: dict) -> list[dict]:
     """Dropdown options: one per eigenvector, labelled with its eigenvalue (1 = Fiedler)."""
     values = facts["eigenvalues"]
+    tiny = 1e-10 * max(1.0, float(np.abs(values).max())) if len(values) else 0.0
     options = []
     for i, mu in enumerate(values):
+        mu = 0.0 if abs(mu) <= tiny else mu  # numerically zero: say so, not -1.75e-15
         note = " (constant)" if i == 0 and facts["complete"] else \
             " (Fiedler)" if i == 1 and facts["complete"] else ""
         options.append({"label": f"{i}: \u03bc = {mu:.4g}{note}", "value": i})

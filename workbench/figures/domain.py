@@ -27,6 +27,12 @@ from workbench.figures._common import (
 MAX_EDGES = 20_000  # kNN edges drawn on the item map; more are subsampled (seeded)
 
 
+def _ids(values) -> list[int]:
+    """Point ids for ``customdata`` as a plain list: a numpy array would travel base64-encoded,
+    and dcc.Graph reads click ids from the undecoded figure, so clicks would lose them."""
+    return np.asarray(values, dtype=np.int64).tolist()
+
+
 def _segments(xy: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x and y arrays of line segments separated by NaN gaps (one trace for all edges)."""
     seg = np.full((len(edges), 3, 2), np.nan)  # [E, (start, end, gap), xy]
@@ -106,7 +112,7 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
     hover_text = "%{hovertext}<br>" if texts_short is not None else ""
     if color is None:
         fig.add_trace(cls(x=xy[:, 0], y=xy[:, 1], mode="markers", name="items",
-                          customdata=index, hovertext=texts_short,
+                          customdata=_ids(index), hovertext=texts_short,
                           marker=dict(size=marker_size, color=theme.OKABE_ITO[0]),
                           hovertemplate=f"item %{{customdata}}<br>{hover_text}<extra></extra>"))
     elif categorical:
@@ -118,7 +124,7 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
             col, symbol = theme.category_style(i)
             fig.add_trace(cls(
                 x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=f"{color_label} {value}",
-                customdata=index[mask], legendgroup=str(value),
+                customdata=_ids(index[mask]), legendgroup=str(value),
                 hovertext=None if texts_short is None else texts_short[mask],
                 marker=dict(size=marker_size, color=col, symbol=symbol),
                 hovertemplate=(f"item %{{customdata}} \u00b7 {color_label} {value}<br>"
@@ -128,7 +134,7 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
         finite = values[np.isfinite(values)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         fig.add_trace(cls(
-            x=xy[:, 0], y=xy[:, 1], mode="markers", name="items", customdata=index,
+            x=xy[:, 0], y=xy[:, 1], mode="markers", name="items", customdata=_ids(index),
             hovertext=texts_short, showlegend=False,
             marker=dict(size=marker_size, color=values, colorscale=theme.SEQUENTIAL,
                         cmin=lo, cmax=hi if hi > lo else lo + 1e-9,
@@ -169,7 +175,7 @@ def _selection_traces(cls, xy, highlight, neighbours, texts_short, fn) -> list:
     links = cls(x=lx, y=ly, mode="lines", name="neighbour links", hoverinfo="skip",
                 line=dict(color=theme.HIGHLIGHT, width=1.2), showlegend=bool(nb.size))
     rings = cls(x=xy[nb, 0], y=xy[nb, 1], mode="markers", name=f"neighbours ({nb.size})",
-                customdata=nb, hovertext=texts(nb) if nb.size else None, showlegend=bool(nb.size),
+                customdata=_ids(nb), hovertext=texts(nb) if nb.size else None, showlegend=bool(nb.size),
                 marker=dict(size=11, color=theme.HIGHLIGHT, symbol="circle-open", line=dict(width=2)),
                 hovertemplate="neighbour %{customdata}<br>%{hovertext}<extra></extra>")
     chosen = [] if h is None else [h]
@@ -274,7 +280,7 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     else:
         marker.update(color=theme.OKABE_ITO[0])
     fig.add_trace(cls(x=pos[:, 0], y=pos[:, 1], mode="markers", name="features",
-                      customdata=np.arange(d), hovertext=labels, marker=marker,
+                      customdata=_ids(np.arange(d)), hovertext=labels, marker=marker,
                       hovertemplate=hover + "<extra></extra>", showlegend=False))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)

@@ -23,8 +23,8 @@ from workbench.figures._common import truncate, ui_note
 from . import upload
 from .common import as_int, empty_state, figure_card, register_url_sync
 from .domain_parts import (
-    NO_DOMAIN, NO_DOMAIN_HINT, eigen_choice, from_query, feature_graph_figure, page_link, require_domain,
-    safe_load, summary_line, unchanged_if,
+    NO_DOMAIN, NO_DOMAIN_HINT, eigen_choice, feature_graph_figure, from_query, initial_domain,
+    initial_eig_options, page_link, require_domain, safe_load, summary_line, unchanged_if,
 )
 
 PAGE = dict(id="domain", path="/domain", name="Domain graph", order=50,
@@ -44,6 +44,9 @@ def layout(workspace, **query):
     if method not in dv.FEATURE_LAYOUTS:
         method = "spring"
     has_domains = bool(workspace.domains.names())
+    domain = initial_domain(workspace, query)
+    memory = safe_load(workspace, domain)[0] if domain else None
+    colors = dv.color_options(dv.item_data(workspace, domain) if memory is not None else None)
     return html.Div(className="domain-page", children=[
         dcc.Store(id="domain-url-sync"),
         dcc.Store(id="domain-selected", data=item),
@@ -60,7 +63,7 @@ def layout(workspace, **query):
                         height=MAP_HEIGHT, controls=[
                             html.Label(["Colour by", dcc.Dropdown(
                                 id="domain-color", value=color, clearable=False, searchable=False,
-                                options=dv.color_options(None), className="control-dropdown")]),
+                                options=colors, className="control-dropdown")]),
                             html.Span(id="domain-layout-note", className="layout-note"),
                         ]),
             html.Aside(className="card neighbours-panel", children=[
@@ -73,6 +76,7 @@ def layout(workspace, **query):
                         height=480, controls=[
                             html.Label(["Eigenvector", dcc.Dropdown(
                                 id="domain-eig", value=eig, clearable=False,
+                                options=initial_eig_options(workspace, domain, eig),
                                 className="control-dropdown eig-dropdown")]),
                             html.Label(["Layout", dcc.Dropdown(
                                 id="domain-feature-layout", value=method, clearable=False,

@@ -103,6 +103,23 @@ def from_query(query: dict, name: str, default=None, cast=str):
         return default
 
 
+def initial_domain(workspace, query: dict) -> str | None:
+    """The domain a page opens on: the URL's, else the first loaded one (what the picker will pick)."""
+    names = workspace.domains.names()
+    wanted = query.get("domain")
+    return wanted if wanted in names else (names[0] if names else None)
+
+
+def initial_eig_options(workspace, domain, eig) -> list[dict]:
+    """Eigenvector options for a page's first render, so a dropdown keeps the URL's value
+    (a Dash dropdown drops a value that is not among its options)."""
+    if domain:
+        memory, _ = safe_load(workspace, domain)
+        if memory is not None:
+            return dv.eigenvector_options(dv.spectrum(workspace, domain))
+    return [{"label": str(eig), "value": eig}]
+
+
 def eig_from_click(click) -> int | None:
     """The mode index of a point clicked on the spectrum plot, if any."""
     try:

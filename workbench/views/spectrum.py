@@ -13,8 +13,9 @@ from workbench.figures import fig_eigen_density, fig_empty, fig_sparsity, fig_sp
 
 from .common import empty_state, figure_card, register_url_sync
 from .domain_parts import (
-    NO_DOMAIN, NO_DOMAIN_HINT, eig_from_click, eigen_choice, from_query, feature_graph_figure, page_link,
-    require_domain, safe_load, summary_line, unchanged_if,
+    NO_DOMAIN, NO_DOMAIN_HINT, eig_from_click, eigen_choice, feature_graph_figure, from_query,
+    initial_domain, initial_eig_options, page_link, require_domain, safe_load, summary_line,
+    unchanged_if,
 )
 
 PAGE = dict(id="spectrum", path="/spectrum", name="Spectrum", order=60,
@@ -28,6 +29,7 @@ def layout(workspace, **query):
     eig = from_query(query, "eig", 1, int)
     vs = from_query(query, "vs", dv.CHAIN)
     log = from_query(query, "log", "") in ("1", "true", "yes", "log")
+    domain = initial_domain(workspace, query)
     return html.Div(className="spectrum-page", children=[
         dcc.Store(id="spectrum-url-sync"),
         html.Div(className="page-head", children=[
@@ -38,7 +40,7 @@ def layout(workspace, **query):
         html.Div(className="controls-bar", children=[
             html.Label(["Compare with", dcc.Dropdown(
                 id="spectrum-vs", value=vs, clearable=False, className="control-dropdown vs-dropdown",
-                options=[{"label": "the chain Laplacian (same size)", "value": dv.CHAIN}])]),
+                options=compare_options(workspace, domain))]),
             dcc.Checklist(id="spectrum-log", options=[{"label": " log eigenvalue axis", "value": "log"}],
                           value=["log"] if log else [], className="inline-check"),
         ]),
@@ -56,6 +58,7 @@ def layout(workspace, **query):
                         figure_fn="fig_feature_graph", height=480, controls=[
                             html.Label(["Eigenvector", dcc.Dropdown(
                                 id="spectrum-eig", value=eig, clearable=False,
+                                options=initial_eig_options(workspace, domain, eig),
                                 className="control-dropdown eig-dropdown")]),
                             dcc.Link("Show on the Domain graph page \u2192", href="/domain",
                                      id="spectrum-to-domain", className="page-link"),
@@ -66,13 +69,18 @@ def layout(workspace, **query):
 
 
 # --------------------------------------------------------------- callbacks
-def compare_choice(workspace, domain, vs_now):
-    """(options, value) of the compare-with dropdown: the chain, nothing, other domain memories."""
-    domain = require_domain(workspace, domain)
+def compare_options(workspace, domain) -> list[dict]:
+    """What a domain memory can be compared with: the chain, nothing, the other domain memories."""
     others = [n for n in workspace.domains.names() if n != domain]
     options = [{"label": "the chain Laplacian (same size)", "value": dv.CHAIN},
                {"label": "nothing", "value": NONE}]
-    options += [{"label": f"domain memory {n}", "value": n} for n in others]
+    return options + [{"label": f"domain memory {n}", "value": n} for n in others]
+
+
+def compare_choice(workspace, domain, vs_now):
+    """(options, value) of the compare-with dropdown for ``domain``."""
+    domain = require_domain(workspace, domain)
+    options = compare_options(workspace, domain)
     value = vs_now if vs_now in [o["value"] for o in options] else dv.CHAIN
     return options, unchanged_if(value, vs_now)
 

@@ -16,8 +16,6 @@ from dash.exceptions import PreventUpdate
 from tauformer.errors import TauformerError
 from workbench.data import uploads
 
-ACCEPT = ",".join(uploads.SUFFIXES)
-
 
 def upload_card(workspace) -> html.Section:
     limit = uploads.limit_text(workspace.max_upload_mb)
@@ -36,7 +34,8 @@ def upload_card(workspace) -> html.Section:
                         disabled=True),
         ]),
         html.P(id="upload-dim-hint", className="hint"),
-        dcc.Upload(id="domain-upload", accept=ACCEPT, multiple=False, className="upload-drop",
+        # no ``accept`` filter: a file of the wrong kind gets a message instead of silence
+        dcc.Upload(id="domain-upload", multiple=False, className="upload-drop",
                    className_active="upload-drop active",
                    children=html.Div(["Drop a file here or ", html.Span("choose one", className="link")])),
         html.Div(className="upload-progress", children=[
