@@ -31,6 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=5, help="warm calls per case (default 5)")
     p.add_argument("--cache-dir", default=None, help="cache directory (default: a new temporary one)")
     p.add_argument("--only", default=None, help="run only cases whose name contains this text")
+    p.add_argument("--cold-start", nargs="*", default=None, metavar="PATH",
+                   help="time `python app.py` (the demo) until PATH (default / and /domain) has "
+                        "answered its callbacks in headless Chromium (needs playwright)")
     return p.parse_args(argv)
 
 
@@ -84,6 +87,59 @@ def time_layout(workspace, log) -> dict:
     return {"first_s": first, "cached_ms": 1000 * cached, "worker": found.seconds}
 
 
+def time_cold_start(paths, log) -> list[dict]:
+    """Seconds from starting `python app.py` to the first page served and to ``path``'s
+    callbacks answered and graphs drawn, each in a fresh app with an empty cache dir."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    repo = Path(__file__).resolve().parents[1]
+    chromium = os.environ.get("BROWSER_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+    rows = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        for path in paths:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            url = f"http://127.0.0.1:{port}"
+            cache = tempfile.mkdtemp(prefix="workbench-cold-")
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--cache-dir", cache],
+                                    cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                while True:
+                    try:
+                        urllib.request.urlopen(url + "/", timeout=2).read()
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+                served = time.perf_counter() - t0
+                page = browser.new_page()
+                page.goto(url + path)
+                page.wait_for_function(
+                    "() => document.querySelector('#status-bar') && document.querySelector('#status-bar').innerText"
+                    " && !document.querySelector('[data-dash-is-loading=\"true\"]')"
+                    " && [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector("
+                    "'.scatterlayer .trace, .heatmaplayer image, .barlayer path, canvas') || p.querySelector('.annotation'))",
+                    timeout=120_000)
+                answered = time.perf_counter() - t0
+                page.close()
+            finally:
+                proc.terminate()
+                proc.wait(10)
+                shutil.rmtree(cache, ignore_errors=True)
+            log(f"cold start {path}: first page served {served:.2f} s, callbacks answered {answered:.2f} s")
+            rows.append({"path": path, "served_s": served, "answered_s": answered})
+        browser.close()
+    return rows
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from workbench.data import Workspace, demo_workspace
@@ -92,6 +148,10 @@ def main(argv=None) -> int:
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
+
+    if args.cold_start is not None:
+        time_cold_start(args.cold_start or ["/", "/domain"], log)
+        return 0
 
     if args.synthetic:
         from workbench.data.synthetic import synthetic_domain

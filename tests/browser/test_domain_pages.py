@@ -42,7 +42,7 @@ def domain_app(tmp_path_factory):
 def choose(page, dropdown: str, index: int) -> None:
     """Pick option ``index`` of a Dash dropdown (the button with CSS selector ``dropdown``)."""
     page.page.locator(dropdown).click()
-    page.page.locator(f'[role="option"][data-option-index="{index}"]:visible').click()
+    page.page.locator(f'.dash-dropdown-option[data-option-index="{index}"]:visible').click()
 
 
 def last_trace(page, graph: str, what: str):

@@ -10,7 +10,6 @@ look, from any page, is instant. Item layouts (UMAP) are slow the first time and
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from .cache import content_key
 
@@ -36,8 +35,10 @@ def _orient(vectors: np.ndarray) -> np.ndarray:
     return vectors * np.where(signs == 0, 1.0, signs)
 
 
-def laplacian_facts(L: sp.spmatrix) -> dict:
+def laplacian_facts(L) -> dict:
     """Eigenpairs, spectral gap, components and degree statistics of one Laplacian."""
+    import scipy.sparse as sp
+
     from tauformer.domain import connected_components, degree_stats, laplacian_spectrum, spectral_gap
     from tauformer.domain.spectrum import zero_tolerance
 
@@ -71,6 +72,8 @@ def spectrum(workspace, name: str) -> dict:
 
 def chain_spectrum(workspace, dim: int) -> dict:
     """:func:`laplacian_facts` of the chain (path-graph) Laplacian with ``dim`` nodes."""
+    import scipy.sparse as sp
+
     from tauformer.laplacian import chain_laplacian
 
     def compute():
@@ -124,8 +127,10 @@ def sparsity(workspace, name: str) -> dict:
 
 
 # --------------------------------------------------------------- feature graph
-def feature_edges(L: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
+def feature_edges(L) -> tuple[np.ndarray, np.ndarray]:
     """Undirected edges (i < j) [E, 2] and weights [E] = -L_ij of a Laplacian's graph."""
+    import scipy.sparse as sp
+
     upper = sp.triu(sp.csr_matrix(L), k=1).tocoo()
     weights = -upper.data
     keep = weights > 0
@@ -271,6 +276,8 @@ def item_neighbours(workspace, name: str, item: int, limit: int = MAX_NEIGHBOURS
     key = content_key("item-adjacency", items_key(memory), len(edges))
 
     def compute():
+        import scipy.sparse as sp
+
         n = len(memory.items)
         rows = np.concatenate([edges[:, 0], edges[:, 1]])
         cols = np.concatenate([edges[:, 1], edges[:, 0]])
@@ -301,3 +308,19 @@ def domain_summary(workspace, name: str) -> dict:
         "fingerprint": memory.fingerprint,
         "params": dict(memory.params),
     }
+
+
+def warm_up(workspace) -> None:
+    """Compute what the domain pages ask for first (spectra, feature graphs, item values) and
+    start the item-layout workers, so the first visit finds them ready."""
+    from . import item_layout
+
+    for name in workspace.domains.names():
+        memory, _ = workspace.domains.try_load(name)
+        if memory is None:
+            continue
+        spectrum(workspace, name)
+        feature_graph(workspace, name)
+        if item_data(workspace, name) is not None:
+            item_edges(workspace, name)
+            item_layout.request(workspace, memory)

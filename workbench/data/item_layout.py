@@ -177,16 +177,6 @@ def compute_now(workspace, memory) -> Layout:
     return jobs_for(workspace).compute_now(layout_key(memory), memory.items, clusters=memory.clusters)
 
 
-def warm_up(workspace) -> list[Layout]:
-    """Ask for the item layout of every loaded domain memory that keeps items (starts workers)."""
-    started = []
-    for name in workspace.domains.names():
-        memory, _ = workspace.domains.try_load(name)
-        if memory is not None and memory.has_items and len(memory.items):
-            started.append(request(workspace, memory))
-    return started
-
-
 def pca_layout(X: np.ndarray) -> np.ndarray:
     """The first two principal components of X [N, D] -> [N, 2]: an instant stand-in layout."""
     X = np.asarray(X, dtype=np.float64)
