@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dash import Patch, html
+from dash import html
 from dash.exceptions import PreventUpdate
 
 from tauformer.domain import build_domain_memory, save_domain_memory
@@ -12,6 +12,7 @@ from workbench.data import Workspace, demo_workspace
 from workbench.data import domain_views as dv
 from workbench.data import item_layout
 from workbench.data.layout_compute import save_layout
+from workbench import theme
 from workbench.views import PAGE_MODULES, domain as page, domain_parts, spectrum
 
 
@@ -93,6 +94,10 @@ def test_layouts_restore_their_state_from_the_url(ws):
     found.clear()
     walk(page.layout(ws, eig="x", flayout="bogus"))  # malformed values fall back
     assert found["domain-eig"].value == 1 and found["domain-feature-layout"].value == "spring"
+    assert found["domain-edges"].value == ["edges"]
+    found.clear()
+    walk(page.layout(ws, edges=""))  # the URL of a map with its edges switched off
+    assert found["domain-edges"].value == []
 
 
 def test_item_map_draws_every_item_with_its_text_and_three_selection_slots(ws):
@@ -103,11 +108,12 @@ def test_item_map_draws_every_item_with_its_text_and_three_selection_slots(ws):
     np.testing.assert_allclose(items.marker.color, data["lambdas"])
     assert items.hovertext[0].startswith(data["texts"][0][:20])
     assert meta == {**meta, "domain": "demo", "kind": "umap", "n": data["n"]}
-    assert len(fig.data) == meta["n_base"] + 3
-    assert all(len(t.x) == 0 for t in fig.data[meta["n_base"]:])  # nothing selected yet
+    assert [t.name for t in fig.data] == ["kNN edges (13,406)", "items"] and not fig.layout.shapes
     assert "UMAP layout of 1,976 items" in note
-    fig2, meta2, _ = page.item_map(ws, ready_status(ws), "cluster")
-    assert meta2["n_base"] == 1 + len(np.unique(data["clusters"]))  # edges + one trace per cluster
+    fig2, _, _ = page.item_map(ws, ready_status(ws), "cluster")
+    assert len(fig2.data) == 1 + len(np.unique(data["clusters"]))  # edges + one trace per cluster
+    bare, _, _ = page.item_map(ws, ready_status(ws), "lambda", [])
+    assert [t.name for t in bare.data] == ["items"]
 
 
 def test_while_umap_runs_the_map_shows_principal_components(ws, monkeypatch):
@@ -122,18 +128,27 @@ def test_clicking_an_item_patches_in_it_and_its_neighbours(ws):
     fig, meta, _ = page.item_map(ws, ready_status(ws), "lambda")
     item = page.choose_item({"points": [{"customdata": 42, "x": 0, "y": 0}]}, [], "demo", None, meta, "map")
     assert item == 42
-    patch, panel = page.selection(ws, item, meta)
-    assert isinstance(patch, Patch)
-    ops = patch.to_plotly_json()["operations"]
-    assert [op["location"] for op in ops] == [["data", meta["n_base"] + i] for i in range(3)]
-    links, rings, star = (op["params"]["value"] for op in ops)
-    xy = item_layout.request(ws, ws.domains.load("demo")).xy
-    np.testing.assert_allclose([star["x"][0], star["y"][0]], xy[42], rtol=1e-6)
+    shapes, panel = page.selection(ws, item, meta)
     neighbours = dv.item_neighbours(ws, "demo", 42)
-    assert list(rings["customdata"]) == [i for i, _ in neighbours]
+    xy = item_layout.request(ws, ws.domains.load("demo")).xy
+    lines = [sh for sh in shapes if sh["type"] == "line"]
+    dots = [sh for sh in shapes if sh["type"] == "circle"]
+    assert len(lines) == len(neighbours) and len(dots) == len(neighbours) + 1
+    np.testing.assert_allclose([dots[-1]["xanchor"], dots[-1]["yanchor"]], xy[42], rtol=1e-6)  # the item
+    np.testing.assert_allclose([[d["xanchor"], d["yanchor"]] for d in dots[:-1]],
+                               xy[[i for i, _ in neighbours]], rtol=1e-6)
+    assert all(sh["name"] == theme.UI_ONLY for sh in shapes)  # screen-only, like other selections
     text = texts_of(panel)
     assert dv.item_data(ws, "demo")["texts"][neighbours[0][0]][:30].split()[0] in text
     assert f"{len(neighbours)} nearest neighbours" in text
+
+
+def test_no_selection_clears_the_shapes(ws):
+    meta = page.item_map(ws, ready_status(ws), "lambda")[1]
+    shapes, panel = page.selection(ws, None, meta)
+    assert shapes == [] and "Click an item" in texts_of(panel)
+    shapes, _ = page.selection(ws, 10**6, meta)  # an index from another domain's URL
+    assert shapes == []
 
 
 def test_clicking_a_listed_neighbour_moves_the_selection(ws):
@@ -217,6 +232,18 @@ def test_no_domain_loaded_shows_an_empty_state(tmp_path):
     ws = Workspace(cache_dir=tmp_path)
     text = texts_of(page.layout(ws)) + texts_of(spectrum.layout(ws))
     assert text.count(domain_parts.NO_DOMAIN) == 2
+
+
+def test_warm_up_computes_the_first_views(tmp_path):
+    workspace = demo_workspace(cache_dir=tmp_path)
+    seed_layout(workspace, workspace.domains.load("demo"))
+    dv.warm_up(workspace)
+    memory = workspace.domains.load("demo")
+    from workbench.data.cache import content_key
+
+    assert content_key("domain-spectrum", memory.fingerprint) in workspace.cache
+    assert content_key("feature-graph", memory.fingerprint, "spring", 0) in workspace.cache
+    assert item_layout.request(workspace, memory).status == "ready"
 
 
 def test_export_and_bench_hooks(ws):

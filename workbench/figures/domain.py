@@ -152,68 +152,73 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
 
 def _add_selection(fig, cls, xy, highlight, neighbours, texts_short, fn) -> None:
     """Traces for the clicked item, its neighbours and the links between them (on top)."""
+    n = len(xy)
     if highlight is None:
         return
-    traces = _selection_traces(cls, xy, highlight, neighbours, texts_short, fn)
-    fig.add_traces([t for t in traces if t.x is not None and len(t.x)])
-
-
-def _selection_traces(cls, xy, highlight, neighbours, texts_short, fn) -> list:
-    """[links, neighbour rings, selected star]; empty traces where there is nothing to draw."""
-    n = len(xy)
-    h = None if highlight is None else int(highlight)
-    if h is not None and not 0 <= h < n:
+    if not 0 <= int(highlight) < n:
         raise FigureInputError(f"{fn}: highlight {highlight} is not an item index (0..{n - 1})")
-    nb = np.asarray([] if neighbours is None or h is None else neighbours, dtype=np.int64)
+    h = int(highlight)
+    nb = np.asarray([] if neighbours is None else neighbours, dtype=np.int64)
     if nb.size and (nb.min() < 0 or nb.max() >= n):
         raise FigureInputError(f"{fn}: neighbours must be item indices in 0..{n - 1}")
     texts = (lambda idx: None) if texts_short is None else (lambda idx: texts_short[idx])
     if nb.size:
         lx, ly = _segments(xy, np.stack([np.full_like(nb, h), nb], axis=1))
-    else:
-        lx = ly = np.zeros(0)
-    links = cls(x=lx, y=ly, mode="lines", name="neighbour links", hoverinfo="skip",
-                line=dict(color=theme.HIGHLIGHT, width=1.2), showlegend=bool(nb.size))
-    rings = cls(x=xy[nb, 0], y=xy[nb, 1], mode="markers", name=f"neighbours ({nb.size})",
-                customdata=_ids(nb), hovertext=texts(nb) if nb.size else None, showlegend=bool(nb.size),
-                marker=dict(size=11, color=theme.HIGHLIGHT, symbol="circle-open", line=dict(width=2)),
-                hovertemplate="neighbour %{customdata}<br>%{hovertext}<extra></extra>")
-    chosen = [] if h is None else [h]
-    star = cls(x=xy[chosen, 0], y=xy[chosen, 1], mode="markers",
-               name=f"selected item {h}" if h is not None else "selected item",
-               customdata=chosen, hovertext=texts(chosen) if chosen else None,
-               showlegend=h is not None,
-               marker=dict(size=16, color=theme.HIGHLIGHT, symbol="star",
-                           line=dict(color="black", width=1.5)),
-               hovertemplate="selected %{customdata}<br>%{hovertext}<extra></extra>")
-    return [links, rings, star]
+        fig.add_trace(cls(x=lx, y=ly, mode="lines", name="neighbour links", hoverinfo="skip",
+                          line=dict(color=theme.HIGHLIGHT, width=1.2)))
+        fig.add_trace(cls(x=xy[nb, 0], y=xy[nb, 1], mode="markers", name=f"neighbours ({nb.size})",
+                          customdata=_ids(nb), hovertext=texts(nb),
+                          marker=dict(size=11, color=theme.HIGHLIGHT, symbol="circle-open",
+                                      line=dict(width=2)),
+                          hovertemplate="neighbour %{customdata}<br>%{hovertext}<extra></extra>"))
+    fig.add_trace(cls(x=xy[[h], 0], y=xy[[h], 1], mode="markers", name=f"selected item {h}",
+                      customdata=[h], hovertext=texts([h]),
+                      marker=dict(size=16, color=theme.HIGHLIGHT, symbol="star",
+                                  line=dict(color="black", width=1.5)),
+                      hovertemplate="selected %{customdata}<br>%{hovertext}<extra></extra>"))
 
 
-def item_selection_traces(xy, highlight: int | None = None, neighbours: Sequence[int] | None = None,
-                          texts: Sequence[str] | None = None) -> list:
-    """Exactly three traces -- neighbour links, neighbour rings, the selected star -- for an
-    item map drawn by :func:`fig_item_map`; empty (and out of the legend) when nothing is
-    selected, so an app can append them once and later replace them in place.
+def item_selection_shapes(xy, highlight: int | None = None,
+                          neighbours: Sequence[int] | None = None) -> list[dict]:
+    """Layout shapes marking a selected item and its neighbours on a :func:`fig_item_map`:
+    links to each neighbour, a ring around each neighbour and a filled dot on the item.
+
+    Shapes, unlike traces, can be replaced without plotly recomputing the points, so an app
+    can move the selection on a 50,000-item WebGL map by patching ``layout.shapes`` alone.
+    Marks keep their pixel size when zooming; like other on-screen selections they are named
+    ``theme.UI_ONLY`` and left out of paper exports. Empty when nothing is selected.
 
     Parameters
     ----------
     xy : array [N, 2], the map's layout
     highlight : int, optional, the selected item
     neighbours : list of int, optional
-    texts : list of N str, optional, hover texts (truncated like the map's)
     """
-    fn = "item_selection_traces"
+    fn = "item_selection_shapes"
     xy = as_array(xy, "xy", fn, shape=(None, 2))
     n = len(xy)
-    short = None
-    if texts is not None:
-        if len(texts) != n:
-            raise FigureInputError(f"{fn}: got {len(texts)} texts for {n} items")
-        limit = 80 if n < 20_000 else 48
-        wanted = set() if highlight is None else {int(highlight), *map(int, neighbours or [])}
-        short = np.array([truncate(t, limit) if i in wanted else "" for i, t in enumerate(texts)],
-                         dtype=object)
-    return _selection_traces(scatter_class(n), xy, highlight, neighbours, short, fn)
+    if highlight is None:
+        return []
+    h = int(highlight)
+    if not 0 <= h < n:
+        raise FigureInputError(f"{fn}: highlight {highlight} is not an item index (0..{n - 1})")
+    nb = [int(i) for i in (neighbours or [])]
+    if any(not 0 <= i < n for i in nb):
+        raise FigureInputError(f"{fn}: neighbours must be item indices in 0..{n - 1}")
+    hx, hy = (float(v) for v in xy[h])
+
+    def dot(i, size, **style):
+        x, y = (float(v) for v in xy[i])
+        return dict(type="circle", xref="x", yref="y", xsizemode="pixel", ysizemode="pixel",
+                    xanchor=x, yanchor=y, x0=-size, x1=size, y0=-size, y1=size,
+                    layer="above", name=theme.UI_ONLY, **style)
+
+    shapes = [dict(type="line", xref="x", yref="y", x0=hx, y0=hy, x1=float(xy[i, 0]), y1=float(xy[i, 1]),
+                   line=dict(color=theme.HIGHLIGHT, width=1.2), layer="above", name=theme.UI_ONLY)
+              for i in nb]
+    shapes += [dot(i, 6, line=dict(color=theme.HIGHLIGHT, width=2)) for i in nb]
+    shapes.append(dot(h, 8, fillcolor=theme.HIGHLIGHT, line=dict(color="black", width=1.5)))
+    return shapes
 
 
 def _width_bins(weights: np.ndarray, n_bins: int) -> list[np.ndarray]:

@@ -1,7 +1,7 @@
 """Domain graph: the corpus items on a UMAP map with their neighbours, and the feature graph.
 
-Clicking an item marks it and its nearest neighbours on the map (patched in place, so it
-stays quick with 50,000 items) and lists their texts beside it. The feature graph is the
+Clicking an item marks it and its nearest neighbours on the map (shapes laid over the drawn
+map in the browser, so it stays quick with 50,000 items) and lists their texts beside it. The feature graph is the
 Laplacian's own graph, its nodes painted with a chosen eigenvector (the Fiedler vector by
 default, shared with the Spectrum page through the ``eig`` URL parameter).
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from dash import ALL, Input, Output, Patch, State, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from workbench.data import domain_views as dv
 from workbench.data.cache import content_key
 from workbench.data import item_layout
-from workbench.figures import fig_empty, fig_item_map, item_selection_traces
+from workbench.figures import fig_empty, fig_item_map, item_selection_shapes
 from workbench.figures._common import truncate, ui_note
 
 from . import upload
@@ -32,15 +32,28 @@ PAGE = dict(id="domain", path="/domain", name="Domain graph", order=50,
                         "feature graph painted with a Laplacian eigenvector.")
 POLL_MS = 1500
 EDGE_COLOR = "rgba(120, 120, 120, 0.16)"  # lighter than the figure default: thousands of edges overlap
+DRAW_SELECTION = """
+function(shapes) {
+    // lay the selection over the drawn map; relayout redraws shapes only (milliseconds),
+    // where a new figure would make plotly re-process all points
+    const gd = document.querySelector('#card-domain-item-map .js-plotly-plot');
+    if (!gd || !window.Plotly || !gd._fullLayout) { return window.dash_clientside.no_update; }
+    const draw = () => window.Plotly.relayout(gd, {shapes: shapes || []});
+    (gd._transitionData && gd._transitionData._frameQueue && gd._transitionData._frameQueue.length)
+        ? setTimeout(draw, 50) : draw();
+    return (shapes || []).length;
+}
+"""
 MAP_HEIGHT = 620
 
 
 def layout(workspace, **query):
-    """The page; ``color``, ``item``, ``eig`` and ``flayout`` come from the URL query."""
+    """The page; ``color``, ``item``, ``edges``, ``eig`` and ``flayout`` come from the URL query."""
     item = from_query(query, "item", None, int)
     eig = from_query(query, "eig", 1, int)
     color = from_query(query, "color", "lambda")
     method = from_query(query, "flayout", "spring")
+    edges = query.get("edges") is None or "edges" in str(query.get("edges"))  # "edges=" means off
     if method not in dv.FEATURE_LAYOUTS:
         method = "spring"
     has_domains = bool(workspace.domains.names())
@@ -51,6 +64,7 @@ def layout(workspace, **query):
         dcc.Store(id="domain-url-sync"),
         dcc.Store(id="domain-selected", data=item),
         dcc.Store(id="domain-map-meta"),
+        dcc.Store(id="domain-selection-shapes"), dcc.Store(id="domain-selection-drawn"),
         dcc.Store(id="domain-layout-status"),
         dcc.Interval(id="domain-layout-poll", interval=POLL_MS, disabled=True),
         html.Div(className="page-head", children=[
@@ -64,6 +78,9 @@ def layout(workspace, **query):
                             html.Label(["Colour by", dcc.Dropdown(
                                 id="domain-color", value=color, clearable=False, searchable=False,
                                 options=colors, className="control-dropdown")]),
+                            dcc.Checklist(id="domain-edges", value=["edges"] if edges else [],
+                                          options=[{"label": " kNN edges", "value": "edges"}],
+                                          className="inline-check"),
                             html.Span(id="domain-layout-note", className="layout-note"),
                         ]),
             html.Aside(className="card neighbours-panel", children=[
@@ -122,11 +139,11 @@ def layout_status(workspace, domain, status_now=None):
     return unchanged_if(status, status_now), not running
 
 
-def item_map(workspace, status, color):
+def item_map(workspace, status, color, edges=("edges",)):
     """(figure, map meta, layout note) for a layout status from :func:`layout_status`.
 
     While UMAP runs, the items are shown on their first two principal components.
-    The figure ends with three empty selection traces that :func:`selection` fills in.
+    :func:`selection` then draws the selected item as layout shapes on top.
     """
     if not status:
         raise PreventUpdate
@@ -148,16 +165,17 @@ def item_map(workspace, status, color):
         note = ("UMAP layout is being computed" + (f" ({found.elapsed:.0f} s so far)" if found.elapsed else "")
                 + "; showing the first two principal components meanwhile"
                 if found.status == "running" else f"UMAP layout failed ({found.message}); showing PCA")
-    key = content_key("item-map", found.key, kind, color or "lambda", domain)
-    fig, n_base = workspace.cache.get_or_compute(
-        key, lambda: _item_map_figure(workspace, domain, data, xy, kind, color or "lambda"))
-    meta = {"domain": domain, "kind": kind, "n_base": n_base, "n": data["n"], "drawn": time.time()}
+    show_edges = "edges" in (edges or [])
+    key = content_key("item-map", found.key, kind, color or "lambda", domain, show_edges)
+    fig = workspace.cache.get_or_compute(
+        key, lambda: _item_map_figure(workspace, domain, data, xy, kind, color or "lambda", show_edges))
+    meta = {"domain": domain, "kind": kind, "n": data["n"], "drawn": time.time()}
     return fig, meta, note
 
 
-def _item_map_figure(workspace, domain, data, xy, kind, color):
-    """(figure, number of traces before the three selection traces); cached per colour."""
-    edges = dv.item_edges(workspace, domain)
+def _item_map_figure(workspace, domain, data, xy, kind, color, show_edges=True):
+    """The item map without a selection (cached per layout, colour and edge setting)."""
+    edges = dv.item_edges(workspace, domain) if show_edges else None
     values, label, categorical = dv.item_colors(data, color)
     fig = fig_item_map(xy, color=values, color_label=label, categorical=categorical,
                        texts=data["texts"], edges=None if edges is None else edges[0])
@@ -166,10 +184,8 @@ def _item_map_figure(workspace, domain, data, xy, kind, color):
         fig.update_xaxes(title_text="PC 1")
         fig.update_yaxes(title_text="PC 2")
         fig.add_annotation(**ui_note("PCA stand-in while UMAP runs"))
-    n_base = len(fig.data)
-    fig.add_traces(item_selection_traces(xy))
     fig.update_layout(height=MAP_HEIGHT)
-    return fig, n_base
+    return fig
 
 
 def _pca(workspace, domain, data):
@@ -199,7 +215,11 @@ def choose_item(click, neighbour_clicks, domain, selected_now, meta, trigger=Non
 
 
 def selection(workspace, selected, meta):
-    """(figure patch, neighbour list) showing ``selected`` and its kNN neighbours on the map."""
+    """(shapes, neighbour list) marking ``selected`` and its kNN neighbours on the map.
+
+    The shapes go to the browser, which lays them over the drawn map (Plotly.relayout): a
+    new figure would make plotly re-process every point, about a second at 50,000 items.
+    """
     if not meta:
         raise PreventUpdate
     domain = meta["domain"]
@@ -216,11 +236,8 @@ def selection(workspace, selected, meta):
         xy = _pca(workspace, domain, data)
     if xy is None:
         raise PreventUpdate
-    traces = item_selection_traces(xy, item, [i for i, _ in neighbours], data["texts"])
-    patch = Patch()
-    for offset, trace in enumerate(traces):
-        patch["data"][meta["n_base"] + offset] = trace.to_plotly_json()
-    return patch, neighbour_panel(data, item, neighbours)
+    shapes = item_selection_shapes(xy, item, [i for i, _ in neighbours])
+    return shapes, neighbour_panel(data, item, neighbours)
 
 
 def neighbour_panel(data, item, neighbours):
@@ -267,9 +284,10 @@ def register_callbacks(app, workspace) -> None:
 
     @app.callback(Output({"type": "figure", "id": "domain-item-map"}, "figure"),
                   Output("domain-map-meta", "data"), Output("domain-layout-note", "children"),
-                  Input("domain-layout-status", "data"), Input("domain-color", "value"))
-    def _map(status, color):
-        return item_map(workspace, status, color)
+                  Input("domain-layout-status", "data"), Input("domain-color", "value"),
+                  Input("domain-edges", "value"))
+    def _map(status, color, edges):
+        return item_map(workspace, status, color, edges)
 
     @app.callback(Output("domain-selected", "data"),
                   Input({"type": "figure", "id": "domain-item-map"}, "clickData"),
@@ -283,12 +301,14 @@ def register_callbacks(app, workspace) -> None:
             trigger = "map"
         return choose_item(click, neighbour_clicks, domain, selected_now, meta, trigger)
 
-    @app.callback(Output({"type": "figure", "id": "domain-item-map"}, "figure", allow_duplicate=True),
-                  Output("domain-neighbours", "children"),
+    @app.callback(Output("domain-selection-shapes", "data"), Output("domain-neighbours", "children"),
                   Input("domain-selected", "data"), Input("domain-map-meta", "data"),
                   prevent_initial_call=True)
     def _selection(selected, meta):
         return selection(workspace, selected, meta)
+
+    app.clientside_callback(DRAW_SELECTION, Output("domain-selection-drawn", "data"),
+                            Input("domain-selection-shapes", "data"))
 
     @app.callback(Output("domain-eig", "options"), Output("domain-eig", "value"),
                   Input("domain-picker", "value"), State("domain-eig", "value"))
@@ -311,6 +331,7 @@ def register_callbacks(app, workspace) -> None:
 
     register_url_sync(app, "domain-url-sync", [
         ("color", "domain-color", "value"), ("item", "domain-selected", "data"),
+        ("edges", "domain-edges", "value"),
         ("eig", "domain-eig", "value"), ("flayout", "domain-feature-layout", "value"),
     ])
     upload.register_callbacks(app, workspace)

@@ -22,6 +22,7 @@ PAGE = dict(id="spectrum", path="/spectrum", name="Spectrum", order=60,
             description="Eigenvalues, spectral gap and components of the domain memory against the "
                         "chain Laplacian; eigenvectors on the feature graph; where L is non-zero.")
 NONE = "none"
+LEGEND_ABOVE = dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom")
 
 
 def layout(workspace, **query):
@@ -54,7 +55,7 @@ def layout(workspace, **query):
                         height=420),
         ]),
         html.Div(className="row", children=[
-            figure_card("spectrum-feature-graph", "Eigenvector on the feature graph",
+            figure_card("spectrum-feature-graph", "Feature graph",
                         figure_fn="fig_feature_graph", height=480, controls=[
                             html.Label(["Eigenvector", dcc.Dropdown(
                                 id="spectrum-eig", value=eig, clearable=False,
@@ -101,7 +102,7 @@ def spectrum_figures(workspace, domain, vs, log_values):
         table.append((label, other_facts))
     log = "log" in (log_values or [])
     spectrum_fig = fig_spectrum(series, log=log, gap=gaps)
-    spectrum_fig.update_layout(clickmode="event")
+    spectrum_fig.update_layout(clickmode="event", legend=LEGEND_ABOVE)
     density_fig = fig_eigen_density(series, bins=min(40, max(8, facts["dim"] // 2)))
     return spectrum_fig, density_fig, facts_table(table)
 

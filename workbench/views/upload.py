@@ -38,7 +38,7 @@ def upload_card(workspace) -> html.Section:
         dcc.Upload(id="domain-upload", multiple=False, className="upload-drop",
                    className_active="upload-drop active",
                    children=html.Div(["Drop a file here or ", html.Span("choose one", className="link")])),
-        html.Div(className="upload-progress", children=[
+        html.Div(className="upload-progress", id="upload-progress-row", style={"display": "none"}, children=[
             html.Progress(id="upload-progress", value="0", max=str(len(uploads.BUILD_PHASES))),
             html.Span(id="upload-progress-label", className="muted"),
         ]),
@@ -156,7 +156,8 @@ def register_callbacks(app, workspace) -> None:
                   background=True, prevent_initial_call=True, interval=500,
                   progress=[Output("upload-progress", "value"), Output("upload-progress", "max"),
                             Output("upload-progress-label", "children")],
-                  running=[(Output("domain-upload", "disabled"), True, False)])
+                  running=[(Output("domain-upload", "disabled"), True, False),
+                           (Output("upload-progress-row", "style"), {"display": "flex"}, {"display": "none"})])
     def _build(set_progress, job):
         return build(cache_dir, set_progress, job)
 
