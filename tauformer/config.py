@@ -37,7 +37,10 @@ class ModelConfig:
     tau: float = 1.0  # fixed tau; also the starting value of the calibrated one
     tau_percentile: float | None = None  # p in [0, 1] for tau_mode="percentile"
     calibration_momentum: float = 0.99
-    temperature: float = 1.0  # initial value when learnable
+    # Initial per-head temperature. The reference's 1.0 leaves attention almost uniform (logits
+    # span < 1 nat for lambda in [0, 1)); 0.02 lets the calibrated lambdas (spread ~0.15 between
+    # their 5th and 95th percentiles) select keys from the first step.
+    temperature: float = 0.02
     learn_temperature: bool = True
     laplacian_layout: str = "dense"  # "dense" or "sparse" (torch.sparse CSR matmul)
     tau_kernel: str = "auto"

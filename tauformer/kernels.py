@@ -90,7 +90,10 @@ def tau_attention(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if kernel == "auto":
-        kernel = choose_kernel(lambda_q.shape[-1], lambda_k.shape[-1], v.device)
+        tensors = (lambda_q, lambda_k, v, temperature)
+        needs_grad = torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in tensors)
+        kernel = choose_kernel(lambda_q.shape[-1], lambda_k.shape[-1], v.device,
+                               batch_heads=lambda_q.shape[0] * lambda_q.shape[1], needs_grad=needs_grad)
     if kernel == "fast":
         from .fast_tau import tau_attention_fast
 
@@ -98,6 +101,30 @@ def tau_attention(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True
     return tau_attention_dense(lambda_q, lambda_k, v, temperature=temperature, causal=causal)
 
 
-def choose_kernel(Tq: int, Tk: int, device) -> str:
-    """The kernel `auto` uses for this shape: dense until the fast kernel exists and pays off."""
-    return "dense"
+# Where the fast kernel wins, per device type: at least `min_q` queries and Tq * Tk at least
+# `fwd` (inference) or `grad` (forward + backward).  CPU: measured on a 2-core x86 machine with
+# float32, B*H = 8, D = 64 (forward crossover near T = 190, forward + backward near T = 320;
+# with 64 queries against 4096 keys, e.g. chunked decoding, dense stays faster).  CUDA: an
+# estimate until measured on a GPU (many small kernel launches favour dense at moderate T).
+FAST_AT = {
+    "cpu": {"min_q": 128, "fwd": 192 * 192, "grad": 320 * 320},
+    "cuda": {"min_q": 512, "fwd": 2048 * 2048, "grad": 2048 * 2048},
+}
+# Dense materialises [B*H, Tq, Tk] float32 weights several times over; beyond this many bytes for
+# one copy the fast kernel is used whatever the length.
+DENSE_MAX_BYTES = 1 << 30
+
+
+def choose_kernel(Tq: int, Tk: int, device, batch_heads: int | None = None, needs_grad: bool = False) -> str:
+    """The kernel `auto` uses for this shape: "fast" or "dense".
+
+    Dense for short sequences and few queries (decode-like Tq = 1), where its few large
+    operations beat the fast kernel's fixed overhead; fast past the crossover in FAST_AT (later
+    when a backward pass follows), or when the dense weight matrix would take more than
+    DENSE_MAX_BYTES.
+    """
+    at = FAST_AT.get(torch.device(device).type, FAST_AT["cuda"])
+    if batch_heads is not None and batch_heads * Tq * Tk * 4 > DENSE_MAX_BYTES and Tq > 1:
+        return "fast"
+    big_enough = Tq * Tk >= (at["grad"] if needs_grad else at["fwd"])
+    return "fast" if Tq >= at["min_q"] and big_enough else "dense"

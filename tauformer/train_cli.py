@@ -37,7 +37,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tau-mode", choices=TAU_MODES, default="calibrated")
     g.add_argument("--tau", type=float, default=1.0, help="fixed tau (start value when calibrated)")
     g.add_argument("--tau-percentile", type=float, default=None, help="quantile p for --tau-mode percentile")
-    g.add_argument("--temperature", type=float, default=1.0, help="attention temperature (initial value if learnable)")
+    g.add_argument("--temperature", type=float, default=ModelConfig.temperature,
+                   help="attention temperature (initial value if learnable; the reference uses 1.0)")
     g.add_argument("--fixed-temperature", action="store_true", help="do not learn a per-head temperature")
     g.add_argument("--tau-kernel", choices=TAU_KERNELS, default="auto")
     g.add_argument("--no-softcap", action="store_true", help="disable the 15 tanh(z/15) logit soft-cap")

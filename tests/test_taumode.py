@@ -1,6 +1,5 @@
 """lambda (SPEC section 2) against a slow explicit formula, for every tau mode and layout."""
 
-import math
 
 import numpy as np
 import pytest

@@ -7,5 +7,6 @@ a table or as JSON. Register new modules in ``BENCHMARKS``.
 
 BENCHMARKS = {
     # name -> module path (imported lazily so one benchmark's imports never slow another)
+    "attention": "tauformer.bench.attention",
     "domain": "tauformer.bench.domain",
 }

@@ -24,7 +24,8 @@ import scipy.sparse as sp
 
 from ..errors import DomainError
 from .memory import DomainMemory, params_json
-from .stfile import read_header, read_tensors, write_atomic, write_tensors
+from ..fsutil import atomic_write_bytes
+from .stfile import read_header, read_tensors, write_tensors
 
 FORMAT = "tauformer-domain-memory"
 FORMAT_VERSION = "1"
@@ -86,7 +87,7 @@ def save_domain_memory(memory: DomainMemory, path, *, keep_items: bool | None = 
     write_tensors(path / DOMAIN_FILE, tensors, meta)
     if with_items:
         write_tensors(path / ITEMS_FILE, _items_tensors(memory), {"format": FORMAT + "-items"})
-        write_atomic(path / ITEMS_JSON, _items_json(memory).encode("utf-8"))
+        atomic_write_bytes(path / ITEMS_JSON, _items_json(memory).encode("utf-8"))
     else:
         for stale in (ITEMS_FILE, ITEMS_JSON):
             (path / stale).unlink(missing_ok=True)

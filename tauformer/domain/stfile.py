@@ -9,14 +9,13 @@ with a message that says which, instead of a library traceback. Nothing here exe
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DomainError
+from ..fsutil import atomic_write_bytes
 
 _MAX_HEADER = 100 * 1024 * 1024
 
@@ -95,26 +94,9 @@ def read_tensors(path: Path, names: list[str] | None = None) -> tuple[dict[str, 
     return out, metadata
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_tensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
     """Save numpy arrays and string metadata as one safetensors file, atomically."""
     from safetensors.numpy import save
 
     arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    write_atomic(Path(path), save(arrays, metadata=metadata))
+    atomic_write_bytes(Path(path), save(arrays, metadata=metadata))

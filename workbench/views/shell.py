@@ -49,7 +49,7 @@ def _picker(label: str, picker_id: str, title: str) -> html.Label:
 
 
 def register_callbacks(app, workspace, pages) -> None:
-    runs, domains = workspace.runs, workspace.domains
+    runs = workspace.runs
 
     @app.callback(
         Output("run-picker", "options"), Output("run-picker", "value"),
