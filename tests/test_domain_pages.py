@@ -116,6 +116,15 @@ def test_item_map_draws_every_item_with_its_text_and_three_selection_slots(ws):
     assert [t.name for t in bare.data] == ["items"]
 
 
+def test_many_categories_drop_the_legend_for_a_note(ws, monkeypatch):
+    monkeypatch.setattr(page, "MAX_LEGEND_CATEGORIES", 5)
+    ws.cache.clear()
+    fig, _, _ = page.item_map(ws, ready_status(ws), "cluster")
+    assert not any(t.showlegend for t in fig.data if t.legendgroup)
+    assert any("15 clusters" in a.text for a in fig.layout.annotations)
+    ws.cache.clear()
+
+
 def test_while_umap_runs_the_map_shows_principal_components(ws, monkeypatch):
     monkeypatch.setattr(item_layout, "request",
                         lambda workspace, memory: item_layout.Layout("running", "k", elapsed=12.0))

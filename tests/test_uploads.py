@@ -11,6 +11,7 @@ import pytest
 from dash import no_update
 from dash.exceptions import PreventUpdate
 
+from tauformer.domain import load_domain_memory
 from tauformer.errors import DomainError
 from workbench.data import Workspace, uploads
 from workbench.views import upload
@@ -95,6 +96,9 @@ def test_build_an_upload_then_find_it_built(ws):
     assert (path / "domain.safetensors").is_file() and (path / "items.safetensors").is_file()
     assert steps[0][0] == 0 and steps[-1][:2] == (len(uploads.BUILD_PHASES),) * 2
     assert uploads.upload_record(path)["resolved_dim"] == 8
+    memory = load_domain_memory(path)
+    assert memory.dim == 8 and memory.summary()["edges"] > 0  # a graph, not 8 isolated features
+    assert memory.params["eps"] == uploads.BUILD_PARAMS["eps"] and memory.has_items
     again = uploads.receive_upload(ws.cache_dir, data_url(npy_bytes(clustered())), "copy.npy", head_dim=8)
     assert again.key == job.key and uploads.finished(ws.cache_dir, again) == path
     other_dim = uploads.receive_upload(ws.cache_dir, data_url(npy_bytes(clustered())), "topics.npy", dim=4,

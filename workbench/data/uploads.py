@@ -25,7 +25,10 @@ DEFAULT_MAX_UPLOAD_MB = 50.0
 SUFFIXES = (".npy", ".npz", ".safetensors", ".parquet", ".csv", ".txt", ".md")
 DEFAULT_DIM = 32
 BUILD_PHASES = ("read", "reduce", "cluster", "graph", "laplacian", "save")
-BUILD_VERSION = 1
+BUILD_VERSION = 2
+BUILD_PARAMS = dict(reduction="pca", eps=1.0, k=6, topk=6, p=2.0, sigma=0.5, seed=0)
+"""Graph settings for uploads: the bundled demo's (each feature joins its 6 nearest features);
+the reference default eps 1e-3 leaves the graph of most embeddings without a single edge."""
 
 
 @dataclass
@@ -191,7 +194,7 @@ def build_upload(cache_dir, job: UploadJob, progress=None) -> Path:
             report(step, total, f"{phase} ({emb.n_items:,} items x {emb.n_features} features -> D={dim})")
 
     memory = build_domain_memory(emb, dim=dim, keep_items=True, progress=phase_report,
-                                 name=display_name(job.filename))
+                                 name=display_name(job.filename), **BUILD_PARAMS)
     memory.source["path"] = job.filename
     report(total - 1, total, "saving")
     out = domain_dir(cache_dir, job.key)

@@ -31,6 +31,7 @@ PAGE = dict(id="domain", path="/domain", name="Domain graph", order=50,
             description="The domain corpus on a UMAP map with its nearest neighbours, and the "
                         "feature graph painted with a Laplacian eigenvector.")
 POLL_MS = 1500
+MAX_LEGEND_CATEGORIES = 16
 EDGE_COLOR = "rgba(120, 120, 120, 0.16)"  # lighter than the figure default: thousands of edges overlap
 DRAW_SELECTION = """
 function(shapes) {
@@ -180,6 +181,10 @@ def _item_map_figure(workspace, domain, data, xy, kind, color, show_edges=True):
     fig = fig_item_map(xy, color=values, color_label=label, categorical=categorical,
                        texts=data["texts"], edges=None if edges is None else edges[0])
     fig.update_traces(selector=dict(mode="lines"), line=dict(color=EDGE_COLOR))
+    if categorical and len(set(values.tolist())) > MAX_LEGEND_CATEGORIES:  # a legend taller than the map
+        fig.for_each_trace(lambda t: t.update(showlegend=False) if t.legendgroup else None)
+        fig.add_annotation(**ui_note(f"{len(set(values.tolist()))} {label}s: hover an item for its {label}",
+                                     y=1.06))
     if kind == "pca":
         fig.update_xaxes(title_text="PC 1")
         fig.update_yaxes(title_text="PC 2")
