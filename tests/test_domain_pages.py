@@ -246,13 +246,17 @@ def test_no_domain_loaded_shows_an_empty_state(tmp_path):
 def test_warm_up_computes_the_first_views(tmp_path):
     workspace = demo_workspace(cache_dir=tmp_path)
     seed_layout(workspace, workspace.domains.load("demo"))
-    dv.warm_up(workspace)
+    page.warm_up(workspace)
+    spectrum.warm_up(workspace)
     memory = workspace.domains.load("demo")
     from workbench.data.cache import content_key
 
     assert content_key("domain-spectrum", memory.fingerprint) in workspace.cache
     assert content_key("feature-graph", memory.fingerprint, "spring", 0) in workspace.cache
     assert item_layout.request(workspace, memory).status == "ready"
+    assert content_key("chain-spectrum", memory.dim) in workspace.cache
+    status = page.layout_status(workspace, "demo")[0]
+    assert content_key("item-map", status.split(":", 2)[2], "umap", "lambda", "demo", True) in workspace.cache
 
 
 def test_export_and_bench_hooks(ws):

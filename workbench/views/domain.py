@@ -25,6 +25,7 @@ from .common import as_int, empty_state, figure_card, register_url_sync
 from .domain_parts import (
     NO_DOMAIN, NO_DOMAIN_HINT, eigen_choice, feature_graph_figure, from_query, initial_domain,
     initial_eig_options, page_link, require_domain, safe_load, summary_line, unchanged_if,
+    warm_up_after_first_request,
 )
 
 PAGE = dict(id="domain", path="/domain", name="Domain graph", order=50,
@@ -340,24 +341,17 @@ def register_callbacks(app, workspace) -> None:
         ("eig", "domain-eig", "value"), ("flayout", "domain-feature-layout", "value"),
     ])
     upload.register_callbacks(app, workspace)
-    _warm_up_after_first_request(app, workspace)
+    warm_up_after_first_request(app, lambda: warm_up(workspace))
 
 
-def _warm_up_after_first_request(app, workspace, delay: float = 3.0) -> None:
-    """A few seconds after the app served its first request, compute the domain pages' first
-    views and start the item-layout workers: the pages then open warm, and the start-up
-    itself stays light."""
-    import threading
-
-    started = threading.Event()
-
-    @app.server.before_request
-    def _warm_up():
-        if not started.is_set():
-            started.set()
-            timer = threading.Timer(delay, dv.warm_up, args=(workspace,))
-            timer.daemon = True
-            timer.start()
+def warm_up(workspace) -> None:
+    """Compute the page's first views (and start the item-layout workers) ahead of a visit."""
+    dv.warm_up(workspace)
+    names = workspace.domains.names()
+    if names:
+        status, _ = layout_status(workspace, names[0])
+        item_map(workspace, status, "lambda")
+        feature_graph_figure(workspace, names[0], 1)
 
 
 # ------------------------------------------------------------- export, bench

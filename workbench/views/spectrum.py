@@ -15,7 +15,7 @@ from .common import empty_state, figure_card, register_url_sync
 from .domain_parts import (
     NO_DOMAIN, NO_DOMAIN_HINT, eig_from_click, eigen_choice, feature_graph_figure, from_query,
     initial_domain, initial_eig_options, page_link, require_domain, safe_load, summary_line,
-    unchanged_if,
+    unchanged_if, warm_up_after_first_request,
 )
 
 PAGE = dict(id="spectrum", path="/spectrum", name="Spectrum", order=60,
@@ -185,9 +185,18 @@ def register_callbacks(app, workspace) -> None:
     def _link(run, step, compare, domain, eig):
         return page_link("/domain", run, step, compare, domain, eig=eig)
 
+    warm_up_after_first_request(app, lambda: warm_up(workspace))
     register_url_sync(app, "spectrum-url-sync", [
         ("eig", "spectrum-eig", "value"), ("vs", "spectrum-vs", "value"), ("log", "spectrum-log", "value"),
     ])
+
+
+def warm_up(workspace) -> None:
+    """Build the page's first figures once ahead of a visit (spectra, chain, sparsity)."""
+    names = workspace.domains.names()
+    if names:
+        spectrum_figures(workspace, names[0], dv.CHAIN, [])
+        sparsity_figure(workspace, names[0])
 
 
 # ------------------------------------------------------------- export, bench
