@@ -123,6 +123,16 @@ def test_spectrum_page_shares_the_eigenvector_and_exports_svg_and_pdf(domain_app
     page.page.wait_for_function("() => location.search.includes('eig=2')")
     page.wait_idle()
     assert not np.allclose(colours, last_trace(page, graph, "marker.color"))
+    # a click on the spectrum picks that mode's eigenvector
+    x, y = page.page.locator("#card-spectrum-eigenvalues .js-plotly-plot").evaluate("""gd => {
+        const t = gd._fullData.find(d => d.name === 'demo');
+        const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+        return [box.left + gd._fullLayout.xaxis.l2p(t.x[6]), box.top + gd._fullLayout.yaxis.l2p(t.y[6])]; }""")
+    page.page.mouse.move(x, y)
+    page.page.mouse.click(x, y)
+    page.page.wait_for_function("() => location.search.includes('eig=6')")
+    page.wait_idle()
+    assert page.page.locator("#spectrum-eig").inner_text().startswith("6:")
     # the export menu: SVG, then PDF, rendered on the server
     card = "#card-spectrum-feature-graph"
     choose(page, f"{card} .export-format", 1)  # SVG
