@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dash import html
 from dash.exceptions import PreventUpdate
 
 from tauformer.domain import build_domain_memory, save_domain_memory
-from workbench.data import Workspace, demo_workspace
-from workbench.data import domain_views as dv
-from workbench.data import item_layout
-from workbench.data.layout_compute import save_layout
 from workbench import theme
-from workbench.views import PAGE_MODULES, domain as page, domain_parts, spectrum
+from workbench.data import Workspace, demo_workspace, item_layout
+from workbench.data import domain_views as dv
+from workbench.data.layout_compute import save_layout
+from workbench.views import PAGE_MODULES, domain_parts, spectrum
+from workbench.views import domain as page
 
 
 def seed_layout(workspace, memory, xy=None):

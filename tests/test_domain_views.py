@@ -9,10 +9,15 @@ import pytest
 import scipy.sparse as sp
 
 from tauformer.domain import item_knn_graph
-from workbench.data import demo_workspace
+from workbench.data import demo_workspace, item_layout
 from workbench.data import domain_views as dv
-from workbench.data import item_layout
-from workbench.data.layout_compute import cluster_knn, compute_layout, knn_edges, load_layout, save_layout
+from workbench.data.layout_compute import (
+    cluster_knn,
+    compute_layout,
+    knn_edges,
+    load_layout,
+    save_layout,
+)
 
 
 @pytest.fixture(scope="module")

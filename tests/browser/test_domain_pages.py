@@ -8,6 +8,7 @@ worker that computes real layouts is tested in tests/test_domain_views.py.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,7 +145,7 @@ def test_spectrum_page_shares_the_eigenvector_and_exports_svg_and_pdf(domain_app
     choose(page, f"{card} .export-format", 0)  # PDF
     with page.page.expect_download(timeout=90_000) as pdf_download:
         page.page.locator(f"{card} .export-button").click()
-    pdf = open(pdf_download.value.path(), "rb").read()
+    pdf = Path(pdf_download.value.path()).read_bytes()
     assert pdf.startswith(b"%PDF") and pdf.rstrip().endswith(b"%%EOF")
     page.assert_healthy()
 

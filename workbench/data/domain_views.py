@@ -39,7 +39,12 @@ def laplacian_facts(L) -> dict:
     """Eigenpairs, spectral gap, components and degree statistics of one Laplacian."""
     import scipy.sparse as sp
 
-    from tauformer.domain import connected_components, degree_stats, laplacian_spectrum, spectral_gap
+    from tauformer.domain import (
+        connected_components,
+        degree_stats,
+        laplacian_spectrum,
+        spectral_gap,
+    )
     from tauformer.domain.spectrum import zero_tolerance
 
     L = sp.csr_matrix(L, dtype=np.float64)
@@ -303,7 +308,7 @@ def domain_summary(workspace, name: str) -> dict:
         "edges": facts["edges"],
         "components": facts["components"],
         "gap": facts["gap"],
-        "n_items": None if not memory.has_items else int(len(memory.items)),
+        "n_items": None if not memory.has_items else len(memory.items),
         "embedder": memory.source.get("embedder"),
         "fingerprint": memory.fingerprint,
         "params": dict(memory.params),

@@ -47,7 +47,7 @@ class UploadJob:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "UploadJob":
+    def from_dict(cls, data: dict) -> UploadJob:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__})
 
 

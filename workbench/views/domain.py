@@ -11,20 +11,30 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from workbench.data import domain_views as dv
-from workbench.data.cache import content_key
 from workbench.data import item_layout
+from workbench.data.cache import content_key
 from workbench.figures import fig_empty, fig_item_map, item_selection_shapes
 from workbench.figures._common import truncate, ui_note
 
 from . import upload
 from .common import as_int, empty_state, figure_card, register_url_sync
 from .domain_parts import (
-    NO_DOMAIN, NO_DOMAIN_HINT, eigen_choice, feature_graph_figure, from_query, initial_domain,
-    initial_eig_options, page_link, require_domain, safe_load, summary_line, unchanged_if,
+    NO_DOMAIN,
+    NO_DOMAIN_HINT,
+    eigen_choice,
+    feature_graph_figure,
+    from_query,
+    initial_domain,
+    initial_eig_options,
+    page_link,
+    require_domain,
+    safe_load,
+    summary_line,
+    unchanged_if,
     warm_up_after_first_request,
 )
 

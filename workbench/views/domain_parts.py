@@ -83,9 +83,9 @@ def summary_line(workspace, domain) -> list:
         return [html.Span(f"{domain}: {problem}", className="warn")]
     s = dv.domain_summary(workspace, domain)
     items = f"{s['n_items']:,} items" if s["n_items"] else "no items kept"
-    parts = [html.B(domain), f": D = {s['dim']} features, {s['edges']} edges, "
-             f"{s['components']} component{'s' if s['components'] != 1 else ''}, "
-             f"spectral gap {s['gap']:.3g}; {items}"]
+    plural = "s" if s["components"] != 1 else ""
+    parts = [html.B(domain), (f": D = {s['dim']} features, {s['edges']} edges, "
+                              f"{s['components']} component{plural}, spectral gap {s['gap']:.3g}; {items}")]
     if s["embedder"]:
         parts.append(f" ({s['embedder']})")
     parts.append(html.Span(f" fingerprint {s['fingerprint'][:12]}", className="muted mono"))
@@ -140,7 +140,7 @@ def warm_up_after_first_request(app, warm, delay: float = 3.0) -> None:
     def run():
         try:
             warm()
-        except Exception:  # noqa: BLE001 - a failed warm-up only means a slower first view
+        except Exception:  # a failed warm-up only means a slower first view
             logging.getLogger("workbench").warning("warm-up failed", exc_info=True)
 
     @app.server.before_request

@@ -13,9 +13,20 @@ from workbench.figures import fig_eigen_density, fig_empty, fig_sparsity, fig_sp
 
 from .common import empty_state, figure_card, register_url_sync
 from .domain_parts import (
-    NO_DOMAIN, NO_DOMAIN_HINT, eig_from_click, eigen_choice, feature_graph_figure, from_query,
-    initial_domain, initial_eig_options, page_link, require_domain, safe_load, summary_line,
-    unchanged_if, warm_up_after_first_request,
+    NO_DOMAIN,
+    NO_DOMAIN_HINT,
+    eig_from_click,
+    eigen_choice,
+    feature_graph_figure,
+    from_query,
+    initial_domain,
+    initial_eig_options,
+    page_link,
+    require_domain,
+    safe_load,
+    summary_line,
+    unchanged_if,
+    warm_up_after_first_request,
 )
 
 PAGE = dict(id="spectrum", path="/spectrum", name="Spectrum", order=60,

@@ -23,9 +23,9 @@ def upload_card(workspace) -> html.Section:
         html.Div(className="card-head", children=[html.H3("Add a domain memory")]),
         html.P(["Upload an embedding (", html.Code(".npy .npz .safetensors .parquet .csv"),
                 ": one row per item) or a UTF-8 text corpus (", html.Code(".txt .md"),
-                ": one item per paragraph). The app builds its domain memory (PCA to D, each feature "
-                "joined to its 6 nearest, eps 1.0, sigma 0.5, as the demo), keeps it in its cache and "
-                "selects it."], className="card-description"),
+                (": one item per paragraph). The app builds its domain memory (PCA to D, each feature "
+                 "joined to its 6 nearest, eps 1.0, sigma 0.5, as the demo), keeps it in its cache and "
+                 "selects it.")], className="card-description"),
         html.P(f"Files up to {limit}.", className="upload-limit", id="upload-limit"),
         html.Div(className="card-controls", children=[
             html.Label(["Laplacian size D", dcc.Input(id="upload-dim", type="number", min=2, step=1,
