@@ -240,6 +240,21 @@ def test_no_domain_loaded_shows_an_empty_state(tmp_path):
     ws = Workspace(cache_dir=tmp_path)
     text = texts_of(page.layout(ws)) + texts_of(spectrum.layout(ws))
     assert text.count(domain_parts.NO_DOMAIN) == 2
+    graphs = []
+
+    def walk(c):
+        if isinstance(c, (list, tuple)):
+            for x in c:
+                walk(x)
+        elif c is not None and not isinstance(c, str):
+            if type(c).__name__ == "Graph":
+                graphs.append(c)
+            walk(getattr(c, "children", None))
+
+    walk([page.layout(ws), spectrum.layout(ws)])
+    assert len(graphs) == 6  # every card says so rather than "Loading..." forever
+    assert all(g.figure.layout.meta["empty"] and "No domain memory" in g.figure.layout.annotations[0].text
+               for g in graphs)
 
 
 def test_warm_up_computes_the_first_views(tmp_path):

@@ -72,6 +72,7 @@ def layout(workspace, **query):
     domain = initial_domain(workspace, query)
     memory = safe_load(workspace, domain)[0] if domain else None
     colors = dv.color_options(dv.item_data(workspace, domain) if memory is not None else None)
+    first = None if has_domains else fig_empty("No domain memory yet: upload one below")
     return html.Div(className="domain-page", children=[
         dcc.Store(id="domain-url-sync"),
         dcc.Store(id="domain-selected", data=item),
@@ -85,7 +86,7 @@ def layout(workspace, **query):
         ]),
         None if has_domains else empty_state(NO_DOMAIN, hint=NO_DOMAIN_HINT),
         html.Div(className="domain-items-row", children=[
-            figure_card("domain-item-map", "Items of the domain corpus", figure_fn="fig_item_map",
+            figure_card("domain-item-map", "Items of the domain corpus", figure_fn="fig_item_map", figure=first,
                         height=MAP_HEIGHT, controls=[
                             html.Label(["Colour by", dcc.Dropdown(
                                 id="domain-color", value=color, clearable=False, searchable=False,
@@ -101,7 +102,7 @@ def layout(workspace, **query):
             ]),
         ]),
         html.Div(className="row", children=[
-            figure_card("domain-feature-graph", "Feature graph", figure_fn="fig_feature_graph",
+            figure_card("domain-feature-graph", "Feature graph", figure_fn="fig_feature_graph", figure=first,
                         height=480, controls=[
                             html.Label(["Eigenvector", dcc.Dropdown(
                                 id="domain-eig", value=eig, clearable=False,

@@ -42,6 +42,7 @@ def layout(workspace, **query):
     vs = from_query(query, "vs", dv.CHAIN)
     log = from_query(query, "log", "") in ("1", "true", "yes", "log")
     domain = initial_domain(workspace, query)
+    first = None if domain else fig_empty(NO_DOMAIN)
     return html.Div(className="spectrum-page", children=[
         dcc.Store(id="spectrum-url-sync"),
         html.Div(className="page-head", children=[
@@ -58,15 +59,15 @@ def layout(workspace, **query):
         ]),
         html.Div(id="spectrum-facts", className="facts"),
         html.Div(className="row", children=[
-            figure_card("spectrum-eigenvalues", "Eigenvalues", figure_fn="fig_spectrum", height=420,
+            figure_card("spectrum-eigenvalues", "Eigenvalues", figure_fn="fig_spectrum", height=420, figure=first,
                         description="Sorted eigenvalues on shared axes; crosses mark zero eigenvalues "
                                     "(one per connected component), dotted lines the spectral gap. "
                                     "Click a point to paint its eigenvector below."),
-            figure_card("spectrum-density", "Eigenvalue density", figure_fn="fig_eigen_density",
+            figure_card("spectrum-density", "Eigenvalue density", figure_fn="fig_eigen_density", figure=first,
                         height=420),
         ]),
         html.Div(className="row", children=[
-            figure_card("spectrum-feature-graph", "Feature graph",
+            figure_card("spectrum-feature-graph", "Feature graph", figure=first,
                         figure_fn="fig_feature_graph", height=480, controls=[
                             html.Label(["Eigenvector", dcc.Dropdown(
                                 id="spectrum-eig", value=eig, clearable=False,
@@ -75,7 +76,8 @@ def layout(workspace, **query):
                             dcc.Link("Show on the Domain graph page \u2192", href="/domain",
                                      id="spectrum-to-domain", className="page-link"),
                         ]),
-            figure_card("spectrum-sparsity", "Sparsity pattern of L", figure_fn="fig_sparsity", height=480),
+            figure_card("spectrum-sparsity", "Sparsity pattern of L", figure_fn="fig_sparsity", height=480,
+                        figure=first),
         ]),
     ])
 
