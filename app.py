@@ -20,6 +20,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--cache-dir", default=None, help="where layouts and uploads are cached (default: a temp folder)")
+    p.add_argument("--max-upload-mb", type=float, default=50.0,
+                   help="largest embedding / corpus file the app accepts for upload (default 50)")
     p.add_argument("--profile", action="store_true", help="log the server time of every callback")
     p.add_argument("--debug", action="store_true", help="Dash debug mode (development only)")
     return p.parse_args(argv)
@@ -33,10 +35,11 @@ def main(argv=None) -> int:
     from workbench.data import DEMO_DIR, Workspace, demo_workspace
 
     if args.runs is None and args.domain is None:
-        workspace = demo_workspace(cache_dir=args.cache_dir)
+        workspace = demo_workspace(cache_dir=args.cache_dir, max_upload_mb=args.max_upload_mb)
         what = f"the bundled demo ({DEMO_DIR})"
     else:
-        workspace = Workspace(runs=args.runs or [], domains=args.domain or [], cache_dir=args.cache_dir)
+        workspace = Workspace(runs=args.runs or [], domains=args.domain or [], cache_dir=args.cache_dir,
+                              max_upload_mb=args.max_upload_mb)
         what = f"{len(workspace.runs.names())} run(s), {len(workspace.domains.names())} domain memory(ies)"
     for problem in workspace.problems:
         print(f"warning: {problem}", file=sys.stderr)

@@ -446,3 +446,11 @@ def export_figures(named_figs: Mapping[str, go.Figure], out_dir: str | os.PathLi
 def timings_table() -> list[dict]:
     """:data:`TIMINGS` as plain dicts (for a log or the app)."""
     return [asdict(t) for t in TIMINGS]
+
+
+if __name__ == "__main__":  # python -m workbench.export: the batch export CLI
+    import sys
+
+    from workbench.batch_export import main
+
+    sys.exit(main())

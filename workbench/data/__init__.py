@@ -23,13 +23,15 @@ DEMO_DIR = REPO_ROOT / "assets" / "demo"
 class Workspace:
     """Runs + domain memories + caches, shared by every view of one app."""
 
-    def __init__(self, runs=(), domains=(), *, cache_dir: str | Path | None = None):
+    def __init__(self, runs=(), domains=(), *, cache_dir: str | Path | None = None,
+                 max_upload_mb: float = 50.0):
         self.runs = RunStore(runs)
         self.domains = DomainStore(domains)
         self.cache = ResultCache()
         self.probes = ProbeStore(self.runs, self.domains)
         self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "tauformer-workbench"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.max_upload_mb = float(max_upload_mb)  # cap on files uploaded in the app
 
     @property
     def problems(self) -> list[str]:

@@ -21,6 +21,7 @@ from workbench.figures.domain import (
     fig_item_map,
     fig_sparsity,
     fig_spectrum,
+    item_selection_shapes,
 )
 from workbench.figures.model import (
     fig_attention_difference,
@@ -58,4 +59,5 @@ __all__ = [
     "fig_lambda_distributions", "fig_lambda_over_steps", "fig_lambda_resolution",
     "fig_lambda_strip", "fig_loss_curves", "fig_sorted_attention", "fig_sparsity",
     "fig_spectral_decomposition", "fig_spectrum", "fig_tokens_per_second", "fig_whatif",
+    "item_selection_shapes",
 ]

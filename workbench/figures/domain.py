@@ -27,6 +27,12 @@ from workbench.figures._common import (
 MAX_EDGES = 20_000  # kNN edges drawn on the item map; more are subsampled (seeded)
 
 
+def _ids(values) -> list[int]:
+    """Point ids for ``customdata`` as a plain list: a numpy array would travel base64-encoded,
+    and dcc.Graph reads click ids from the undecoded figure, so clicks would lose them."""
+    return np.asarray(values, dtype=np.int64).tolist()
+
+
 def _segments(xy: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x and y arrays of line segments separated by NaN gaps (one trace for all edges)."""
     seg = np.full((len(edges), 3, 2), np.nan)  # [E, (start, end, gap), xy]
@@ -106,7 +112,7 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
     hover_text = "%{hovertext}<br>" if texts_short is not None else ""
     if color is None:
         fig.add_trace(cls(x=xy[:, 0], y=xy[:, 1], mode="markers", name="items",
-                          customdata=index, hovertext=texts_short,
+                          customdata=_ids(index), hovertext=texts_short,
                           marker=dict(size=marker_size, color=theme.OKABE_ITO[0]),
                           hovertemplate=f"item %{{customdata}}<br>{hover_text}<extra></extra>"))
     elif categorical:
@@ -118,7 +124,7 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
             col, symbol = theme.category_style(i)
             fig.add_trace(cls(
                 x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=f"{color_label} {value}",
-                customdata=index[mask], legendgroup=str(value),
+                customdata=_ids(index[mask]), legendgroup=str(value),
                 hovertext=None if texts_short is None else texts_short[mask],
                 marker=dict(size=marker_size, color=col, symbol=symbol),
                 hovertemplate=(f"item %{{customdata}} \u00b7 {color_label} {value}<br>"
@@ -128,7 +134,7 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
         finite = values[np.isfinite(values)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         fig.add_trace(cls(
-            x=xy[:, 0], y=xy[:, 1], mode="markers", name="items", customdata=index,
+            x=xy[:, 0], y=xy[:, 1], mode="markers", name="items", customdata=_ids(index),
             hovertext=texts_short, showlegend=False,
             marker=dict(size=marker_size, color=values, colorscale=theme.SEQUENTIAL,
                         cmin=lo, cmax=hi if hi > lo else lo + 1e-9,
@@ -161,7 +167,7 @@ def _add_selection(fig, cls, xy, highlight, neighbours, texts_short, fn) -> None
         fig.add_trace(cls(x=lx, y=ly, mode="lines", name="neighbour links", hoverinfo="skip",
                           line=dict(color=theme.HIGHLIGHT, width=1.2)))
         fig.add_trace(cls(x=xy[nb, 0], y=xy[nb, 1], mode="markers", name=f"neighbours ({nb.size})",
-                          customdata=nb, hovertext=texts(nb),
+                          customdata=_ids(nb), hovertext=texts(nb),
                           marker=dict(size=11, color=theme.HIGHLIGHT, symbol="circle-open",
                                       line=dict(width=2)),
                           hovertemplate="neighbour %{customdata}<br>%{hovertext}<extra></extra>"))
@@ -170,6 +176,49 @@ def _add_selection(fig, cls, xy, highlight, neighbours, texts_short, fn) -> None
                       marker=dict(size=16, color=theme.HIGHLIGHT, symbol="star",
                                   line=dict(color="black", width=1.5)),
                       hovertemplate="selected %{customdata}<br>%{hovertext}<extra></extra>"))
+
+
+def item_selection_shapes(xy, highlight: int | None = None,
+                          neighbours: Sequence[int] | None = None) -> list[dict]:
+    """Layout shapes marking a selected item and its neighbours on a :func:`fig_item_map`:
+    links to each neighbour, a ring around each neighbour and a filled dot on the item.
+
+    Shapes, unlike traces, can be replaced without plotly recomputing the points, so an app
+    can move the selection on a 50,000-item WebGL map by patching ``layout.shapes`` alone.
+    Marks keep their pixel size when zooming; like other on-screen selections they are named
+    ``theme.UI_ONLY`` and left out of paper exports. Empty when nothing is selected.
+
+    Parameters
+    ----------
+    xy : array [N, 2], the map's layout
+    highlight : int, optional, the selected item
+    neighbours : list of int, optional
+    """
+    fn = "item_selection_shapes"
+    xy = as_array(xy, "xy", fn, shape=(None, 2))
+    n = len(xy)
+    if highlight is None:
+        return []
+    h = int(highlight)
+    if not 0 <= h < n:
+        raise FigureInputError(f"{fn}: highlight {highlight} is not an item index (0..{n - 1})")
+    nb = [int(i) for i in (neighbours or [])]
+    if any(not 0 <= i < n for i in nb):
+        raise FigureInputError(f"{fn}: neighbours must be item indices in 0..{n - 1}")
+    hx, hy = (float(v) for v in xy[h])
+
+    def dot(i, size, **style):
+        x, y = (float(v) for v in xy[i])
+        return dict(type="circle", xref="x", yref="y", xsizemode="pixel", ysizemode="pixel",
+                    xanchor=x, yanchor=y, x0=-size, x1=size, y0=-size, y1=size,
+                    layer="above", name=theme.UI_ONLY, **style)
+
+    shapes = [dict(type="line", xref="x", yref="y", x0=hx, y0=hy, x1=float(xy[i, 0]), y1=float(xy[i, 1]),
+                   line=dict(color=theme.HIGHLIGHT, width=1.2), layer="above", name=theme.UI_ONLY)
+              for i in nb]
+    shapes += [dot(i, 6, line=dict(color=theme.HIGHLIGHT, width=2)) for i in nb]
+    shapes.append(dot(h, 8, fillcolor=theme.HIGHLIGHT, line=dict(color="black", width=1.5)))
+    return shapes
 
 
 def _width_bins(weights: np.ndarray, n_bins: int) -> list[np.ndarray]:
@@ -236,7 +285,7 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     else:
         marker.update(color=theme.OKABE_ITO[0])
     fig.add_trace(cls(x=pos[:, 0], y=pos[:, 1], mode="markers", name="features",
-                      customdata=np.arange(d), hovertext=labels, marker=marker,
+                      customdata=_ids(np.arange(d)), hovertext=labels, marker=marker,
                       hovertemplate=hover + "<extra></extra>", showlegend=False))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)

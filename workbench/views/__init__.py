@@ -4,6 +4,8 @@
 
 PAGE_MODULES = (
     "workbench.views.home",
+    "workbench.views.domain",
+    "workbench.views.spectrum",
     "workbench.views.heads",
     "workbench.views.attention",
     "workbench.views.why",

@@ -1,0 +1,198 @@
+"""Item layouts (kNN + UMAP) computed in a worker process and cached on disk by content.
+
+A layout is keyed by the content hash of the item matrix and the layout parameters and
+stored as ``<cache_dir>/layouts/<key>.npz``, so a restarted app finds it instantly. The
+first request for a layout starts ``layout_compute.py`` as a separate process (numba
+compilation there never blocks the server) and answers "running"; pages show a PCA
+projection meanwhile and poll :func:`request` until the layout is "ready".
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .cache import content_key
+from .layout_compute import LAYOUT_PARAMS, compute_layout, load_layout, save_layout
+
+WORKER = Path(__file__).with_name("layout_compute.py")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Layout:
+    """Where an item layout stands: status "ready", "running" or "failed".
+
+    Ready layouts carry xy [N, 2], edges [M, 2] and distances [M]; running ones carry the
+    seconds since the worker started; failed ones a message.
+    """
+
+    status: str
+    key: str
+    xy: np.ndarray | None = None
+    edges: np.ndarray | None = None
+    distances: np.ndarray | None = None
+    elapsed: float = 0.0
+    message: str = ""
+    seconds: dict = field(default_factory=dict)
+
+
+class LayoutJobs:
+    """Layout workers and results of one cache directory."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
+        self._failed: dict[str, str] = {}
+        self._loaded: dict[str, dict] = {}
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.npz"
+
+    def _ready(self, key: str) -> Layout | None:
+        if key not in self._loaded:
+            path = self.path(key)
+            if not path.is_file():
+                return None
+            try:
+                self._loaded[key] = load_layout(path)
+            except (OSError, ValueError, KeyError) as err:
+                path.unlink(missing_ok=True)  # a damaged cache file is recomputed
+                self._failed.pop(key, None)
+                return Layout("failed", key, message=f"cached layout unreadable ({err}); recomputing")
+        r = self._loaded[key]
+        return Layout("ready", key, r["xy"], r["edges"], r["distances"], seconds=r.get("seconds", {}))
+
+    def request(self, key: str, X: np.ndarray, params: dict | None = None, clusters=None) -> Layout:
+        """The layout for ``key``: ready from disk, or running (a worker is started if none is)."""
+        with self._lock:
+            ready = self._ready(key)
+            if ready is not None:
+                return ready
+            if key in self._running:
+                proc, started, log = self._running[key]
+                code = proc.poll()
+                if code is None:
+                    return Layout("running", key, elapsed=time.time() - started)
+                del self._running[key]
+                ready = self._ready(key)
+                if ready is not None:
+                    return ready
+                tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
+                self._failed[key] = f"the layout worker exited with status {code}: " + " / ".join(tail)
+            if key in self._failed:
+                return Layout("failed", key, message=self._failed[key])
+            self._start(key, X, params, clusters)
+            return Layout("running", key)
+
+    def _start(self, key: str, X: np.ndarray, params: dict | None, clusters) -> None:
+        items = self.directory / f"{key}.items.npz"
+        arrays = {"X": np.ascontiguousarray(X, dtype=np.float32)}
+        if clusters is not None:
+            arrays["clusters"] = np.asarray(clusters, dtype=np.int64)
+        np.savez(items, **arrays)
+        log = self.directory / f"{key}.log"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        import json
+
+        args = [sys.executable, str(WORKER), str(items), str(self.path(key))]
+        if params:
+            args.append(json.dumps(params))
+        with open(log, "w") as handle:
+            proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env,
+                                    stdin=subprocess.DEVNULL, cwd=str(REPO_ROOT))
+        self._running[key] = (proc, time.time(), log)
+
+    def compute_now(self, key: str, X: np.ndarray, params: dict | None = None, clusters=None) -> Layout:
+        """Compute in this process (no worker) and cache; for the batch export and tests."""
+        with self._lock:
+            ready = self._ready(key)
+        if ready is not None:
+            return ready
+        save_layout(compute_layout(X, params, clusters=clusters), str(self.path(key)))
+        with self._lock:
+            return self._ready(key)
+
+    def wait(self, key: str, X: np.ndarray, timeout: float = 600.0, poll: float = 0.5, clusters=None) -> Layout:
+        """Block until the layout is ready or failed (starting a worker if needed)."""
+        deadline = time.time() + timeout
+        while True:
+            layout = self.request(key, X, clusters=clusters)
+            if layout.status != "running" or time.time() > deadline:
+                return layout
+            time.sleep(poll)
+
+    def stop(self) -> None:
+        """End running workers (at interpreter exit)."""
+        with self._lock:
+            for proc, _, _ in self._running.values():
+                if proc.poll() is None:
+                    proc.terminate()
+            self._running.clear()
+
+
+_JOBS: dict[Path, LayoutJobs] = {}
+_JOBS_LOCK = threading.Lock()
+
+
+def jobs_for(workspace) -> LayoutJobs:
+    """The LayoutJobs of a workspace's cache directory (one per directory per process)."""
+    directory = Path(workspace.cache_dir) / "layouts"
+    with _JOBS_LOCK:
+        if directory not in _JOBS:
+            _JOBS[directory] = LayoutJobs(directory)
+        return _JOBS[directory]
+
+
+def layout_key(memory) -> str:
+    """Cache key of a memory's item layout: content hash of the items + layout parameters."""
+    from .domain_views import items_key
+
+    return content_key("item-layout", items_key(memory), LAYOUT_PARAMS)
+
+
+def request(workspace, memory) -> Layout:
+    """The item layout of ``memory`` (see :meth:`LayoutJobs.request`)."""
+    return jobs_for(workspace).request(layout_key(memory), memory.items, clusters=memory.clusters)
+
+
+def wait(workspace, memory, timeout: float = 600.0) -> Layout:
+    """Block until the item layout of ``memory`` is ready (or failed)."""
+    return jobs_for(workspace).wait(layout_key(memory), memory.items, timeout=timeout, clusters=memory.clusters)
+
+
+def compute_now(workspace, memory) -> Layout:
+    """The item layout of ``memory``, computed in this process when not cached (batch export)."""
+    return jobs_for(workspace).compute_now(layout_key(memory), memory.items, clusters=memory.clusters)
+
+
+def pca_layout(X: np.ndarray) -> np.ndarray:
+    """The first two principal components of X [N, D] -> [N, 2]: an instant stand-in layout."""
+    X = np.asarray(X, dtype=np.float64)
+    centred = X - X.mean(axis=0)
+    if len(X) < 2:
+        return np.zeros((len(X), 2))
+    _, _, vt = np.linalg.svd(centred[: min(len(X), 20000)], full_matrices=False)
+    xy = centred @ vt[:2].T
+    if xy.shape[1] < 2:
+        xy = np.hstack([xy, np.zeros((len(X), 2 - xy.shape[1]))])
+    return xy
+
+
+def _stop_all() -> None:
+    for jobs in list(_JOBS.values()):
+        jobs.stop()
+
+
+atexit.register(_stop_all)

@@ -1,0 +1,409 @@
+"""Domain graph: the corpus items on a UMAP map with their neighbours, and the feature graph.
+
+Clicking an item marks it and its nearest neighbours on the map (shapes laid over the drawn
+map in the browser, so it stays quick with 50,000 items) and lists their texts beside it. The feature graph is the
+Laplacian's own graph, its nodes painted with a chosen eigenvector (the Fiedler vector by
+default, shared with the Spectrum page through the ``eig`` URL parameter).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from dash import ALL, Input, Output, State, ctx, dcc, html
+from dash.exceptions import PreventUpdate
+
+from workbench.data import domain_views as dv
+from workbench.data import item_layout
+from workbench.data.cache import content_key
+from workbench.figures import fig_empty, fig_item_map, item_selection_shapes
+from workbench.figures._common import truncate, ui_note
+
+from . import upload
+from .common import as_int, empty_state, figure_card, register_url_sync
+from .domain_parts import (
+    NO_DOMAIN,
+    NO_DOMAIN_HINT,
+    eigen_choice,
+    feature_graph_figure,
+    from_query,
+    initial_domain,
+    initial_eig_options,
+    page_link,
+    require_domain,
+    safe_load,
+    summary_line,
+    unchanged_if,
+    warm_up_after_first_request,
+)
+
+PAGE = dict(id="domain", path="/domain", name="Domain graph", order=50,
+            description="The domain corpus on a UMAP map with its nearest neighbours, and the "
+                        "feature graph painted with a Laplacian eigenvector.")
+POLL_MS = 1500
+MAX_LEGEND_CATEGORIES = 16
+EDGE_COLOR = "rgba(120, 120, 120, 0.16)"  # lighter than the figure default: thousands of edges overlap
+DRAW_SELECTION = """
+function(shapes) {
+    // lay the selection over the drawn map; relayout redraws shapes only (milliseconds),
+    // where a new figure would make plotly re-process all points
+    const gd = document.querySelector('#card-domain-item-map .js-plotly-plot');
+    if (!gd || !window.Plotly || !gd._fullLayout) { return window.dash_clientside.no_update; }
+    const draw = () => window.Plotly.relayout(gd, {shapes: shapes || []});
+    (gd._transitionData && gd._transitionData._frameQueue && gd._transitionData._frameQueue.length)
+        ? setTimeout(draw, 50) : draw();
+    return (shapes || []).length;
+}
+"""
+MAP_HEIGHT = 620
+
+
+def layout(workspace, **query):
+    """The page; ``color``, ``item``, ``edges``, ``eig`` and ``flayout`` come from the URL query."""
+    item = from_query(query, "item", None, int)
+    eig = from_query(query, "eig", 1, int)
+    color = from_query(query, "color", "lambda")
+    method = from_query(query, "flayout", "spring")
+    edges = query.get("edges") is None or "edges" in str(query.get("edges"))  # "edges=" means off
+    if method not in dv.FEATURE_LAYOUTS:
+        method = "spring"
+    has_domains = bool(workspace.domains.names())
+    domain = initial_domain(workspace, query)
+    memory = safe_load(workspace, domain)[0] if domain else None
+    colors = dv.color_options(dv.item_data(workspace, domain) if memory is not None else None)
+    first = None if has_domains else fig_empty("No domain memory yet: upload one below")
+    return html.Div(className="domain-page", children=[
+        dcc.Store(id="domain-url-sync"),
+        dcc.Store(id="domain-selected", data=item),
+        dcc.Store(id="domain-map-meta"),
+        dcc.Store(id="domain-selection-shapes"), dcc.Store(id="domain-selection-drawn"),
+        dcc.Store(id="domain-layout-status"),
+        dcc.Interval(id="domain-layout-poll", interval=POLL_MS, disabled=True),
+        html.Div(className="page-head", children=[
+            html.H2("Domain graph"),
+            html.P(id="domain-summary", className="page-summary"),
+        ]),
+        None if has_domains else empty_state(NO_DOMAIN, hint=NO_DOMAIN_HINT),
+        html.Div(className="domain-items-row", children=[
+            figure_card("domain-item-map", "Items of the domain corpus", figure_fn="fig_item_map", figure=first,
+                        height=MAP_HEIGHT, controls=[
+                            html.Label(["Colour by", dcc.Dropdown(
+                                id="domain-color", value=color, clearable=False, searchable=False,
+                                options=colors, className="control-dropdown")]),
+                            dcc.Checklist(id="domain-edges", value=["edges"] if edges else [],
+                                          options=[{"label": " kNN edges", "value": "edges"}],
+                                          className="inline-check"),
+                            html.Span(id="domain-layout-note", className="layout-note"),
+                        ]),
+            html.Aside(className="card neighbours-panel", children=[
+                html.H3("Selected item"),
+                html.Div(id="domain-neighbours", children=_panel_hint()),
+            ]),
+        ]),
+        html.Div(className="row", children=[
+            figure_card("domain-feature-graph", "Feature graph", figure_fn="fig_feature_graph", figure=first,
+                        height=480, controls=[
+                            html.Label(["Eigenvector", dcc.Dropdown(
+                                id="domain-eig", value=eig, clearable=False,
+                                options=initial_eig_options(workspace, domain, eig),
+                                className="control-dropdown eig-dropdown")]),
+                            html.Label(["Layout", dcc.Dropdown(
+                                id="domain-feature-layout", value=method, clearable=False,
+                                searchable=False, className="control-dropdown",
+                                options=[{"label": m, "value": m} for m in dv.FEATURE_LAYOUTS])]),
+                            dcc.Link("Its eigenvalue on the Spectrum page \u2192", href="/spectrum",
+                                     id="domain-to-spectrum", className="page-link"),
+                        ]),
+            upload.upload_card(workspace),
+        ]),
+    ])
+
+
+def _panel_hint():
+    return html.P("Click an item on the map to see its nearest neighbours here.", className="muted")
+
+
+# --------------------------------------------------------------- callbacks
+def color_choice(workspace, domain, color_now):
+    """(options, value) of the colour-by dropdown: cluster / label only where the memory has them."""
+    domain = require_domain(workspace, domain)
+    memory, _ = safe_load(workspace, domain)
+    data = dv.item_data(workspace, domain) if memory is not None else None
+    options = dv.color_options(data)
+    values = [o["value"] for o in options]
+    return options, unchanged_if(color_now if color_now in values else "lambda", color_now)
+
+
+def layout_status(workspace, domain, status_now=None):
+    """(status, poll disabled?) for the item layout of ``domain``; starts its worker if needed.
+
+    The status string is ``state:domain:key`` with state ready / running / failed / none,
+    so the map is redrawn exactly when it changes.
+    """
+    domain = require_domain(workspace, domain)
+    memory, _ = safe_load(workspace, domain)
+    if memory is None or dv.item_data(workspace, domain) is None:
+        status = f"none:{domain}:"
+    else:
+        found = item_layout.request(workspace, memory)
+        status = f"{found.status}:{domain}:{found.key}"
+    running = status.startswith("running")
+    return unchanged_if(status, status_now), not running
+
+
+def item_map(workspace, status, color, edges=("edges",)):
+    """(figure, map meta, layout note) for a layout status from :func:`layout_status`.
+
+    While UMAP runs, the items are shown on their first two principal components.
+    :func:`selection` then draws the selected item as layout shapes on top.
+    """
+    if not status:
+        raise PreventUpdate
+    state, domain, _ = status.split(":", 2)
+    memory, problem = safe_load(workspace, domain)
+    if memory is None:
+        return fig_empty(f"Cannot read the domain memory: {problem}"), None, ""
+    data = dv.item_data(workspace, domain)
+    if data is None:
+        fig = fig_empty("This domain memory keeps no items: rebuild it with --keep-items "
+                        "(or upload the embedding) to see them")
+        return fig, None, ""
+    found = item_layout.request(workspace, memory)
+    if found.status == "ready":
+        xy, kind = found.xy, "umap"
+        note = f"UMAP layout of {data['n']:,} items"
+    else:
+        xy, kind = _pca(workspace, domain, data), "pca"
+        note = ("UMAP layout is being computed" + (f" ({found.elapsed:.0f} s so far)" if found.elapsed else "")
+                + "; showing the first two principal components meanwhile"
+                if found.status == "running" else f"UMAP layout failed ({found.message}); showing PCA")
+    show_edges = "edges" in (edges or [])
+    key = content_key("item-map", found.key, kind, color or "lambda", domain, show_edges)
+    fig = workspace.cache.get_or_compute(
+        key, lambda: _item_map_figure(workspace, domain, data, xy, kind, color or "lambda", show_edges))
+    meta = {"domain": domain, "kind": kind, "n": data["n"], "drawn": time.time()}
+    return fig, meta, note
+
+
+def _item_map_figure(workspace, domain, data, xy, kind, color, show_edges=True):
+    """The item map without a selection (cached per layout, colour and edge setting)."""
+    edges = dv.item_edges(workspace, domain) if show_edges else None
+    values, label, categorical = dv.item_colors(data, color)
+    fig = fig_item_map(xy, color=values, color_label=label, categorical=categorical,
+                       texts=data["texts"], edges=None if edges is None else edges[0])
+    fig.update_traces(selector=dict(mode="lines"), line=dict(color=EDGE_COLOR))
+    if categorical and len(set(values.tolist())) > MAX_LEGEND_CATEGORIES:  # a legend taller than the map
+        fig.for_each_trace(lambda t: t.update(showlegend=False) if t.legendgroup else None)
+        fig.add_annotation(**ui_note(f"{len(set(values.tolist()))} {label}s: hover an item for its {label}",
+                                     y=1.06))
+    if kind == "pca":
+        fig.update_xaxes(title_text="PC 1")
+        fig.update_yaxes(title_text="PC 2")
+        fig.add_annotation(**ui_note("PCA stand-in while UMAP runs"))
+    fig.update_layout(height=MAP_HEIGHT)
+    return fig
+
+
+def _pca(workspace, domain, data):
+    memory = dv.load(workspace, domain)
+    key = content_key("item-pca", dv.items_key(memory))
+    return workspace.cache.get_or_compute(key, lambda: item_layout.pca_layout(data["X"]))
+
+
+def choose_item(click, neighbour_clicks, domain, selected_now, meta, trigger=None):
+    """The selected item after a click on the map or on a listed neighbour.
+
+    A change of domain clears the selection (unless the map was not drawn yet: then the
+    item came from the URL).
+    """
+    if trigger == "domain-picker":
+        if meta and meta.get("domain") not in (None, domain):
+            return None
+        raise PreventUpdate
+    if isinstance(trigger, dict) and trigger.get("type") == "domain-neighbour":
+        if not any(neighbour_clicks or []):
+            raise PreventUpdate
+        return int(trigger["index"])
+    try:
+        return int(click["points"][0]["customdata"])
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise PreventUpdate from None
+
+
+def selection(workspace, selected, meta):
+    """(shapes, neighbour list) marking ``selected`` and its kNN neighbours on the map.
+
+    The shapes go to the browser, which lays them over the drawn map (Plotly.relayout): a
+    new figure would make plotly re-process every point, about a second at 50,000 items.
+    """
+    if not meta:
+        raise PreventUpdate
+    domain = meta["domain"]
+    data = dv.item_data(workspace, domain)
+    if data is None:
+        raise PreventUpdate
+    item = as_int(selected, -1)
+    if not 0 <= item < data["n"]:
+        item = None
+    neighbours = dv.item_neighbours(workspace, domain, item) if item is not None else []
+    if meta["kind"] == "umap":
+        xy = item_layout.request(workspace, dv.load(workspace, domain)).xy
+    else:
+        xy = _pca(workspace, domain, data)
+    if xy is None:
+        raise PreventUpdate
+    shapes = item_selection_shapes(xy, item, [i for i, _ in neighbours])
+    return shapes, neighbour_panel(data, item, neighbours)
+
+
+def neighbour_panel(data, item, neighbours):
+    """The selected item's text and its neighbours as buttons (click one to move there)."""
+    if item is None:
+        return _panel_hint()
+    texts = data["texts"]
+    lam = data["lambdas"]
+
+    def text_of(i, limit):
+        return truncate(texts[i], limit) if texts is not None else f"item {i}"
+
+    cluster = data["clusters"][item] if data["clusters"] is not None else None
+    facts = f"item {item} \u00b7 lambda {lam[item]:.4f}" + (f" \u00b7 cluster {cluster}" if cluster is not None else "")
+    rows = [html.Li(html.Button(className="neighbour", id={"type": "domain-neighbour", "index": i},
+                                title="Select this item", children=[
+                                    html.Span(f"d = {d:.3f}", className="distance"),
+                                    html.Span(text_of(i, 160), className="text")]))
+            for i, d in neighbours]
+    return [
+        html.Div(className="selected-item", id="domain-selected-text", children=[
+            html.Div(facts, className="muted"), html.P(text_of(item, 400))]),
+        html.H4(f"{len(neighbours)} nearest neighbours (cosine distance)" if neighbours
+                else "No neighbours computed yet"),
+        html.Ol(rows, className="neighbour-list", id="domain-neighbour-list"),
+    ]
+
+
+def register_callbacks(app, workspace) -> None:
+    @app.callback(Output("domain-summary", "children"), Input("domain-picker", "value"))
+    def _summary(domain):
+        return summary_line(workspace, domain)
+
+    @app.callback(Output("domain-color", "options"), Output("domain-color", "value"),
+                  Input("domain-picker", "value"), State("domain-color", "value"))
+    def _colors(domain, color_now):
+        return color_choice(workspace, domain, color_now)
+
+    @app.callback(Output("domain-layout-status", "data"), Output("domain-layout-poll", "disabled"),
+                  Input("domain-picker", "value"), Input("domain-layout-poll", "n_intervals"),
+                  State("domain-layout-status", "data"))
+    def _status(domain, _n, status_now):
+        return layout_status(workspace, domain, status_now)
+
+    @app.callback(Output({"type": "figure", "id": "domain-item-map"}, "figure"),
+                  Output("domain-map-meta", "data"), Output("domain-layout-note", "children"),
+                  Input("domain-layout-status", "data"), Input("domain-color", "value"),
+                  Input("domain-edges", "value"))
+    def _map(status, color, edges):
+        return item_map(workspace, status, color, edges)
+
+    @app.callback(Output("domain-selected", "data"),
+                  Input({"type": "figure", "id": "domain-item-map"}, "clickData"),
+                  Input({"type": "domain-neighbour", "index": ALL}, "n_clicks"),
+                  Input("domain-picker", "value"),
+                  State("domain-selected", "data"), State("domain-map-meta", "data"),
+                  prevent_initial_call=True)
+    def _choose(click, neighbour_clicks, domain, selected_now, meta):
+        trigger = ctx.triggered_id
+        if isinstance(trigger, dict) and trigger.get("type") == "figure":
+            trigger = "map"
+        return choose_item(click, neighbour_clicks, domain, selected_now, meta, trigger)
+
+    @app.callback(Output("domain-selection-shapes", "data"), Output("domain-neighbours", "children"),
+                  Input("domain-selected", "data"), Input("domain-map-meta", "data"),
+                  prevent_initial_call=True)
+    def _selection(selected, meta):
+        return selection(workspace, selected, meta)
+
+    app.clientside_callback(DRAW_SELECTION, Output("domain-selection-drawn", "data"),
+                            Input("domain-selection-shapes", "data"))
+
+    @app.callback(Output("domain-eig", "options"), Output("domain-eig", "value"),
+                  Input("domain-picker", "value"), State("domain-eig", "value"))
+    def _eig(domain, eig_now):
+        options, value = eigen_choice(workspace, domain, eig_now)
+        return options, unchanged_if(value, eig_now)
+
+    @app.callback(Output({"type": "figure", "id": "domain-feature-graph"}, "figure"),
+                  Input("domain-picker", "value"), Input("domain-eig", "value"),
+                  Input("domain-feature-layout", "value"))
+    def _features(domain, eig, method):
+        return feature_graph_figure(workspace, domain, eig, method)
+
+    @app.callback(Output("domain-to-spectrum", "href"),
+                  Input("run-picker", "value"), Input("step-picker", "value"),
+                  Input("compare-picker", "value"), Input("domain-picker", "value"),
+                  Input("domain-eig", "value"))
+    def _link(run, step, compare, domain, eig):
+        return page_link("/spectrum", run, step, compare, domain, eig=eig)
+
+    register_url_sync(app, "domain-url-sync", [
+        ("color", "domain-color", "value"), ("item", "domain-selected", "data"),
+        ("edges", "domain-edges", "value"),
+        ("eig", "domain-eig", "value"), ("flayout", "domain-feature-layout", "value"),
+    ])
+    upload.register_callbacks(app, workspace)
+    warm_up_after_first_request(app, lambda: warm_up(workspace))
+
+
+def warm_up(workspace) -> None:
+    """Compute the page's first views (and start the item-layout workers) ahead of a visit."""
+    dv.warm_up(workspace)
+    names = workspace.domains.names()
+    if names:
+        status, _ = layout_status(workspace, names[0])
+        item_map(workspace, status, "lambda")
+        feature_graph_figure(workspace, names[0], 1)
+
+
+# ------------------------------------------------------------- export, bench
+def export_figures(workspace, state: dict) -> dict:
+    """The page's figures for the batch export: the item map (UMAP, computed here if needed)
+    and the feature graph painted with eigenvector ``state["eig"]``."""
+    domain = state.get("domain")
+    if not domain:
+        return {}
+    figures = {"domain_feature_graph": feature_graph_figure(workspace, domain, state.get("eig", 1))}
+    data = dv.item_data(workspace, domain)
+    if data is not None:
+        memory = dv.load(workspace, domain)
+        found = item_layout.compute_now(workspace, memory)
+        edges = dv.item_edges(workspace, domain)
+        values, label, categorical = dv.item_colors(data, state.get("color", "lambda"))
+        figures["domain_item_map"] = fig_item_map(
+            found.xy, color=values, color_label=label, categorical=categorical, texts=data["texts"],
+            edges=None if edges is None else edges[0])
+    return figures
+
+
+def bench_cases(workspace) -> dict:
+    """Each interaction of the page as a callable, on the workspace's first domain."""
+    names = workspace.domains.names()
+    if not names:
+        return {}
+    domain = names[0]
+    status, _ = layout_status(workspace, domain)
+    cases = {
+        "domain: summary": lambda: summary_line(workspace, domain),
+        "domain: layout status": lambda: layout_status(workspace, domain),
+        "domain: item map (lambda)": lambda: item_map(workspace, status, "lambda"),
+        "domain: item map (cluster)": lambda: item_map(workspace, status, "cluster"),
+        "domain: eigenvector options": lambda: eigen_choice(workspace, domain, 1),
+        "domain: feature graph (eig 1)": lambda: feature_graph_figure(workspace, domain, 1),
+        "domain: feature graph (eig 5)": lambda: feature_graph_figure(workspace, domain, 5),
+    }
+    data = dv.item_data(workspace, domain)
+    if data is not None:
+        meta = item_map(workspace, status, "lambda")[1]
+        rng = np.random.default_rng(0)
+        cases["domain: click an item"] = lambda: selection(workspace, int(rng.integers(data["n"])), meta)
+    return cases

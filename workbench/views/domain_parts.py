@@ -1,0 +1,157 @@
+"""Pieces both domain pages use: the eigenvector choice, the feature graph, links between pages.
+
+Functions here are plain (workspace and input values in, Dash values out) so the pages'
+callbacks stay one line and tests can call them without a server.
+"""
+
+from __future__ import annotations
+
+from dash import html, no_update
+from dash.exceptions import PreventUpdate
+
+from workbench.data import domain_views as dv
+from workbench.figures import fig_empty, fig_feature_graph
+
+from .common import as_int
+from .shell import global_query
+
+NO_DOMAIN = "No domain memory loaded"
+NO_DOMAIN_HINT = "Start the app with --domain FILE, or upload an embedding or a text corpus on the Domain graph page."
+
+
+def require_domain(workspace, domain) -> str:
+    """The domain name, or PreventUpdate while the picker is still empty (it starts as None)."""
+    if not domain:
+        raise PreventUpdate
+    return domain
+
+
+def safe_load(workspace, domain):
+    """(memory, None) or (None, message) -- a broken file must not break the page."""
+    return workspace.domains.try_load(domain)
+
+
+def eigen_choice(workspace, domain, eig_now, clicked_index=None):
+    """(options, value) of an eigenvector dropdown for ``domain``.
+
+    ``clicked_index`` (a mode picked on the spectrum plot) wins over the current value;
+    an invalid value falls back to the Fiedler vector.
+    """
+    domain = require_domain(workspace, domain)
+    memory, problem = safe_load(workspace, domain)
+    if memory is None:
+        return [], None
+    facts = dv.spectrum(workspace, domain)
+    options = dv.eigenvector_options(facts)
+    wanted = clicked_index if clicked_index is not None else eig_now
+    value = dv.default_eigenvector(facts, wanted)
+    return options, value
+
+
+def feature_graph_figure(workspace, domain, eig, method: str = "spring"):
+    """The feature graph of ``domain`` painted with eigenvector ``eig``."""
+    domain = require_domain(workspace, domain)
+    memory, problem = safe_load(workspace, domain)
+    if memory is None:
+        return fig_empty(f"Cannot read the domain memory: {problem}")
+    facts = dv.spectrum(workspace, domain)
+    graph = dv.feature_graph(workspace, domain, method or "spring")
+    index = dv.default_eigenvector(facts, eig)
+    vector = facts["eigenvectors"][:, index]
+    label = f"eigenvector {index}<br>\u03bc = {facts['eigenvalues'][index]:.3g}"
+    fig = fig_feature_graph(graph["pos"], graph["edges"], graph["weights"], color=vector,
+                            color_label=label)
+    fig.update_layout(meta={**dict(fig.layout.meta or {}), "eigenvector": index})
+    return fig
+
+
+def page_link(path: str, run, step, compare, domain, **extra) -> str:
+    """``path`` with the global pickers and ``extra`` page parameters as the query."""
+    query = global_query(run, step, compare, domain)
+    parts = [f"{k}={v}" for k, v in extra.items() if v not in (None, "")]
+    if parts:
+        query = (query + "&" if query else "?") + "&".join(parts)
+    return path + query
+
+
+def summary_line(workspace, domain) -> list:
+    """A one-line description of the domain memory for the page header."""
+    if not domain:
+        raise PreventUpdate
+    memory, problem = safe_load(workspace, domain)
+    if memory is None:
+        return [html.Span(f"{domain}: {problem}", className="warn")]
+    s = dv.domain_summary(workspace, domain)
+    items = f"{s['n_items']:,} items" if s["n_items"] else "no items kept"
+    plural = "s" if s["components"] != 1 else ""
+    parts = [html.B(domain), (f": D = {s['dim']} features, {s['edges']} edges, "
+                              f"{s['components']} component{plural}, spectral gap {s['gap']:.3g}; {items}")]
+    if s["embedder"]:
+        parts.append(f" ({s['embedder']})")
+    parts.append(html.Span(f" fingerprint {s['fingerprint'][:12]}", className="muted mono"))
+    return parts
+
+
+def from_query(query: dict, name: str, default=None, cast=str):
+    """One URL query parameter given to a page's layout, cast, or ``default`` when absent or bad."""
+    value = query.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return cast(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def initial_domain(workspace, query: dict) -> str | None:
+    """The domain a page opens on: the URL's, else the first loaded one (what the picker will pick)."""
+    names = workspace.domains.names()
+    wanted = query.get("domain")
+    return wanted if wanted in names else (names[0] if names else None)
+
+
+def initial_eig_options(workspace, domain, eig) -> list[dict]:
+    """Eigenvector options for a page's first render, so a dropdown keeps the URL's value
+    (a Dash dropdown drops a value that is not among its options)."""
+    if domain:
+        memory, _ = safe_load(workspace, domain)
+        if memory is not None:
+            return dv.eigenvector_options(dv.spectrum(workspace, domain))
+    return [{"label": str(eig), "value": eig}]
+
+
+def eig_from_click(click) -> int | None:
+    """The mode index of a point clicked on the spectrum plot, if any."""
+    try:
+        return as_int(click["points"][0]["x"], None)
+    except (TypeError, KeyError, IndexError):
+        return None
+
+
+def warm_up_after_first_request(app, warm, delay: float = 3.0) -> None:
+    """Run ``warm()`` in a background thread ``delay`` seconds after the app's first request:
+    the pages' first views are then computed while the user is still elsewhere, and the
+    start-up itself stays light. Errors are logged, never raised."""
+    import logging
+    import threading
+
+    started = threading.Event()
+
+    def run():
+        try:
+            warm()
+        except Exception:  # a failed warm-up only means a slower first view
+            logging.getLogger("workbench").warning("warm-up failed", exc_info=True)
+
+    @app.server.before_request
+    def _warm_up():
+        if not started.is_set():
+            started.set()
+            timer = threading.Timer(delay, run)
+            timer.daemon = True
+            timer.start()
+
+
+def unchanged_if(value, current):
+    """no_update when ``value`` equals ``current`` (saves a round of dependent callbacks)."""
+    return no_update if value == current else value

@@ -1,0 +1,170 @@
+"""Upload an embedding or a text corpus and build its domain memory (a card on the Domain page).
+
+Three steps, each a callback: receive (check the file, store it under the cache dir: fast,
+in the server), build (a Dash background callback in its own process, with a progress
+bar) and register (add the built memory to the workspace and select it in the domain
+picker). A file built before with the same request skips the build.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from tauformer.errors import TauformerError
+from workbench.data import uploads
+
+
+def upload_card(workspace) -> html.Section:
+    limit = uploads.limit_text(workspace.max_upload_mb)
+    return html.Section(className="card upload-card", id="card-domain-upload", children=[
+        html.Div(className="card-head", children=[html.H3("Add a domain memory")]),
+        html.P(["Upload an embedding (", html.Code(".npy .npz .safetensors .parquet .csv"),
+                ": one row per item) or a UTF-8 text corpus (", html.Code(".txt .md"),
+                (": one item per paragraph). The app builds its domain memory (PCA to D, each feature "
+                 "joined to its 6 nearest, eps 1.0, sigma 0.5, as the demo), keeps it in its cache and "
+                 "selects it.")], className="card-description"),
+        html.P(f"Files up to {limit}.", className="upload-limit", id="upload-limit"),
+        html.Div(className="card-controls", children=[
+            html.Label(["Laplacian size D", dcc.Input(id="upload-dim", type="number", min=2, step=1,
+                                                      placeholder="auto", debounce=True,
+                                                      className="dim-input")]),
+            html.Button("Rebuild with this D", id="upload-rebuild", className="secondary-button",
+                        disabled=True),
+        ]),
+        html.P(id="upload-dim-hint", className="hint"),
+        # no ``accept`` filter: a file of the wrong kind gets a message instead of silence
+        dcc.Upload(id="domain-upload", multiple=False, className="upload-drop",
+                   className_active="upload-drop active",
+                   children=html.Div(["Drop a file here or ", html.Span("choose one", className="link")])),
+        html.Div(className="upload-progress", id="upload-progress-row", style={"display": "none"}, children=[
+            html.Progress(id="upload-progress", value="0", max=str(len(uploads.BUILD_PHASES))),
+            html.Span(id="upload-progress-label", className="muted"),
+        ]),
+        html.Div(id="upload-message", className="upload-message", role="status"),
+        dcc.Store(id="upload-job"), dcc.Store(id="upload-result"), dcc.Store(id="upload-last"),
+    ])
+
+
+def head_dim(workspace, run) -> int | None:
+    """The head dim (n_embd / n_head) of ``run``, or None."""
+    if not run or run not in workspace.runs.names():
+        return None
+    model = workspace.runs.info(run).model
+    return int(model["n_embd"]) // int(model["n_head"])
+
+
+def dim_hint(workspace, run) -> str:
+    hd = head_dim(workspace, run)
+    if hd:
+        return (f"Empty D = automatic: {hd}, the head dim of run {run}, when the embedding has that "
+                f"many features, else min(features, {uploads.DEFAULT_DIM}).")
+    return f"Empty D = automatic: min(features, {uploads.DEFAULT_DIM})."
+
+
+def message(kind: str, *parts) -> html.Div:
+    return html.Div(className=f"upload-{kind}", children=list(parts))
+
+
+def receive(workspace, contents, filename, dim, run, last=None, rebuild=False):
+    """Check and store an upload (or re-use the last one for a rebuild).
+
+    Returns (job, result, message, last): ``job`` starts the background build, ``result``
+    is set directly when this file was built before with the same request.
+    """
+    hd = head_dim(workspace, run)
+    try:
+        if rebuild:
+            if not last:
+                raise PreventUpdate
+            job = uploads.make_job(last["sha"], last["suffix"], last["filename"], last["size"],
+                                   uploads.parse_dim(dim), hd)
+        else:
+            if not contents:
+                raise PreventUpdate
+            job = uploads.receive_upload(workspace.cache_dir, contents, filename, dim=dim, head_dim=hd,
+                                         max_mb=workspace.max_upload_mb)
+    except TauformerError as err:
+        return no_update, no_update, message("error", str(err)), no_update
+    last = {"sha": job.sha, "suffix": job.suffix, "filename": job.filename, "size": job.size}
+    done = uploads.finished(workspace.cache_dir, job)
+    if done is not None:
+        result = {"path": str(done), "name": uploads.display_name(job.filename), "cached": True}
+        return no_update, result, message("info", f"{job.filename}: built before, loading it."), last
+    size = f"{job.size / 2**20:.1f} MB" if job.size >= 2**20 else f"{job.size / 1024:.0f} KB"
+    return job.to_dict(), no_update, message("info", f"{job.filename} ({size}) received; building..."), last
+
+
+def build(cache_dir, set_progress, job):
+    """The background build: progress through the phases, then the result (or an error)."""
+    if not job:
+        raise PreventUpdate
+    job = uploads.UploadJob.from_dict(job)
+
+    def report(step, total, text):
+        set_progress((str(step), str(total), text))
+
+    try:
+        path = uploads.build_upload(cache_dir, job, progress=report)
+    except TauformerError as err:
+        return {"error": str(err)}
+    except (MemoryError, OSError, ValueError) as err:  # reported, never a crash of the app
+        return {"error": f"{job.filename}: {type(err).__name__}: {err}"}
+    return {"path": str(path), "name": uploads.display_name(job.filename), "cached": False}
+
+
+def register(workspace, result):
+    """Add a built domain memory to the workspace and select it; (options, value, message)."""
+    if not result:
+        raise PreventUpdate
+    if "error" in result:
+        return no_update, no_update, message("error", result["error"])
+    name = workspace.domains.add(Path(result["path"]), name=result["name"])
+    memory, problem = workspace.domains.try_load(name) if name else (None, "the built file is missing")
+    if memory is None:
+        return no_update, no_update, message("error", f"{result['name']}: {problem}")
+    options = [{"label": n, "value": n} for n in workspace.domains.names()]
+    items = len(memory.items) if memory.has_items else 0
+    text = (f"{name}: D = {memory.dim}, {items:,} items" + (" (from the cache)" if result.get("cached") else "")
+            + "; selected in the domain picker.")
+    return options, name, message("done", text)
+
+
+def register_callbacks(app, workspace) -> None:
+    cache_dir = Path(workspace.cache_dir)
+
+    @app.callback(Output("upload-dim-hint", "children"), Input("run-picker", "value"))
+    def _hint(run):
+        return dim_hint(workspace, run)
+
+    @app.callback(Output("upload-job", "data"), Output("upload-result", "data"),
+                  Output("upload-message", "children"), Output("upload-last", "data"),
+                  Output("domain-upload", "contents"), Output("upload-rebuild", "disabled"),
+                  Input("domain-upload", "contents"), Input("upload-rebuild", "n_clicks"),
+                  State("domain-upload", "filename"), State("upload-dim", "value"),
+                  State("run-picker", "value"), State("upload-last", "data"),
+                  prevent_initial_call=True)
+    def _receive(contents, _clicks, filename, dim, run, last):
+        rebuild = ctx.triggered_id == "upload-rebuild"
+        job, result, text, new_last = receive(workspace, contents, filename, dim, run, last, rebuild)
+        has_last = bool(new_last if new_last is not no_update else last)
+        return job, result, text, new_last, None, not has_last
+
+    @app.callback(Output("upload-result", "data", allow_duplicate=True),
+                  Input("upload-job", "data"),
+                  background=True, prevent_initial_call=True, interval=500,
+                  progress=[Output("upload-progress", "value"), Output("upload-progress", "max"),
+                            Output("upload-progress-label", "children")],
+                  running=[(Output("domain-upload", "disabled"), True, False),
+                           (Output("upload-progress-row", "style"), {"display": "flex"}, {"display": "none"})])
+    def _build(set_progress, job):
+        return build(cache_dir, set_progress, job)
+
+    @app.callback(Output("domain-picker", "options", allow_duplicate=True),
+                  Output("domain-picker", "value", allow_duplicate=True),
+                  Output("upload-message", "children", allow_duplicate=True),
+                  Input("upload-result", "data"), prevent_initial_call=True)
+    def _register(result):
+        return register(workspace, result)
