@@ -9,6 +9,7 @@
 
 A run directory holds several ckpt-<step>/ over training. Directories are written atomically
 (see fsutil.atomic_directory): a run killed mid-save keeps its last good checkpoint.
+Listing runs and reading their JSON needs no torch; it is imported only to read or write weights.
 """
 
 from __future__ import annotations
@@ -18,11 +19,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors_bytes
-from safetensors.torch import save as save_safetensors_bytes
 
 from . import __version__
 from .config import ModelConfig, TrainConfig
@@ -37,7 +33,6 @@ HISTORY_FILE = "history.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINER_FILE = "trainer.json"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)$")
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -104,10 +99,13 @@ def save_checkpoint(
     save_dtype: str = "float32",
 ) -> Path:
     """Write model (and optionally optimizer / loop state) to the directory `path`, atomically."""
+    import torch
+    from safetensors.torch import save as save_safetensors_bytes
+
     path = Path(path)
     raw = getattr(model, "module", model)  # unwrap DistributedDataParallel
     parameter_names = {name for name, _ in raw.named_parameters()}
-    dtype = _DTYPES[save_dtype]
+    dtype = getattr(torch, save_dtype)
     tensors = {}
     for name, tensor in raw.state_dict().items():
         t = tensor.detach().cpu()
@@ -171,7 +169,7 @@ def read_meta(path: str | Path) -> CheckpointMeta:
     )
 
 
-def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu"):
+def load_checkpoint(path: str | Path, *, device="cpu"):
     """Rebuild the model from a checkpoint (or a run directory's latest) -> (GPT, CheckpointMeta).
 
     Nothing is unpickled: weights come from safetensors, everything else from JSON. Anything
@@ -204,8 +202,11 @@ def load_training_state(path: str | Path) -> tuple[dict, dict]:
     return _unflatten_optimizer(flat, trainer.pop("param_groups", [])), trainer
 
 
-def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+def read_safetensors(path: Path) -> dict:
     """Tensors of a safetensors file written by this package, or CheckpointError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors_bytes
+
     if not path.is_file():
         raise CheckpointError(f"{path}: missing")
     data = path.read_bytes()
@@ -217,6 +218,8 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _check_state(model, weights: dict, path: Path) -> None:
+    import torch
+
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
@@ -244,6 +247,8 @@ def _read_json(path: Path, *, what: str):
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict, list]:
     """torch optimizer state_dict -> flat {'state.<i>.<name>': tensor} and JSON param groups."""
+    import torch
+
     flat = {}
     for idx, per_param in state_dict["state"].items():
         for name, value in per_param.items():

@@ -49,6 +49,8 @@ def create_app(workspace, *, profile: bool = False, background_dir: str | Path |
     common.register_export(app)
     for module in modules:
         module.register_callbacks(app, workspace)
+    warmers = [m.warm_up for m in modules if hasattr(m, "warm_up")]
+    warm_up_after_first_request(app, lambda: [warm(workspace) for warm in warmers])
     install_timings(app, profile=profile)
     app.workspace = workspace
     return app
@@ -61,6 +63,29 @@ def _page_layout(module, workspace, pages):
         return module.layout(workspace, **query)
 
     return layout
+
+
+def warm_up_after_first_request(app, warm, delay: float = 3.0) -> None:
+    """Run ``warm()`` in a background thread ``delay`` seconds after the app's first request.
+
+    Pages' first views (spectra, layouts, the default probes, torch itself) are then computed
+    while the user reads the overview, and start-up stays light. Errors are logged, never raised.
+    """
+    started = threading.Event()
+
+    def run():
+        try:
+            warm()
+        except Exception:  # a failed warm-up only means a slower first view
+            log.warning("warm-up failed", exc_info=True)
+
+    @app.server.before_request
+    def _warm_up():
+        if not started.is_set():
+            started.set()
+            timer = threading.Timer(delay, run)
+            timer.daemon = True
+            timer.start()
 
 
 def _background_manager(directory: Path):

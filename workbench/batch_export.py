@@ -58,12 +58,12 @@ def build_state(workspace, args) -> dict:
 
 def collect_figures(workspace, state: dict, log=lambda message: None) -> tuple[dict, dict]:
     """(figures by name, page module of each name) from every page's ``export_figures``."""
-    from workbench.views import PAGE_MODULES
+    from workbench.views import PAGE_MODULES, page_has_data
 
     figures, origin = {}, {}
     for path in PAGE_MODULES:
         module = importlib.import_module(path)
-        if not hasattr(module, "export_figures"):
+        if not hasattr(module, "export_figures") or not page_has_data(getattr(module, "PAGE", {}), workspace):
             continue
         t0 = time.perf_counter()
         found = module.export_figures(workspace, state) or {}

@@ -39,12 +39,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def collect_cases(workspace) -> dict:
     """``bench_cases`` of every page module, in page order."""
-    from workbench.views import PAGE_MODULES
+    from workbench.views import PAGE_MODULES, page_has_data
 
     cases = {}
     for path in PAGE_MODULES:
         module = importlib.import_module(path)
-        if hasattr(module, "bench_cases"):
+        if hasattr(module, "bench_cases") and page_has_data(getattr(module, "PAGE", {}), workspace):
             cases.update(module.bench_cases(workspace))
     return cases
 

@@ -9,11 +9,11 @@ views stay free of torch.
 from __future__ import annotations
 
 import tempfile
+from functools import cached_property
 from pathlib import Path
 
 from .cache import ResultCache, content_key
 from .domains import DomainStore
-from .probes import ProbeStore
 from .runs import RunInfo, RunStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -28,10 +28,16 @@ class Workspace:
         self.runs = RunStore(runs)
         self.domains = DomainStore(domains)
         self.cache = ResultCache()
-        self.probes = ProbeStore(self.runs, self.domains)
         self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "tauformer-workbench"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.max_upload_mb = float(max_upload_mb)  # cap on files uploaded in the app
+
+    @cached_property
+    def probes(self):
+        """Probe results of the runs (created on first use: it imports torch)."""
+        from .probes import ProbeStore
+
+        return ProbeStore(self.runs, self.domains)
 
     @property
     def problems(self) -> list[str]:
@@ -54,4 +60,4 @@ def demo_workspace(**kwargs) -> Workspace:
     return Workspace(runs=[DEMO_DIR], domains=[domain] if domain.exists() else [], **kwargs)
 
 
-__all__ = ["Workspace", "RunInfo", "RunStore", "DomainStore", "ProbeStore", "ResultCache", "content_key", "demo_workspace", "DEMO_DIR"]
+__all__ = ["Workspace", "RunInfo", "RunStore", "DomainStore", "ResultCache", "content_key", "demo_workspace", "DEMO_DIR"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tauformer.checkpoint import list_checkpoints, load_checkpoint, read_meta
+from tauformer.checkpoint import list_checkpoints, read_meta
 from tauformer.errors import TauformerError
 
 PAIR_KEYS = ("n_layer", "n_head", "n_kv_head", "n_embd", "block_size", "vocab_size")
@@ -116,6 +116,8 @@ class RunStore:
             if path in self._models:
                 self._models.move_to_end(path)
                 return self._models[path]
+        from tauformer.checkpoint import load_checkpoint
+
         loaded = load_checkpoint(path)
         with self._lock:
             self._models[path] = loaded

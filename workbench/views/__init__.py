@@ -1,5 +1,7 @@
-"""One module per page. Each exposes PAGE (path, name, order, description),
-``layout(workspace, **query)`` and ``register_callbacks(app, workspace)``.
+"""One module per page. Each exposes PAGE (id, path, name, order, description, and optionally
+``requires``: "runs" or "domain"), ``layout(workspace, **query)`` and
+``register_callbacks(app, workspace)``; optionally ``export_figures(workspace, state)``,
+``bench_cases(workspace)`` and ``warm_up(workspace)``.
 """
 
 PAGE_MODULES = (
@@ -13,3 +15,13 @@ PAGE_MODULES = (
     "workbench.views.training",
     "workbench.views.memory",
 )
+
+
+def page_has_data(page: dict, workspace) -> bool:
+    """Whether the workspace holds what the page shows (its runs or its domain memories)."""
+    need = page.get("requires")
+    if need == "runs":
+        return bool(workspace.runs.names())
+    if need == "domain":
+        return bool(workspace.domains.names())
+    return True

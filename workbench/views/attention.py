@@ -18,7 +18,7 @@ from workbench.figures.tokens import fig_token_weights
 from . import model_shared as ms
 from .common import figure_id, register_url_sync
 
-PAGE = dict(id="attention", path="/attention", name="Attention", order=11,
+PAGE = dict(id="attention", requires="runs", path="/attention", name="Attention", order=10,
             description="Both models' attention on one prompt: every head, one head large, differences, entropy.")
 
 ENTROPY_KINDS = [{"label": "fraction of uniform", "value": "bars"},
@@ -294,3 +294,10 @@ def bench_cases(workspace) -> list:
         ("attention: entropy and JS", lambda: update_summary(workspace, run, step, compare, prompt, "bars")),
         ("attention: entropy deficit", lambda: update_summary(workspace, run, step, compare, prompt, "deficit")),
     ]
+
+
+def warm_up(workspace) -> None:
+    """Load the default pair and probe the default prompt, so the first visit finds them ready."""
+    run, compare = workspace.runs.default_pair()
+    if run:
+        workspace.probes.probe_pair(run, None, compare, workspace.probes.default_prompt(run))

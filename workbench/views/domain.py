@@ -35,10 +35,9 @@ from .domain_parts import (
     safe_load,
     summary_line,
     unchanged_if,
-    warm_up_after_first_request,
 )
 
-PAGE = dict(id="domain", path="/domain", name="Domain graph", order=50,
+PAGE = dict(id="domain", requires="domain", path="/domain", name="Domain graph", order=20,
             description="The domain corpus on a UMAP map with its nearest neighbours, and the "
                         "feature graph painted with a Laplacian eigenvector.")
 POLL_MS = 1500
@@ -352,7 +351,6 @@ def register_callbacks(app, workspace) -> None:
         ("eig", "domain-eig", "value"), ("flayout", "domain-feature-layout", "value"),
     ])
     upload.register_callbacks(app, workspace)
-    warm_up_after_first_request(app, lambda: warm_up(workspace))
 
 
 def warm_up(workspace) -> None:

@@ -128,30 +128,6 @@ def eig_from_click(click) -> int | None:
         return None
 
 
-def warm_up_after_first_request(app, warm, delay: float = 3.0) -> None:
-    """Run ``warm()`` in a background thread ``delay`` seconds after the app's first request:
-    the pages' first views are then computed while the user is still elsewhere, and the
-    start-up itself stays light. Errors are logged, never raised."""
-    import logging
-    import threading
-
-    started = threading.Event()
-
-    def run():
-        try:
-            warm()
-        except Exception:  # a failed warm-up only means a slower first view
-            logging.getLogger("workbench").warning("warm-up failed", exc_info=True)
-
-    @app.server.before_request
-    def _warm_up():
-        if not started.is_set():
-            started.set()
-            timer = threading.Timer(delay, run)
-            timer.daemon = True
-            timer.start()
-
-
 def unchanged_if(value, current):
     """no_update when ``value`` equals ``current`` (saves a round of dependent callbacks)."""
     return no_update if value == current else value

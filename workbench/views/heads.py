@@ -9,7 +9,7 @@ from workbench.figures import fig_lambda_distributions, fig_lambda_resolution, f
 from . import model_shared as ms
 from .common import register_url_sync
 
-PAGE = dict(id="heads", path="/heads", name="Heads", order=10,
+PAGE = dict(id="heads", requires="runs", path="/heads", name="Heads", order=11,
             description="Lambda of every token per head: strips, distributions, and what the temperature resolves.")
 
 SOURCES = [{"label": "on the prompt", "value": "prompt"}, {"label": "on validation text (4 x 256 tokens)", "value": "validation"}]

@@ -10,7 +10,7 @@ from workbench.figures import fig_decode_latency, fig_kv_cache
 from . import model_shared as ms
 from .common import figure_id
 
-PAGE = dict(id="memory", path="/memory", name="Memory & speed", order=15,
+PAGE = dict(id="memory", requires="runs", path="/memory", name="Memory & speed", order=31,
             description="KV-cache bytes against context with the (D+1)/2D line, and decode latency measured here.")
 
 MEASURE_NOTE = ("Press 'Measure' to time decoding on this machine (a few seconds: 8 tokens after contexts of "

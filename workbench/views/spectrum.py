@@ -26,10 +26,9 @@ from .domain_parts import (
     safe_load,
     summary_line,
     unchanged_if,
-    warm_up_after_first_request,
 )
 
-PAGE = dict(id="spectrum", path="/spectrum", name="Spectrum", order=60,
+PAGE = dict(id="spectrum", requires="domain", path="/spectrum", name="Spectrum", order=21,
             description="Eigenvalues, spectral gap and components of the domain memory against the "
                         "chain Laplacian; eigenvectors on the feature graph; where L is non-zero.")
 NONE = "none"
@@ -198,7 +197,6 @@ def register_callbacks(app, workspace) -> None:
     def _link(run, step, compare, domain, eig):
         return page_link("/domain", run, step, compare, domain, eig=eig)
 
-    warm_up_after_first_request(app, lambda: warm_up(workspace))
     register_url_sync(app, "spectrum-url-sync", [
         ("eig", "spectrum-eig", "value"), ("vs", "spectrum-vs", "value"), ("log", "spectrum-log", "value"),
     ])

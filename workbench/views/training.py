@@ -10,7 +10,7 @@ from workbench.figures import fig_entropy_over_steps, fig_lambda_over_steps, fig
 from . import model_shared as ms
 from .common import figure_id, register_url_sync
 
-PAGE = dict(id="training", path="/training", name="Training", order=14,
+PAGE = dict(id="training", requires="runs", path="/training", name="Training", order=30,
             description="Loss curves, tokens/s, and lambda and entropy over steps; click a checkpoint to load it.")
 
 

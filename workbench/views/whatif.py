@@ -9,7 +9,7 @@ from workbench.figures import fig_entropy_bars, fig_whatif
 from . import model_shared as ms
 from .common import figure_id, register_url_sync
 
-PAGE = dict(id="whatif", path="/whatif", name="What if", order=13,
+PAGE = dict(id="whatif", requires="runs", path="/whatif", name="What if", order=13,
             description="Change temperature, tau mode or the Laplacian and watch attention and validation loss.")
 
 TAU_MODES = [

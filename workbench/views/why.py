@@ -9,7 +9,7 @@ from workbench.figures import fig_lambda_strip, fig_spectral_decomposition
 from . import model_shared as ms
 from .common import figure_id, register_url_sync
 
-PAGE = dict(id="why", path="/why", name="Why this lambda", order=12,
+PAGE = dict(id="why", requires="runs", path="/why", name="Why this lambda", order=12,
             description="A token's lambda explained: its energy in each eigenvector of the domain memory.")
 
 EXPLAIN = ("lambda is a weighted mean of the Laplacian's eigenvalues: write the head vector in the eigenbasis "
