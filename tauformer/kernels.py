@@ -54,11 +54,11 @@ def check_tau_inputs(lambda_q: torch.Tensor, lambda_k: torch.Tensor, v: torch.Te
 
 def tau_attention_weights(lambda_q, lambda_k, *, temperature=1.0, causal: bool = True) -> torch.Tensor:
     """Attention weights [B, H, Tq, Tk] (rows sum to 1), computed in float32."""
-    lq = lambda_q.float()
-    lk = lambda_k.float()
+    lq = lambda_q if lambda_q.dtype == torch.float32 else lambda_q.float()
+    lk = lambda_k if lambda_k.dtype == torch.float32 else lambda_k.float()
     t = as_temperature(temperature, lq)
     logits = -(lq.unsqueeze(-1) - lk.unsqueeze(-2)).abs() / t  # [B,H,Tq,Tk]
-    if causal:
+    if causal and lq.shape[-1] > 1:  # one query aligned to the end of the keys sees them all
         mask = causal_mask(lq.shape[-1], lk.shape[-1], device=lq.device)
         logits = logits.masked_fill(~mask, float("-inf"))
     return torch.softmax(logits, dim=-1)
@@ -67,7 +67,7 @@ def tau_attention_weights(lambda_q, lambda_k, *, temperature=1.0, causal: bool =
 def tau_attention_dense(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True) -> torch.Tensor:
     """Reference kernel: materialises the [B, H, Tq, Tk] weights. Output [B, H, Tq, D] in v's dtype."""
     att = tau_attention_weights(lambda_q, lambda_k, temperature=temperature, causal=causal)
-    return (att.to(v.dtype) @ v)
+    return (att if att.dtype == v.dtype else att.to(v.dtype)) @ v
 
 
 def tau_attention(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True, kernel: str = "auto"):
@@ -106,9 +106,13 @@ def tau_attention(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True
 # float32, B*H = 8, D = 64 (forward crossover near T = 190, forward + backward near T = 320;
 # with 64 queries against 4096 keys, e.g. chunked decoding, dense stays faster).  CUDA: an
 # estimate until measured on a GPU (many small kernel launches favour dense at moderate T).
+# `bytes`: with many heads at once the dense kernel's [B*H, Tq, Tk] float32 copies outgrow the
+# caches first; from this many bytes per copy fast wins at any Tq >= min_q (CPU, forward +
+# backward, measured with B*H 12..48 and D 32..128: e.g. B*H = 48, D = 32 -- a demo training
+# batch of 16 x 3 heads -- fast takes 0.3..0.7 of dense's time from T = 128 up).
 FAST_AT = {
-    "cpu": {"min_q": 128, "fwd": 192 * 192, "grad": 320 * 320},
-    "cuda": {"min_q": 512, "fwd": 2048 * 2048, "grad": 2048 * 2048},
+    "cpu": {"min_q": 128, "fwd": 192 * 192, "grad": 320 * 320, "bytes": 3 << 20},
+    "cuda": {"min_q": 512, "fwd": 2048 * 2048, "grad": 2048 * 2048, "bytes": None},
 }
 # Dense materialises [B*H, Tq, Tk] float32 weights several times over; beyond this many bytes for
 # one copy the fast kernel is used whatever the length.
@@ -120,11 +124,14 @@ def choose_kernel(Tq: int, Tk: int, device, batch_heads: int | None = None, need
 
     Dense for short sequences and few queries (decode-like Tq = 1), where its few large
     operations beat the fast kernel's fixed overhead; fast past the crossover in FAST_AT (later
-    when a backward pass follows), or when the dense weight matrix would take more than
-    DENSE_MAX_BYTES.
+    when a backward pass follows, earlier when the dense weights of all heads together pass
+    FAST_AT's `bytes`), or when the dense weight matrix would take more than DENSE_MAX_BYTES.
     """
     at = FAST_AT.get(torch.device(device).type, FAST_AT["cuda"])
-    if batch_heads is not None and batch_heads * Tq * Tk * 4 > DENSE_MAX_BYTES and Tq > 1:
+    dense_bytes = None if batch_heads is None else batch_heads * Tq * Tk * 4  # one float32 copy
+    if dense_bytes is not None and dense_bytes > DENSE_MAX_BYTES and Tq > 1:
         return "fast"
     big_enough = Tq * Tk >= (at["grad"] if needs_grad else at["fwd"])
+    if at["bytes"] is not None and dense_bytes is not None:
+        big_enough = big_enough or dense_bytes >= at["bytes"]
     return "fast" if Tq >= at["min_q"] and big_enough else "dense"
