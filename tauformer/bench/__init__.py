@@ -11,5 +11,5 @@ BENCHMARKS = {
     "cache": "tauformer.bench.cache",
     "decode": "tauformer.bench.decode",
     "domain": "tauformer.bench.domain",
-    # "train": "tauformer.bench.train",
+    "train": "tauformer.bench.train",
 }
