@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -127,3 +128,17 @@ def cpu_conditions() -> dict:
 
     return {"load_avg": load_average(), "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset")}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the body with n torch CPU threads (None: unchanged); the previous count is restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -22,7 +22,8 @@ from ..cache import make_cache
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..model import GPT
-from .common import cpu_conditions, parse_ints, resolve_bench_device
+from .common import cpu_conditions, parse_ints, resolve_bench_device, torch_threads
+from .profile import top_ops
 
 # The published CPU decode benchmark's shape (6 layers, head dim 384, one head), and the demo's.
 SHAPES = {
@@ -48,7 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=16, help="single-token steps per round")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds per context and model")
     parser.add_argument("--vocab", type=int, default=256, help="vocabulary size (the project's byte tokenizer: 256)")
+    parser.add_argument("--batch", type=int, default=1, help="sequences decoded together (default 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also report the top ops of a cached decode step at the largest context")
 
 
 def build_pair(shape: dict, vocab: int, block: int, device) -> dict[str, GPT]:
@@ -59,6 +63,22 @@ def build_pair(shape: dict, vocab: int, block: int, device) -> dict[str, GPT]:
         config = ModelConfig(vocab_size=vocab, block_size=block, attention=attention, **shape)
         models[attention] = GPT(config).to(device).eval()
     return models
+
+
+def prefilled_cache(model: GPT, tokens: torch.Tensor, n: int, max_len: int):
+    """A cache for tokens' B rows holding the prefill of their first n tokens.
+
+    The rows are equal, so one row is prefilled and copied into the others.
+    """
+    one = make_cache(model, 1, max_len)
+    model(tokens[:1, :n], cache=one)
+    if tokens.shape[0] == 1:
+        return one
+    cache = make_cache(model, tokens.shape[0], max_len)
+    for full, row in zip(cache.tensors(), one.tensors()):
+        full.copy_(row.expand_as(full))  # [n_layer, 1, ...] -> [n_layer, B, ...]
+    cache.pos = one.pos
+    return cache
 
 
 def count_cache_reads(cache, step) -> int:
@@ -82,8 +102,6 @@ def count_cache_reads(cache, step) -> int:
 def run(args: argparse.Namespace, log) -> dict:
     """Time cached decode per context and uncached per-token cost; rows per (shape, mode, context)."""
     device = resolve_bench_device(args.device, "decode")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     contexts = parse_ints(args.contexts, "--contexts", "decode") if args.contexts else CONTEXTS[device.type]
     if args.no_cache_contexts == "none":
         no_cache = ()
@@ -95,43 +113,63 @@ def run(args: argparse.Namespace, log) -> dict:
     unknown = [s for s in shapes if s not in SHAPES]
     if unknown or not shapes:
         raise ConfigError(f"bench decode: --shapes takes {', '.join(SHAPES)}; got {args.shapes!r}")
-    if args.steps < 1 or args.repeats < 1:
-        raise ConfigError("bench decode: --steps and --repeats must be at least 1")
-    before = cpu_conditions()
-    rows = []
-    for name in shapes:
-        rows += _measure_shape(name, SHAPES[name], contexts, no_cache, args, device, log)
+    if args.steps < 1 or args.repeats < 1 or args.batch < 1:
+        raise ConfigError("bench decode: --steps, --repeats and --batch must be at least 1")
+    rows, profiles = [], {}
+    with torch_threads(args.threads):
+        before = cpu_conditions()
+        for name in shapes:
+            rows += _measure_shape(name, SHAPES[name], contexts, no_cache, args, device, log, profiles)
+        after = cpu_conditions()
     conditions = {"device": str(device), "steps": args.steps, "repeats": args.repeats, "vocab": args.vocab,
-                  "before": before, "after": cpu_conditions()}
-    columns = ["shape", "cache", "context", "tau_ms", "dot_ms", "tau/dot", "dot/tau",
+                  "batch": args.batch, "before": before, "after": after}
+    columns = ["shape", "cache", "context", "tau_ms", "dot_ms", "tau/dot", "dot/tau", "round_ratio_range",
                "tau_cache_read_MB", "dot_cache_read_MB", "read_ratio"]
-    return {"rows": rows, "columns": columns, "summary": _summary(rows), "conditions": conditions}
+    result = {"rows": rows, "columns": columns, "summary": _summary(rows), "conditions": conditions}
+    if profiles:
+        result["profile"] = profiles
+        for title, table in profiles.items():
+            log(f"\n== {title}")
+            for entry in table:
+                log("   " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
+    return result
 
 
-def _measure_shape(name, shape, contexts, no_cache, args, device, log) -> list[dict]:
+def _measure_shape(name, shape, contexts, no_cache, args, device, log, profiles) -> list[dict]:
     max_ctx = max(contexts) if contexts else 0
     models = build_pair(shape, args.vocab, max(max_ctx, max(no_cache, default=1)), device)
     gen = torch.Generator().manual_seed(1)
-    tokens = torch.randint(0, args.vocab, (1, max(max_ctx + args.steps, max(no_cache, default=1))),
-                           generator=gen).to(device)
+    length = max(max_ctx + args.steps, max(no_cache, default=1))
+    # every row decodes the same tokens: a batch costs B rows of cache reads, one read of the weights
+    tokens = torch.randint(0, args.vocab, (1, length), generator=gen).to(device).expand(args.batch, length)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     rows = []
     with torch.no_grad():
         if contexts:
-            caches = {}
-            for kind, model in models.items():
-                caches[kind] = make_cache(model, 1, max_ctx + args.steps)
-                model(tokens[:, :max_ctx], cache=caches[kind])
+            caches = {kind: prefilled_cache(model, tokens, max_ctx, max_ctx + args.steps)
+                      for kind, model in models.items()}
             sync()
             for ctx in sorted(contexts):
                 row = _time_cached(name, ctx, models, caches, tokens, args, sync)
                 rows.append(row)
                 log(_row_line(row))
+            if args.profile:
+                for kind, model in models.items():
+                    profiles[f"{name} {kind}: top ops per decode step at context {max_ctx} (ms)"] = top_ops(
+                        lambda: _steps(model, caches[kind], tokens, max_ctx, args.steps, sync), per=args.steps)
         for ctx in sorted(no_cache):
             row = _time_uncached(name, ctx, models, tokens, args, sync)
             rows.append(row)
             log(_row_line(row))
     return rows
+
+
+def _steps(model, cache, tokens, ctx, n, sync) -> None:
+    """n single-token steps from ctx cached positions."""
+    cache.pos = ctx
+    for i in range(n):
+        model(tokens[:, ctx + i:ctx + i + 1], cache=cache)
+    sync()
 
 
 def _time_cached(name, ctx, models, caches, tokens, args, sync) -> dict:
@@ -161,8 +199,18 @@ def _time_cached(name, ctx, models, caches, tokens, args, sync) -> dict:
     ms = {kind: statistics.median(s) * 1e3 for kind, s in samples.items()}
     return {"shape": name, "cache": "yes", "context": ctx, "tau_ms": ms["tau"], "dot_ms": ms["dot"],
             "tau/dot": ms["tau"] / ms["dot"], "dot/tau": ms["dot"] / ms["tau"],
+            "round_ratio_range": _round_range(samples, args.steps),
             "tau_cache_read_MB": reads["tau"] / 1e6, "dot_cache_read_MB": reads["dot"] / 1e6,
             "read_ratio": reads["tau"] / reads["dot"]}
+
+
+def _round_range(samples: dict, per_round: int) -> str:
+    """min..max over rounds of the tau/dot ratio of round medians: how much the load moved it."""
+    def rounds(s):
+        return [statistics.median(s[i:i + per_round]) for i in range(0, len(s), per_round)]
+
+    ratios = [t / d for t, d in zip(rounds(samples["tau"]), rounds(samples["dot"]))]
+    return f"{min(ratios):.2f}..{max(ratios):.2f}"
 
 
 def _time_uncached(name, ctx, models, tokens, args, sync) -> dict:
@@ -180,6 +228,7 @@ def _time_uncached(name, ctx, models, tokens, args, sync) -> dict:
     ms = {kind: statistics.median(s) * 1e3 for kind, s in samples.items()}
     return {"shape": name, "cache": "no", "context": ctx, "tau_ms": ms["tau"], "dot_ms": ms["dot"],
             "tau/dot": ms["tau"] / ms["dot"], "dot/tau": ms["dot"] / ms["tau"],
+            "round_ratio_range": _round_range(samples, 1),
             "tau_cache_read_MB": "", "dot_cache_read_MB": "", "read_ratio": ""}
 
 

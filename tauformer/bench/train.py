@@ -26,7 +26,7 @@ from ..kernels import choose_kernel, tau_attention
 from ..model import GPT
 from ..runtime import autocast
 from ..train import build_optimizer
-from .common import cpu_conditions, parse_ints, resolve_bench_device, time_interleaved
+from .common import cpu_conditions, parse_ints, resolve_bench_device, time_interleaved, torch_threads
 from .profile import top_ops
 
 DEMO_SHAPE = dict(vocab_size=256, n_layer=4, n_head=3, n_kv_head=3, n_embd=96)  # head dim 32
@@ -51,8 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, log) -> dict:
     """One row per block length: tokens/s of each variant and tau/dot."""
     device = resolve_bench_device(args.device, "train")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     blocks = parse_ints(args.blocks, "--blocks", "train")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not variants or any(v not in VARIANTS for v in variants):
@@ -61,19 +59,21 @@ def run(args: argparse.Namespace, log) -> dict:
         raise ConfigError("bench train: --repeats must be at least 1 and --warmup at least 0")
     if any(args.tokens < T for T in blocks):
         raise ConfigError(f"bench train: --tokens ({args.tokens}) must be at least the largest block")
-    before = cpu_conditions()
     text = load_corpus(None)
     rows, profiles = [], {}
-    for T in blocks:
-        row, prof = _measure_block(T, args, variants, text, device)
-        rows.append(row)
-        profiles.update(prof)
-        log(_row_line(row))
+    with torch_threads(args.threads):
+        before = cpu_conditions()
+        for T in blocks:
+            row, prof = _measure_block(T, args, variants, text, device)
+            rows.append(row)
+            profiles.update(prof)
+            log(_row_line(row))
+        after = cpu_conditions()
     columns = ["T", "batch"] + [f"{v}_tok/s" for v in variants] + ["tau/dot", "auto_kernel", "round_ratio_range"]
     result = {"rows": rows, "columns": columns, "summary": _summary(rows),
               "conditions": {"device": str(device), "repeats": args.repeats, "tokens_per_step": args.tokens,
                              "dtype": "bf16 autocast" if device.type == "cuda" else "float32",
-                             "before": before, "after": cpu_conditions()}}
+                             "before": before, "after": after}}
     if profiles:
         result["profile"] = profiles
         for name, table in profiles.items():
