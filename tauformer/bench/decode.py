@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, log) -> dict:
     conditions = {"device": str(device), "steps": args.steps, "repeats": args.repeats, "vocab": args.vocab,
                   "batch": args.batch, "before": before, "after": after}
     columns = ["shape", "cache", "context", "tau_ms", "dot_ms", "tau/dot", "dot/tau", "round_ratio_range",
-               "tau_cache_read_MB", "dot_cache_read_MB", "read_ratio"]
+               "cpu_tau/dot", "tau_cache_read_MB", "dot_cache_read_MB", "read_ratio"]
     result = {"rows": rows, "columns": columns, "summary": _summary(rows), "conditions": conditions}
     if profiles:
         result["profile"] = profiles
@@ -175,16 +175,18 @@ def _steps(model, cache, tokens, ctx, n, sync) -> None:
 def _time_cached(name, ctx, models, caches, tokens, args, sync) -> dict:
     """Median ms per single-token step from ``ctx`` cached positions, rounds interleaved."""
     samples = {kind: [] for kind in models}
+    cpu = {kind: [] for kind in models}
 
     def steps(kind, record):
         model, cache = models[kind], caches[kind]
         cache.pos = ctx
         for i in range(args.steps):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             model(tokens[:, ctx + i:ctx + i + 1], cache=cache)
             sync()
             if record:
                 samples[kind].append(time.perf_counter() - start)
+                cpu[kind].append(time.process_time() - start_cpu)
 
     order = list(models)
     for kind in order:
@@ -199,9 +201,19 @@ def _time_cached(name, ctx, models, caches, tokens, args, sync) -> dict:
     ms = {kind: statistics.median(s) * 1e3 for kind, s in samples.items()}
     return {"shape": name, "cache": "yes", "context": ctx, "tau_ms": ms["tau"], "dot_ms": ms["dot"],
             "tau/dot": ms["tau"] / ms["dot"], "dot/tau": ms["dot"] / ms["tau"],
-            "round_ratio_range": _round_range(samples, args.steps),
+            "round_ratio_range": _round_range(samples, args.steps), "cpu_tau/dot": _cpu_ratio(cpu),
             "tau_cache_read_MB": reads["tau"] / 1e6, "dot_cache_read_MB": reads["dot"] / 1e6,
             "read_ratio": reads["tau"] / reads["dot"]}
+
+
+def _cpu_ratio(cpu: dict) -> float:
+    """tau/dot of median process CPU seconds per step.
+
+    Time this process spent waiting for a core is not in it, so on a shared machine it moves
+    less with the load than wall time (it still counts OpenMP threads' spinning, and memory
+    traffic of other processes still slows it).  On CUDA it is host time.
+    """
+    return statistics.median(cpu["tau"]) / max(statistics.median(cpu["dot"]), 1e-12)
 
 
 def _round_range(samples: dict, per_round: int) -> str:
@@ -216,19 +228,21 @@ def _round_range(samples: dict, per_round: int) -> str:
 def _time_uncached(name, ctx, models, tokens, args, sync) -> dict:
     """Median ms of one full forward over ``ctx`` tokens (the cost of one token without a cache)."""
     samples = {kind: [] for kind in models}
+    cpu = {kind: [] for kind in models}
     order = list(models)
     rounds = max(3, args.repeats // 2)
     for r in range(rounds + 1):
         for kind in (order if r % 2 == 0 else order[::-1]):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             models[kind](tokens[:, :ctx])
             sync()
             if r > 0:  # the first round warms up
                 samples[kind].append(time.perf_counter() - start)
+                cpu[kind].append(time.process_time() - start_cpu)
     ms = {kind: statistics.median(s) * 1e3 for kind, s in samples.items()}
     return {"shape": name, "cache": "no", "context": ctx, "tau_ms": ms["tau"], "dot_ms": ms["dot"],
             "tau/dot": ms["tau"] / ms["dot"], "dot/tau": ms["dot"] / ms["tau"],
-            "round_ratio_range": _round_range(samples, 1),
+            "round_ratio_range": _round_range(samples, 1), "cpu_tau/dot": _cpu_ratio(cpu),
             "tau_cache_read_MB": "", "dot_cache_read_MB": "", "read_ratio": ""}
 
 

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace, log) -> dict:
             profiles.update(prof)
             log(_row_line(row))
         after = cpu_conditions()
-    columns = ["T", "batch"] + [f"{v}_tok/s" for v in variants] + ["tau/dot", "auto_kernel", "round_ratio_range"]
+    columns = (["T", "batch"] + [f"{v}_tok/s" for v in variants]
+               + ["tau/dot", "round_ratio_range", "cpu_tau/dot", "auto_kernel"])
     result = {"rows": rows, "columns": columns, "summary": _summary(rows),
               "conditions": {"device": str(device), "repeats": args.repeats, "tokens_per_step": args.tokens,
                              "dtype": "bf16 autocast" if device.type == "cuda" else "float32",
@@ -111,14 +112,16 @@ def _measure_block(T, args, variants, text, device):
     built = {v: build_variant(v, T, device) for v in variants}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     samples = {v: [] for v in variants}
+    cpu = {v: [] for v in variants}
 
     def step(v, i, record):
         model, opt = built[v]
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         train_step(model, opt, *batches[i], device)
         sync()
         if record:
             samples[v].append(time.perf_counter() - start)
+            cpu[v].append(time.process_time() - start_cpu)
 
     for i in range(args.warmup):
         for v in variants:
@@ -134,6 +137,8 @@ def _measure_block(T, args, variants, text, device):
         row["tau/dot"] = row["tau_tok/s"] / row["dot_tok/s"]
         ratios = [d / t for t, d in zip(samples["tau"], samples["dot"])]
         row["round_ratio_range"] = f"{min(ratios):.2f}..{max(ratios):.2f}"
+        # process CPU seconds: time spent waiting for a core on a shared machine is not in it
+        row["cpu_tau/dot"] = statistics.median(cpu["dot"]) / statistics.median(cpu["tau"])
     row["auto_kernel"] = choose_kernel(T, T, device, batch_heads=batch * DEMO_SHAPE["n_head"], needs_grad=True)
     profiles = {}
     if args.profile:
