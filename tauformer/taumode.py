@@ -145,8 +145,8 @@ class Taumode(nn.Module):
     @torch.no_grad()
     def _update_calibration(self, e_q: torch.Tensor, e_k: torch.Tensor) -> None:
         median = torch.cat([e_q.detach().flatten(), e_k.detach().flatten()]).median().clamp_min(self.eps)
-        if int(self.tau_updates) == 0:
-            self.tau_running.copy_(median)
-        else:
-            self.tau_running.mul_(self.momentum).add_((1.0 - self.momentum) * median)
+        # the first update sets tau, later ones blend; chosen on the device, since reading
+        # tau_updates on the host would wait for the GPU once per layer and step
+        blended = self.tau_running * self.momentum + (1.0 - self.momentum) * median
+        self.tau_running.copy_(torch.where(self.tau_updates == 0, median, blended))
         self.tau_updates += 1
