@@ -5,9 +5,12 @@ import argparse
 import pytest
 import torch
 
-from tauformer.bench import BENCHMARKS, cache as bench_cache, decode as bench_decode, train as bench_train
-from tauformer.cache import TauKVCache, make_cache
+from tauformer.bench import BENCHMARKS
+from tauformer.bench import cache as bench_cache
+from tauformer.bench import decode as bench_decode
+from tauformer.bench import train as bench_train
 from tauformer.bench.common import torch_threads
+from tauformer.cache import TauKVCache, make_cache
 from tauformer.errors import ConfigError
 
 
@@ -117,3 +120,19 @@ def test_train_bench_tiny():
 def test_bad_options_are_config_errors(module, argv, match):
     with pytest.raises(ConfigError, match=match):
         module.run(parse(module, argv), quiet)
+
+
+def test_profiles_name_the_top_operators():
+    decode = bench_decode.run(parse(bench_decode, ["--shapes", "demo", "--contexts", "8", "--no-cache-contexts",
+                                                   "none", "--steps", "2", "--repeats", "1", "--profile"]), quiet)
+    train = bench_train.run(parse(bench_train, ["--blocks", "16", "--tokens", "32", "--variants", "dot,tau",
+                                                "--repeats", "1", "--warmup", "0", "--profile"]), quiet)
+    assert len(decode["profile"]) == 2 and len(train["profile"]) == 3  # tau, dot; tau, dot, layer parts
+    for title, table in [*decode["profile"].items(), *train["profile"].items()]:
+        if "parts" in title:
+            assert {p["part"] for p in table} >= {"lambda(q,k)", "tau kernel fast", "dot sdpa"}
+            assert all(p["ms"] > 0 for p in table)
+        else:
+            total, *ops = table
+            assert total["op"] == "(all ops)" and total["calls"] > 0 and ops
+            assert sum(op["self_cpu_ms"] for op in ops) <= total["self_cpu_ms"] + 1e-9

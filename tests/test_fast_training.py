@@ -2,14 +2,13 @@
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from tauformer import fast_tau
 from tauformer.config import TrainConfig
 from tauformer.data import TokenBatches, load_corpus
 from tauformer.model import GPT
 from tauformer.train import build_optimizer
-
-from conftest import tiny_config
 
 STEPS = 5
 T = 96

@@ -155,8 +155,11 @@ def _measure_shape(name, shape, contexts, no_cache, args, device, log, profiles)
                 log(_row_line(row))
             if args.profile:
                 for kind, model in models.items():
-                    profiles[f"{name} {kind}: top ops per decode step at context {max_ctx} (ms)"] = top_ops(
-                        lambda: _steps(model, caches[kind], tokens, max_ctx, args.steps, sync), per=args.steps)
+                    def run_steps(model=model, cache=caches[kind]):
+                        _steps(model, cache, tokens, max_ctx, args.steps, sync)
+
+                    title = f"{name} {kind}: top ops per decode step at context {max_ctx} (ms)"
+                    profiles[title] = top_ops(run_steps, per=args.steps)
         for ctx in sorted(no_cache):
             row = _time_uncached(name, ctx, models, tokens, args, sync)
             rows.append(row)
@@ -195,9 +198,10 @@ def _time_cached(name, ctx, models, caches, tokens, args, sync) -> dict:
         for kind in (order if r % 2 == 0 else order[::-1]):
             steps(kind, record=True)
     reads = {}
-    for kind in models:
-        caches[kind].pos = ctx
-        reads[kind] = count_cache_reads(caches[kind], lambda: models[kind](tokens[:, ctx:ctx + 1], cache=caches[kind]))
+    for kind, model in models.items():
+        cache = caches[kind]
+        cache.pos = ctx
+        reads[kind] = count_cache_reads(cache, lambda m=model, c=cache: m(tokens[:, ctx:ctx + 1], cache=c))
     ms = {kind: statistics.median(s) * 1e3 for kind, s in samples.items()}
     return {"shape": name, "cache": "yes", "context": ctx, "tau_ms": ms["tau"], "dot_ms": ms["dot"],
             "tau/dot": ms["tau"] / ms["dot"], "dot/tau": ms["dot"] / ms["tau"],

@@ -26,7 +26,13 @@ from ..kernels import choose_kernel, tau_attention
 from ..model import GPT
 from ..runtime import autocast
 from ..train import build_optimizer
-from .common import cpu_conditions, parse_ints, resolve_bench_device, time_interleaved, torch_threads
+from .common import (
+    cpu_conditions,
+    parse_ints,
+    resolve_bench_device,
+    time_interleaved,
+    torch_threads,
+)
 from .profile import top_ops
 
 DEMO_SHAPE = dict(vocab_size=256, n_layer=4, n_head=3, n_kv_head=3, n_embd=96)  # head dim 32
@@ -143,9 +149,11 @@ def _measure_block(T, args, variants, text, device):
     profiles = {}
     if args.profile:
         for v in [v for v in ("dot", "tau") if v in built]:
-            model, opt = built[v]
-            profiles[f"T={T} {v}: top ops of one step (ms)"] = top_ops(
-                lambda: (train_step(model, opt, *batches[0], device), sync()))
+            def one_step(model=built[v][0], opt=built[v][1]):
+                train_step(model, opt, *batches[0], device)
+                sync()
+
+            profiles[f"T={T} {v}: top ops of one step (ms)"] = top_ops(one_step)
         profiles[f"T={T}: one layer's attention parts alone, forward + backward (ms)"] = _layer_parts(
             T, batch, device, built.get("tau", built.get("tau-fast", (None,)))[0])
     return row, profiles
