@@ -99,6 +99,8 @@ class DotAttention(CausalSelfAttention):
         Tq, Tk = q.shape[2], k.shape[2]
         if Tq == Tk:
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if Tq == 1:  # one query aligned to the end of the keys sees them all
+            return F.scaled_dot_product_attention(q, k, v)
         mask = causal_mask(Tq, Tk, device=q.device)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 

@@ -54,11 +54,11 @@ def check_tau_inputs(lambda_q: torch.Tensor, lambda_k: torch.Tensor, v: torch.Te
 
 def tau_attention_weights(lambda_q, lambda_k, *, temperature=1.0, causal: bool = True) -> torch.Tensor:
     """Attention weights [B, H, Tq, Tk] (rows sum to 1), computed in float32."""
-    lq = lambda_q.float()
-    lk = lambda_k.float()
+    lq = lambda_q if lambda_q.dtype == torch.float32 else lambda_q.float()
+    lk = lambda_k if lambda_k.dtype == torch.float32 else lambda_k.float()
     t = as_temperature(temperature, lq)
     logits = -(lq.unsqueeze(-1) - lk.unsqueeze(-2)).abs() / t  # [B,H,Tq,Tk]
-    if causal:
+    if causal and lq.shape[-1] > 1:  # one query aligned to the end of the keys sees them all
         mask = causal_mask(lq.shape[-1], lk.shape[-1], device=lq.device)
         logits = logits.masked_fill(~mask, float("-inf"))
     return torch.softmax(logits, dim=-1)
@@ -67,7 +67,7 @@ def tau_attention_weights(lambda_q, lambda_k, *, temperature=1.0, causal: bool =
 def tau_attention_dense(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True) -> torch.Tensor:
     """Reference kernel: materialises the [B, H, Tq, Tk] weights. Output [B, H, Tq, D] in v's dtype."""
     att = tau_attention_weights(lambda_q, lambda_k, temperature=temperature, causal=causal)
-    return (att.to(v.dtype) @ v)
+    return (att if att.dtype == v.dtype else att.to(v.dtype)) @ v
 
 
 def tau_attention(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True, kernel: str = "auto"):
@@ -101,15 +101,23 @@ def tau_attention(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True
     return tau_attention_dense(lambda_q, lambda_k, v, temperature=temperature, causal=causal)
 
 
-# Where the fast kernel wins, per device type: at least `min_q` queries and Tq * Tk at least
-# `fwd` (inference) or `grad` (forward + backward).  CPU: measured on a 2-core x86 machine with
-# float32, B*H = 8, D = 64 (forward crossover near T = 190, forward + backward near T = 320;
-# with 64 queries against 4096 keys, e.g. chunked decoding, dense stays faster).  CUDA: an
-# estimate until measured on a GPU (many small kernel launches favour dense at moderate T).
+# Where the fast kernel wins, per device type: at least `min_q` queries, and either Tq * Tk at
+# least `fwd` / `grad` (inference / forward + backward), or the dense kernel's [B*H, Tq, Tk]
+# float32 weights -- one copy, all heads together -- at least `fwd_bytes` / `grad_bytes`.  The
+# fast kernel has a fixed cost per call (a few hundred small operations), so with few heads it
+# needs longer sequences to win.  CPU, measured on a 2-core x86 machine in float32 (fast / dense
+# time): forward, B*H = 1, D = 384: 1.6 at T = 256, ~1.0..1.4 at 512, 0.5 at 1024; B*H = 3,
+# D = 32: 1.7 at 256, 0.8 at 512; B*H = 8, D = 64: 1.1 at 256, 0.5 at 512 -- about 1.5 MiB of
+# weights.  Forward + backward, B*H = 8, D = 64: crossover near T = 320; B*H = 12, D = 32: 1.0 at
+# 256; B*H = 48, D = 32: 0.6 at 128; B*H = 4, D = 128: 1.3 at 384, 0.8 at 512 -- about 3 MiB.
+# With 64 queries against 4096 keys (chunked decoding) dense stays faster.  CUDA: an estimate
+# (many small kernel launches favour dense at moderate T; on an H200 dense was faster for the
+# demo model's training at T = 1024, B*H = 12).
 FAST_AT = {
-    "cpu": {"min_q": 128, "fwd": 192 * 192, "grad": 320 * 320},
+    "cpu": {"min_q": 128, "fwd_bytes": 3 << 19, "grad_bytes": 3 << 20},
     "cuda": {"min_q": 512, "fwd": 2048 * 2048, "grad": 2048 * 2048},
 }
+ASSUMED_BATCH_HEADS = 8  # for the byte rules when the caller does not give B*H
 # Dense materialises [B*H, Tq, Tk] float32 weights several times over; beyond this many bytes for
 # one copy the fast kernel is used whatever the length.
 DENSE_MAX_BYTES = 1 << 30
@@ -120,11 +128,18 @@ def choose_kernel(Tq: int, Tk: int, device, batch_heads: int | None = None, need
 
     Dense for short sequences and few queries (decode-like Tq = 1), where its few large
     operations beat the fast kernel's fixed overhead; fast past the crossover in FAST_AT (later
-    when a backward pass follows), or when the dense weight matrix would take more than
-    DENSE_MAX_BYTES.
+    when a backward pass follows, and the fewer heads the later), or when the dense weight
+    matrix would take more than DENSE_MAX_BYTES.
     """
     at = FAST_AT.get(torch.device(device).type, FAST_AT["cuda"])
-    if batch_heads is not None and batch_heads * Tq * Tk * 4 > DENSE_MAX_BYTES and Tq > 1:
+    dense_bytes = (ASSUMED_BATCH_HEADS if batch_heads is None else batch_heads) * Tq * Tk * 4  # one copy
+    if batch_heads is not None and dense_bytes > DENSE_MAX_BYTES and Tq > 1:
         return "fast"
-    big_enough = Tq * Tk >= (at["grad"] if needs_grad else at["fwd"])
-    return "fast" if Tq >= at["min_q"] and big_enough else "dense"
+    if Tq < at["min_q"]:
+        return "dense"
+    kind = "grad" if needs_grad else "fwd"
+    if kind in at and Tq * Tk >= at[kind]:
+        return "fast"
+    if f"{kind}_bytes" in at and dense_bytes >= at[f"{kind}_bytes"]:
+        return "fast"
+    return "dense"

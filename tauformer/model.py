@@ -71,6 +71,7 @@ class GPT(nn.Module):
         elif laplacian is not None and not (isinstance(laplacian, str) and laplacian == "chain"):
             raise ConfigError("a dot-product model has no Laplacian; pass laplacian only for attention='tau'")
         self._rope: dict = {}
+        self._csr = None  # (buffer identity and version, CSR copy) for laplacian_layout="sparse"
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -98,12 +99,20 @@ class GPT(nn.Module):
         return cos[start : start + T], sin[start : start + T]
 
     def laplacian_operator(self):
-        """The Laplacian in the layout attention uses (dense buffer, or CSR when configured)."""
+        """The Laplacian in the layout attention uses (dense buffer, or CSR when configured).
+
+        The CSR copy is made once and reused until the buffer changes (load_state_dict bumps its
+        version, .to() replaces it), not once per forward: a decode step would pay for it.
+        """
         if self.config.attention != "tau":
             return None
-        if self.config.laplacian_layout == "sparse":
-            return self.laplacian.to_sparse_csr()
-        return self.laplacian
+        if self.config.laplacian_layout != "sparse":
+            return self.laplacian
+        L = self.laplacian
+        key = (L.data_ptr(), L._version, L.device, L.dtype)
+        if self._csr is None or self._csr[0] != key:
+            self._csr = (key, L.to_sparse_csr())
+        return self._csr[1]
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache=None):
         """Logits [B, T, vocab] (float32) and the mean cross-entropy loss (None without targets).

@@ -23,15 +23,24 @@ def rayleigh_energy(x: torch.Tensor, laplacian: torch.Tensor, *, eps: float = 1e
     D = x.shape[-1]
     if laplacian.dim() != 2 or laplacian.shape[0] != laplacian.shape[1] or laplacian.shape[0] != D:
         raise ShapeError(f"Laplacian is {tuple(laplacian.shape)} but the vectors have D={D}; it must be D x D")
-    with torch.autocast(device_type=x.device.type, enabled=False):
-        flat = x.reshape(-1, D).float()  # [N, D]
-        L = laplacian.float() if laplacian.layout == torch.strided else laplacian.to(torch.float32)
-        if L.layout == torch.strided:
-            Lx = flat @ L  # [N, D]; L is symmetric so x^T L = (L x)^T
-        else:
-            Lx = (L @ flat.T).T  # sparse [D, D] @ dense [D, N] -> [N, D]
-        energy = (Lx * flat).sum(-1) / ((flat * flat).sum(-1) + eps)
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            energy = _energy(x.reshape(-1, D), laplacian, eps)
+    else:  # entering an autocast context costs more than the rest for a decode step
+        energy = _energy(x.reshape(-1, D), laplacian, eps)
     return energy.clamp_min(0.0).reshape(x.shape[:-1])
+
+
+def _energy(flat: torch.Tensor, laplacian: torch.Tensor, eps: float) -> torch.Tensor:
+    """Unclipped Rayleigh energy of the rows of flat [N, D], in float32 (no-op casts skipped)."""
+    if flat.dtype != torch.float32:
+        flat = flat.float()
+    L = laplacian if laplacian.dtype == torch.float32 else laplacian.to(torch.float32)
+    if L.layout == torch.strided:
+        Lx = flat @ L  # [N, D]; L is symmetric so x^T L = (L x)^T
+    else:
+        Lx = (L @ flat.T).T  # sparse [D, D] @ dense [D, N] -> [N, D]
+    return (Lx * flat).sum(-1) / ((flat * flat).sum(-1) + eps)
 
 
 def select_tau(
@@ -140,8 +149,8 @@ class Taumode(nn.Module):
     @torch.no_grad()
     def _update_calibration(self, e_q: torch.Tensor, e_k: torch.Tensor) -> None:
         median = torch.cat([e_q.detach().flatten(), e_k.detach().flatten()]).median().clamp_min(self.eps)
-        if int(self.tau_updates) == 0:
-            self.tau_running.copy_(median)
-        else:
-            self.tau_running.mul_(self.momentum).add_((1.0 - self.momentum) * median)
+        # the first update sets tau, later ones blend; chosen on the device, since reading
+        # tau_updates on the host would wait for the GPU once per layer and step
+        blended = self.tau_running * self.momentum + (1.0 - self.momentum) * median
+        self.tau_running.copy_(torch.where(self.tau_updates == 0, median, blended))
         self.tau_updates += 1

@@ -223,6 +223,14 @@ def test_choose_kernel_rules():
     assert choose_kernel(256, 256, "cpu") == "fast"
     assert choose_kernel(256, 256, "cpu", needs_grad=True) == "dense"  # backward moves the crossover
     assert choose_kernel(2048, 2048, "cpu", needs_grad=True) == "fast"
+    # many heads at once: the dense copies outgrow the caches, so fast wins earlier ...
+    assert choose_kernel(256, 256, "cpu", batch_heads=48, needs_grad=True) == "fast"
+    assert choose_kernel(256, 256, "cpu", batch_heads=8, needs_grad=True) == "dense"
+    assert choose_kernel(64, 4096, "cpu", batch_heads=48) == "dense"  # still too few queries
+    # ... and with one head the fast kernel's fixed cost needs a longer sequence
+    assert choose_kernel(256, 256, "cpu", batch_heads=1) == "dense"
+    assert choose_kernel(512, 512, "cpu", batch_heads=1) == "dense"
+    assert choose_kernel(1024, 1024, "cpu", batch_heads=1) == "fast"
     assert choose_kernel(4096, 4096, "cuda") == "fast"
     assert choose_kernel(512, 512, "cuda") == "dense"
     # the dense weight matrix would not fit: fast whatever the length

@@ -111,3 +111,15 @@ def test_config_round_trip_patches_old_keys_and_refuses_unknown_ones():
     assert ModelConfig.from_dict(old) == cfg
     with pytest.raises(ConfigError, match="unknown keys"):
         ModelConfig.from_dict({**cfg.to_dict(), "flash": True})
+
+
+def test_sparse_layout_reuses_its_csr_copy_until_the_laplacian_changes():
+    model = tiny_model("tau", laplacian_layout="sparse")
+    first = model.laplacian_operator()
+    assert first.layout == torch.sparse_csr
+    assert model.laplacian_operator() is first  # not converted again per forward / decode step
+    state = model.state_dict()
+    state["laplacian"] = 2 * state["laplacian"]
+    model.load_state_dict(state)  # copies into the buffer in place
+    second = model.laplacian_operator()
+    assert second is not first and torch.equal(second.to_dense(), model.laplacian)

@@ -8,5 +8,8 @@ a table or as JSON. Register new modules in ``BENCHMARKS``.
 BENCHMARKS = {
     # name -> module path (imported lazily so one benchmark's imports never slow another)
     "attention": "tauformer.bench.attention",
+    "cache": "tauformer.bench.cache",
+    "decode": "tauformer.bench.decode",
     "domain": "tauformer.bench.domain",
+    "train": "tauformer.bench.train",
 }

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import statistics
 import time
 from typing import Callable
 
 import psutil
+
+from ..errors import ConfigError
 
 
 def time_interleaved(
@@ -87,3 +91,54 @@ def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
 def to_json(result: dict) -> str:
     """JSON text of a benchmark result."""
     return json.dumps(result, indent=2, default=float)
+
+
+def parse_ints(text: str, option: str, bench: str) -> list[int]:
+    """Comma-separated positive integers of a benchmark option, or a ConfigError naming it."""
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"bench {bench}: {option} takes comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"bench {bench}: {option} takes positive integers, got {text!r}")
+    return values
+
+
+def resolve_bench_device(name: str, bench: str):
+    """torch.device for --device cpu|cuda; a ConfigError when CUDA is asked for but absent."""
+    import torch
+
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"bench {bench}: --device cuda but torch sees no CUDA device")
+    return device
+
+
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages (None where the OS has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def cpu_conditions() -> dict:
+    """What shapes CPU timings besides the code: load, torch threads, the OpenMP wait policy."""
+    import torch
+
+    return {"load_avg": load_average(), "threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset")}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the body with n torch CPU threads (None: unchanged); the previous count is restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
