@@ -110,12 +110,13 @@ def tau_attention(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True
 # D = 32: 1.7 at 256, 0.8 at 512; B*H = 8, D = 64: 1.1 at 256, 0.5 at 512 -- about 1.5 MiB of
 # weights.  Forward + backward, B*H = 8, D = 64: crossover near T = 320; B*H = 12, D = 32: 1.0 at
 # 256; B*H = 48, D = 32: 0.6 at 128; B*H = 4, D = 128: 1.3 at 384, 0.8 at 512 -- about 3 MiB.
-# With 64 queries against 4096 keys (chunked decoding) dense stays faster.  CUDA: an estimate
-# (many small kernel launches favour dense at moderate T; on an H200 dense was faster for the
-# demo model's training at T = 1024, B*H = 12).
+# With 64 queries against 4096 keys (chunked decoding) dense stays faster.  CUDA (H200, B*H = 8,
+# D = 64, float32, `bench attention --device cuda`): the fast kernel is launch-bound at ~5 ms, so
+# dense wins up to T = 4096 (fast / dense 2.2 forward, 1.8 forward + backward) and loses from
+# T = 16384 (0.21 / 0.17); the crossover is taken at 8192.
 FAST_AT = {
     "cpu": {"min_q": 128, "fwd_bytes": 3 << 19, "grad_bytes": 3 << 20},
-    "cuda": {"min_q": 512, "fwd": 2048 * 2048, "grad": 2048 * 2048},
+    "cuda": {"min_q": 512, "fwd": 8192 * 8192, "grad": 8192 * 8192},
 }
 ASSUMED_BATCH_HEADS = 8  # for the byte rules when the caller does not give B*H
 # Dense materialises [B*H, Tq, Tk] float32 weights several times over; beyond this many bytes for
