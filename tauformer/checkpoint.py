@@ -128,7 +128,7 @@ def save_checkpoint(
     with atomic_directory(path) as tmp:
         atomic_write_bytes(tmp / WEIGHTS_FILE, save_safetensors_bytes(tensors, metadata={"format": FORMAT_NAME}))
         atomic_write_json(tmp / CONFIG_FILE, config)
-        atomic_write_json(tmp / HISTORY_FILE, history or [])
+        atomic_write_json(tmp / HISTORY_FILE, history or [], compact=True)
         if optimizer_state is not None:
             flat, groups = _flatten_optimizer(optimizer_state)
             atomic_write_bytes(tmp / OPTIMIZER_FILE, save_safetensors_bytes(flat, metadata={"format": FORMAT_NAME}))

@@ -27,9 +27,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def atomic_write_json(path: str | Path, obj) -> Path:
-    """JSON (indented, UTF-8) written atomically."""
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode("utf-8"))
+def atomic_write_json(path: str | Path, obj, *, compact: bool = False) -> Path:
+    """JSON (UTF-8; indented, or without spaces when compact) written atomically."""
+    text = json.dumps(obj, default=_json_default, **({"separators": (",", ":")} if compact else {"indent": 2}))
+    return atomic_write_bytes(path, (text + "\n").encode("utf-8"))
 
 
 def _json_default(obj):

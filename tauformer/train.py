@@ -231,7 +231,7 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
                               "elapsed_s": time.perf_counter() - started}
                     record.update(evaluate(model, eval_batches, device))
                     history.append(record)
-                    atomic_write_json(run_dir / "history.json", history)
+                    atomic_write_json(run_dir / "history.json", history, compact=True)
                     bar.write(f"step {done}: train {record['train_loss']:.4f}  val {record['val_loss']:.4f} "
                               f"({record['val_bpb']:.3f} bits/byte)  {tokens_per_s:,.0f} tok/s")
                 interval_losses, interval_time = [], 0.0
