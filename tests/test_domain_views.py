@@ -192,3 +192,29 @@ def test_sparsity_parts(ws, name):
     L = ws.domains.load(name).laplacian
     rebuilt = sp.coo_matrix((s["values"], (s["rows"], s["cols"])), shape=s["shape"]).toarray()
     np.testing.assert_allclose(rebuilt, L.toarray())
+
+
+def test_the_demo_ships_its_item_layout_so_the_first_visit_needs_no_umap(tmp_path):
+    fresh = demo_workspace(cache_dir=tmp_path)
+    memory = fresh.domains.load(fresh.domains.names()[0])
+    layout = item_layout.request(fresh, memory)
+    assert layout.status == "ready" and layout.xy.shape == (len(memory.items), 2)
+
+
+def test_a_layout_bundled_beside_a_domain_memory_is_adopted(tmp_path):
+    from tauformer.domain import build_domain_memory, save_domain_memory
+    from workbench.data import Workspace
+
+    X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    memory = build_domain_memory(X, dim=6, keep_items=True, eps=1.0, topk=3)
+    save_domain_memory(memory, tmp_path / "dom", keep_items=True)
+    ws = Workspace(domains=[tmp_path / "dom"], cache_dir=tmp_path / "cache")
+    loaded = ws.domains.load(ws.domains.names()[0])
+    xy = np.arange(80, dtype=np.float32).reshape(40, 2)
+    path = item_layout.bundled_path(tmp_path / "dom", item_layout.layout_key(loaded))
+    path.parent.mkdir()
+    save_layout({"xy": xy, "edges": np.array([[0, 1]]), "distances": np.array([0.1]), "seconds": {}, "params": {}},
+                str(path))
+    layout = item_layout.request(ws, loaded)
+    assert layout.status == "ready"
+    np.testing.assert_array_equal(layout.xy, xy)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.browser.conftest import start_app, stop_app
 
 pytestmark = pytest.mark.browser
 
@@ -22,22 +21,9 @@ FEATURES = "#card-domain-feature-graph .js-plotly-plot"
 
 
 @pytest.fixture(scope="module")
-def domain_app(tmp_path_factory):
-    """`python app.py` on the demo with the demo's item layout already in its cache dir."""
-    from tauformer.domain import item_knn_graph
-    from workbench.data import demo_workspace, item_layout
-    from workbench.data.layout_compute import save_layout
-
-    cache = tmp_path_factory.mktemp("domain-app")
-    ws = demo_workspace(cache_dir=cache)
-    memory = ws.domains.load(ws.domains.names()[0])
-    edges, dists = item_knn_graph(np.asarray(memory.items, np.float32), 10)
-    save_layout({"xy": item_layout.pca_layout(memory.items).astype(np.float32), "edges": edges,
-                 "distances": dists, "seconds": {}, "params": {}},
-                str(item_layout.jobs_for(ws).path(item_layout.layout_key(memory))))
-    proc, url = start_app([], cache)
-    yield url
-    stop_app(proc)
+def domain_app(demo_app):
+    """The demo app: its domain memory ships its item layout, so no UMAP runs in these tests."""
+    return demo_app
 
 
 def choose(page, dropdown: str, index: int) -> None:

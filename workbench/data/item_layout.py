@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -162,9 +163,39 @@ def layout_key(memory) -> str:
     return content_key("item-layout", items_key(memory), LAYOUT_PARAMS)
 
 
+BUNDLED_DIR = "layouts"  # a domain-memory directory may carry its item layouts here
+
+
+def bundled_path(domain_dir: Path, key: str) -> Path:
+    """Where a layout shipped with a domain-memory directory lives."""
+    return Path(domain_dir) / BUNDLED_DIR / f"{key}.npz"
+
+
+def adopt_bundled(workspace, key: str) -> None:
+    """Copy a layout shipped beside one of the workspace's domain memories into the cache."""
+    jobs = jobs_for(workspace)
+    if jobs.path(key).is_file():
+        return
+    for name in workspace.domains.names():
+        candidate = bundled_path(workspace.domains.path(name), key)
+        if candidate.is_file():
+            shutil.copyfile(candidate, jobs.path(key))
+            return
+
+
 def request(workspace, memory) -> Layout:
-    """The item layout of ``memory`` (see :meth:`LayoutJobs.request`)."""
-    return jobs_for(workspace).request(layout_key(memory), memory.items, clusters=memory.clusters)
+    """The item layout of ``memory`` (see :meth:`LayoutJobs.request`); a bundled one is used first."""
+    key = layout_key(memory)
+    adopt_bundled(workspace, key)
+    return jobs_for(workspace).request(key, memory.items, clusters=memory.clusters)
+
+
+def bundle(domain_dir: Path, memory) -> Path:
+    """Compute the item layout of ``memory`` and store it inside its directory ``domain_dir``."""
+    path = bundled_path(domain_dir, layout_key(memory))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_layout(compute_layout(memory.items, None, clusters=memory.clusters), str(path))
+    return path
 
 
 def wait(workspace, memory, timeout: float = 600.0) -> Layout:

@@ -154,8 +154,8 @@ def save_layout(result: dict, path: str) -> None:
     """Write a layout result to ``path`` (.npz) atomically (temporary file + rename)."""
     tmp = f"{path}.{os.getpid()}.tmp.npz"
     meta = json.dumps({"seconds": result["seconds"], "params": result["params"]})
-    np.savez(tmp, xy=result["xy"], edges=result["edges"], distances=result["distances"],
-             meta=np.array(meta))
+    np.savez_compressed(tmp, xy=np.asarray(result["xy"], np.float32), edges=np.asarray(result["edges"], np.int32),
+                        distances=np.asarray(result["distances"], np.float32), meta=np.array(meta))
     os.replace(tmp, path)
 
 
