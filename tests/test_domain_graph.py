@@ -156,3 +156,13 @@ def test_progress_reports_every_phase():
     for phase in phases:
         last = [(d, t) for p, d, t in seen if p == phase][-1]
         assert last[0] == last[1]
+
+
+def test_scipy_chain_laplacian_equals_the_models_default():
+    import torch
+
+    from tauformer.domain.graph import chain_laplacian_csr
+    from tauformer.laplacian import chain_laplacian
+
+    for D in (1, 2, 7, 32):
+        assert torch.equal(torch.from_numpy(chain_laplacian_csr(D).toarray()).float(), chain_laplacian(D))

@@ -103,6 +103,13 @@ def laplacian_from_adjacency(W: sp.spmatrix, *, normalised: bool = False) -> sp.
     return canonical_csr(L)
 
 
+def chain_laplacian_csr(D: int) -> sp.csr_matrix:
+    """The path graph 0-1-...-(D-1) with unit weights as a Laplacian: the model's default domain
+    memory (tauformer.laplacian.chain_laplacian is the same matrix as a torch tensor)."""
+    ones = np.ones(max(D - 1, 0))
+    return laplacian_from_adjacency(sp.diags([ones, ones], [-1, 1], shape=(D, D)))
+
+
 def canonical_csr(L: sp.spmatrix) -> sp.csr_matrix:
     """CSR float64 with summed duplicates, sorted indices, no stored zeros, int64 indices."""
     L = sp.csr_matrix(L, dtype=np.float64)

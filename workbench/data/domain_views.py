@@ -77,13 +77,10 @@ def spectrum(workspace, name: str) -> dict:
 
 def chain_spectrum(workspace, dim: int) -> dict:
     """:func:`laplacian_facts` of the chain (path-graph) Laplacian with ``dim`` nodes."""
-    import scipy.sparse as sp
-
-    from tauformer.laplacian import chain_laplacian
+    from tauformer.domain.graph import chain_laplacian_csr
 
     def compute():
-        L = sp.csr_matrix(chain_laplacian(int(dim)).double().numpy())
-        return laplacian_facts(L)
+        return laplacian_facts(chain_laplacian_csr(int(dim)))
 
     return workspace.cache.get_or_compute(content_key("chain-spectrum", int(dim)), compute)
 
