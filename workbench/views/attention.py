@@ -34,8 +34,6 @@ def layout(workspace, **query):
     if (page := ms.no_runs(workspace, 'Attention')) is not None:
         return page
     run = ms.default_run(workspace, query)
-    n_layer, n_head = ms.shape_of(workspace, run)
-    layer_opts, head_opts = ms.head_options(workspace, run)
     token = query.get("token")
     return html.Div(className="model-page", children=[
         html.H1("Attention"),
@@ -44,10 +42,7 @@ def layout(workspace, **query):
                "model's own kernel never has to materialise them.", className="lead"),
         ms.prompt_box(workspace, query),
         html.Div(className="page-controls", children=[
-            html.Label(["Layer", dcc.Dropdown(id="attn-layer", options=layer_opts, clearable=False,
-                                              value=ms.clamp_index(query.get("layer"), n_layer))]),
-            html.Label(["Head", dcc.Dropdown(id="attn-head", options=head_opts, clearable=False,
-                                             value=ms.clamp_index(query.get("head"), n_head))]),
+            *ms.layer_head_pickers(workspace, run, query, "attn"),
             html.Label(["Query token", dcc.Input(id="attn-token", type="number", min=0, step=1, debounce=True,
                                                  value=ms.clamp_index(token, 10**6) if token not in (None, "") else None,
                                                  placeholder="last", className="token-input")]),

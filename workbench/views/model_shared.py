@@ -124,6 +124,18 @@ def head_options(workspace, run):
     return index_options(n_layer, "layer"), index_options(n_head, "head")
 
 
+def layer_head_pickers(workspace, run, query: dict, prefix: str) -> list:
+    """The Layer and Head dropdowns (ids ``<prefix>-layer`` / ``<prefix>-head``), set from the URL query."""
+    n_layer, n_head = shape_of(workspace, run)
+    layer_opts, head_opts = head_options(workspace, run)
+    return [
+        html.Label(["Layer", dcc.Dropdown(id=f"{prefix}-layer", options=layer_opts, clearable=False,
+                                          value=clamp_index(query.get("layer"), n_layer))]),
+        html.Label(["Head", dcc.Dropdown(id=f"{prefix}-head", options=head_opts, clearable=False,
+                                         value=clamp_index(query.get("head"), n_head))]),
+    ]
+
+
 def colour_cap(*maps: np.ndarray, sample: int = 200_000) -> float:
     """A shared top of the colour scale: the 99.5th percentile of the weights past the first rows.
 

@@ -40,8 +40,6 @@ def layout(workspace, **query):
     if (page := ms.no_runs(workspace, 'What if')) is not None:
         return page
     run = ms.default_run(workspace, query)
-    n_layer, n_head = ms.shape_of(workspace, run)
-    layer_opts, head_opts = ms.head_options(workspace, run)
     modes = [o["value"] for o in TAU_MODES]
     lap_opts = laplacian_options(workspace, [{"label": n, "value": n} for n in workspace.domains.names()])
     return html.Div(className="model-page", children=[
@@ -65,10 +63,7 @@ def layout(workspace, **query):
                                                   value=query.get("laplacian") or "model")]),
             html.Label(["shuffle seed", dcc.Input(id="whatif-seed", type="number", min=0, step=1, debounce=True,
                                                   value=int(_float(query.get("seed"), 0)), className="num-input")]),
-            html.Label(["Layer", dcc.Dropdown(id="whatif-layer", options=layer_opts, clearable=False,
-                                              value=ms.clamp_index(query.get("layer"), n_layer))]),
-            html.Label(["Head", dcc.Dropdown(id="whatif-head", options=head_opts, clearable=False,
-                                             value=ms.clamp_index(query.get("head"), n_head))]),
+            *ms.layer_head_pickers(workspace, run, query, "whatif"),
         ]),
         html.Div(id="whatif-summary", className="whatif-summary", role="status"),
         ms.card("whatif-maps", "Attention before and after", figure_fn="fig_whatif"),

@@ -22,18 +22,13 @@ def layout(workspace, **query):
     if (page := ms.no_runs(workspace, 'Why this lambda')) is not None:
         return page
     run = ms.default_run(workspace, query)
-    n_layer, n_head = ms.shape_of(workspace, run)
-    layer_opts, head_opts = ms.head_options(workspace, run)
     token = query.get("token")
     return html.Div(className="model-page", children=[
         html.H1("Why this lambda"),
         html.P(EXPLAIN, className="lead"),
         ms.prompt_box(workspace, query),
         html.Div(className="page-controls", children=[
-            html.Label(["Layer", dcc.Dropdown(id="why-layer", options=layer_opts, clearable=False,
-                                              value=ms.clamp_index(query.get("layer"), n_layer))]),
-            html.Label(["Head", dcc.Dropdown(id="why-head", options=head_opts, clearable=False,
-                                             value=ms.clamp_index(query.get("head"), n_head))]),
+            *ms.layer_head_pickers(workspace, run, query, "why"),
             html.Label(["Token", dcc.Input(id="why-token", type="number", min=0, step=1, debounce=True,
                                            value=ms.clamp_index(token, 10**6) if token not in (None, "") else 0,
                                            className="token-input")]),
