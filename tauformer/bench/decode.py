@@ -23,7 +23,7 @@ from ..config import ModelConfig
 from ..errors import ConfigError
 from ..model import GPT
 from .common import cpu_conditions, parse_ints, resolve_bench_device, torch_threads
-from .profile import top_ops
+from .profile import attach_profiles, top_ops
 
 # The published CPU decode benchmark's shape (6 layers, head dim 384, one head), and the demo's.
 SHAPES = {
@@ -126,13 +126,7 @@ def run(args: argparse.Namespace, log) -> dict:
     columns = ["shape", "cache", "context", "tau_ms", "dot_ms", "tau/dot", "dot/tau", "round_ratio_range",
                "cpu_tau/dot", "tau_cache_read_MB", "dot_cache_read_MB", "read_ratio"]
     result = {"rows": rows, "columns": columns, "summary": _summary(rows), "conditions": conditions}
-    if profiles:
-        result["profile"] = profiles
-        for title, table in profiles.items():
-            log(f"\n== {title}")
-            for entry in table:
-                log("   " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
-    return result
+    return attach_profiles(result, profiles, log)
 
 
 def _measure_shape(name, shape, contexts, no_cache, args, device, log, profiles) -> list[dict]:

@@ -40,3 +40,14 @@ def top_ops(fn: Callable[[], object], rows: int = 12, cuda: bool | None = None, 
             row["self_cuda_ms"] = device_us(e) / 1e3 / per
         out.append(row)
     return out
+
+
+def attach_profiles(result: dict, profiles: dict, log) -> dict:
+    """Add the profile tables (title -> rows) to a benchmark result and log them."""
+    if profiles:
+        result["profile"] = profiles
+        for title, table in profiles.items():
+            log(f"\n== {title}")
+            for entry in table:
+                log("   " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
+    return result

@@ -33,7 +33,7 @@ from .common import (
     time_interleaved,
     torch_threads,
 )
-from .profile import top_ops
+from .profile import attach_profiles, top_ops
 
 DEMO_SHAPE = dict(vocab_size=256, n_layer=4, n_head=3, n_kv_head=3, n_embd=96)  # head dim 32
 BLOCKS = (256, 1024)
@@ -81,13 +81,7 @@ def run(args: argparse.Namespace, log) -> dict:
               "conditions": {"device": str(device), "repeats": args.repeats, "tokens_per_step": args.tokens,
                              "dtype": "bf16 autocast" if device.type == "cuda" else "float32",
                              "before": before, "after": after}}
-    if profiles:
-        result["profile"] = profiles
-        for name, table in profiles.items():
-            log(f"\n== {name}")
-            for entry in table:
-                log("   " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
-    return result
+    return attach_profiles(result, profiles, log)
 
 
 def build_variant(name: str, block: int, device) -> tuple[GPT, torch.optim.Optimizer]:
