@@ -137,3 +137,31 @@ def test_torchrun_ddp_on_two_cpu_processes(tmp_path):
     model, meta = load_checkpoint(out)
     assert meta.step == 6 and [r["step"] for r in meta.history] == [3, 6]
     assert meta.history[-1]["tokens_seen"] == 6 * 4 * 64 * 2  # both ranks' batches count
+
+
+def small_domain_file(tmp_path, dim):
+    import numpy as np
+
+    from tauformer.domain import build_domain_memory, save_domain_memory
+
+    X = np.random.default_rng(1).normal(size=(200, 24)).astype(np.float32)
+    memory = build_domain_memory(X, dim=dim, eps=1.0, topk=3, seed=0)
+    return save_domain_memory(memory, tmp_path / f"domain-{dim}.safetensors"), memory
+
+
+def test_training_with_a_domain_memory_makes_a_self_contained_checkpoint(tmp_path):
+    path, memory = small_domain_file(tmp_path, 8)  # tiny_config: head_dim = 32 / 4 = 8
+    short_run(tmp_path, "tau", steps=4, eval_every=4, ckpt_every=4, domain=str(path))
+    path.unlink()  # the checkpoint must not need the file any more
+    model, meta = load_checkpoint(tmp_path / "tau")
+    assert meta.domain["fingerprint"] == memory.fingerprint and meta.domain["laplacian"] == "domain"
+    assert torch.allclose(model.laplacian, torch.from_numpy(memory.laplacian.toarray()).float())
+
+
+def test_a_domain_memory_of_the_wrong_size_is_refused_with_both_sizes_and_the_fix(tmp_path, capsys):
+    path, _ = small_domain_file(tmp_path, 6)
+    code = main(["train", "--preset", "tiny", "--steps", "2", "--domain", str(path),
+                 "--out", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(path) in err and "6 x 6" in err and "head_dim is 16" in err and "--dim 16" in err
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
