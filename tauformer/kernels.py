@@ -66,7 +66,21 @@ def tau_attention_weights(lambda_q, lambda_k, *, temperature=1.0, causal: bool =
 
 def tau_attention_dense(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool = True) -> torch.Tensor:
     """Reference kernel: materialises the [B, H, Tq, Tk] weights. Output [B, H, Tq, D] in v's dtype."""
+    if lambda_q.shape[-1] == 1 and not torch.is_grad_enabled():
+        return _decode_step(lambda_q, lambda_k, v, temperature)
     att = tau_attention_weights(lambda_q, lambda_k, temperature=temperature, causal=causal)
+    return (att if att.dtype == v.dtype else att.to(v.dtype)) @ v
+
+
+def _decode_step(lambda_q, lambda_k, v, temperature) -> torch.Tensor:
+    """One query per head without autograd (cached decoding): the same weights as
+    `tau_attention_weights` in fewer, in-place operations, since per-call overhead is a good
+    part of a decode step. lambda_q [B, H, 1], lambda_k [B, H, Tk], v [B, H, Tk, D] -> [B, H, 1, D]."""
+    lq = lambda_q if lambda_q.dtype == torch.float32 else lambda_q.float()
+    lk = lambda_k if lambda_k.dtype == torch.float32 else lambda_k.float()
+    t = as_temperature(temperature, lq)[..., 0]  # [1|B, 1|H, 1]
+    logits = (lk - lq).abs_().div_(t).neg_()  # [B, H, Tk]; the one query sees every key
+    att = torch.softmax(logits, dim=-1).unsqueeze(-2)  # [B, H, 1, Tk]
     return (att if att.dtype == v.dtype else att.to(v.dtype)) @ v
 
 

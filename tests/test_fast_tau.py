@@ -254,6 +254,23 @@ def test_auto_dispatch_consistent(T):
     assert torch.equal(auto_grad.detach(), expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_single_query_inference_path_matches_weights(dtype):
+    """Decoding (one query, no autograd) takes a leaner path; it gives the weights' result."""
+    from tauformer.kernels import tau_attention_weights
+
+    B, H, Tk = 2, 3, 41
+    lq, lk, v = make_inputs(B, H, 1, Tk, 8, seed=21)
+    v = v.to(dtype)
+    for t in temperature_variants(B, H) + [1e-30, 1e6]:
+        expected = (tau_attention_weights(lq, lk, temperature=t).to(dtype) @ v)
+        with torch.no_grad():
+            got = tau_attention(lq, lk, v, temperature=t, kernel="dense")
+        assert got.dtype == dtype and got.shape == (B, H, 1, 8)
+        assert torch.isfinite(got.float()).all()
+        assert torch.equal(got, expected)  # same operations on the same values: bit for bit
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 class TestCuda:
