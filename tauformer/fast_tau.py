@@ -29,8 +29,8 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-from .errors import ConfigError, ShapeError
-from .kernels import check_tau_inputs, tau_attention_dense
+from .errors import ConfigError
+from .kernels import check_tau_inputs, tau_attention_dense, temperature_bh
 from .tau_sums import attention_sums, release_scratch  # noqa: F401  (release_scratch re-exported)
 
 DEFAULT_BLOCK = 128
@@ -76,23 +76,6 @@ def tau_attention_fast(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool =
         return tau_attention_dense(lambda_q, lambda_k, v, temperature=temperature, causal=causal)
     dtype, centre = plan
     return _FastTau.apply(lambda_q, lambda_k, v, t_bh, centre, dtype, causal, block)
-
-
-def temperature_bh(temperature, B: int, H: int, device) -> torch.Tensor:
-    """Temperature as a [B, H] tensor, differentiable with respect to a tensor argument."""
-    if isinstance(temperature, torch.Tensor):
-        t = temperature.to(device)
-        if not t.is_floating_point():
-            t = t.float()
-    else:
-        t = torch.tensor(float(temperature), device=device)
-    if t.dim() == 0:
-        return t.expand(B, H)
-    if t.shape == (H,):
-        return t.unsqueeze(0).expand(B, H)
-    if t.shape == (B, H):
-        return t
-    raise ShapeError(f"temperature must be a float, [H]={H} or [B, H]=({B}, {H}); got {tuple(t.shape)}")
 
 
 def plan_precision(lambda_q, lambda_k, v, t_bh):

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .config import TAU_KERNELS as KERNELS
 from .errors import ShapeError
-
-KERNELS = ("auto", "dense", "fast")
 
 
 def causal_mask(Tq: int, Tk: int, device=None) -> torch.Tensor:
@@ -20,20 +19,30 @@ def causal_mask(Tq: int, Tk: int, device=None) -> torch.Tensor:
     return torch.ones(Tq, Tk, dtype=torch.bool, device=device).tril(diagonal=Tk - Tq)
 
 
-def as_temperature(temperature, lambda_q: torch.Tensor) -> torch.Tensor:
-    """Temperature as a tensor broadcastable to [B, H, Tq, 1].
+def temperature_bh(temperature, B: int, H: int, device) -> torch.Tensor:
+    """Temperature as a [B, H] tensor, differentiable with respect to a tensor argument.
 
     Accepts a float, a 0-d tensor, one value per head ([H]) or per batch and head ([B, H]).
     """
-    B, H = lambda_q.shape[0], lambda_q.shape[1]
-    t = torch.as_tensor(temperature, dtype=torch.float32, device=lambda_q.device)
+    if isinstance(temperature, torch.Tensor):
+        t = temperature.to(device)
+        if not t.is_floating_point():
+            t = t.float()
+    else:
+        t = torch.tensor(float(temperature), device=device)
     if t.dim() == 0:
-        return t.reshape(1, 1, 1, 1)
+        return t.expand(B, H)
     if t.shape == (H,):
-        return t.reshape(1, H, 1, 1)
+        return t.unsqueeze(0).expand(B, H)
     if t.shape == (B, H):
-        return t.reshape(B, H, 1, 1)
+        return t
     raise ShapeError(f"temperature must be a float, [H]={H} or [B, H]=({B}, {H}); got {tuple(t.shape)}")
+
+
+def as_temperature(temperature, lambda_q: torch.Tensor) -> torch.Tensor:
+    """Temperature as a float32 [B, H, 1, 1] tensor (see `temperature_bh` for what it accepts)."""
+    B, H = lambda_q.shape[0], lambda_q.shape[1]
+    return temperature_bh(temperature, B, H, lambda_q.device).float()[..., None, None]
 
 
 def check_tau_inputs(lambda_q: torch.Tensor, lambda_k: torch.Tensor, v: torch.Tensor, causal: bool) -> None:
