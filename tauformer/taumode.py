@@ -61,8 +61,11 @@ def select_tau(
     if tau_mode not in TAU_MODES:
         raise ConfigError(f"tau_mode must be one of {TAU_MODES}, got {tau_mode!r}")
     if tau_mode in ("fixed", "calibrated"):
+        # a plain number is checked on the host: `(t <= 0).any()` would wait for the GPU
+        if not isinstance(tau, torch.Tensor) and float(tau) <= 0:
+            raise ConfigError(f"tau must be > 0, got {tau}")
         t = torch.as_tensor(tau, dtype=torch.float32, device=x.device)
-        if (t <= 0).any():
+        if isinstance(tau, torch.Tensor) and (t <= 0).any():
             raise ConfigError(f"tau must be > 0, got {tau}")
         return t
     xf = x.float()
@@ -142,6 +145,9 @@ class Taumode(nn.Module):
         """The tau this layer divides by: a scalar tensor, or one per vector ([B, H, T] / [B, H_kv, T])."""
         if self.tau_mode == "calibrated":
             tau = self.tau_running.clamp_min(self.eps)
+            return tau, tau
+        if self.tau_mode == "fixed":  # one constant for q and k
+            tau = select_tau(q, "fixed", tau=self.tau)
             return tau, tau
         return (select_tau(q, self.tau_mode, tau=self.tau, eps=self.eps, percentile=self.percentile),
                 select_tau(k, self.tau_mode, tau=self.tau, eps=self.eps, percentile=self.percentile))
