@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from .errors import ShapeError
+from .runtime import eval_mode
 
 
 class _PreallocatedCache:
@@ -116,9 +117,7 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: floa
     the whole sequence is re-run per token. Greedy results are identical either way. Context
     is never cropped (RoPE has no length limit), so both paths see the same tokens.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = idx
         if max_new_tokens <= 0:
             return out
@@ -136,5 +135,3 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: floa
                 nxt = sample_next(logits[:, -1], temperature=temperature, top_k=top_k, generator=generator)
                 out = torch.cat([out, nxt], dim=1)
         return out
-    finally:
-        model.train(was_training)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from .attention import TauAttention, repeat_kv
 from .kernels import causal_mask, tau_attention_weights
+from .runtime import eval_mode
 
 CAPTURED = ("q", "k", "v", "lambda_q", "lambda_k")
 
@@ -108,13 +109,8 @@ def head_statistics(model, idx: torch.Tensor) -> dict:
 
     Runs one eval-mode forward pass on idx [B, T]; values are nested lists [layer][head].
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with capture(model) as cap:
-            model(idx)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), capture(model) as cap:
+        model(idx)
     stats: dict = {"entropy": []}
     is_tau = model.config.attention == "tau"
     if is_tau:
@@ -183,13 +179,8 @@ def run_probe(model, idx: torch.Tensor) -> ProbeResult:
     """
     if idx.dim() == 1:
         idx = idx.unsqueeze(0)  # [1, T]
-    was_training = model.training
-    model.eval()
-    try:
-        with capture(model) as cap:
-            logits, _ = model(idx)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), capture(model) as cap:
+        logits, _ = model(idx)
     blocks = model.transformer.h
     weights = torch.stack([attention_weights(model, layer, i) for i, layer in enumerate(cap.layers)])
     token_loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), idx[:, 1:], reduction="none")  # [B, T-1]

@@ -11,6 +11,17 @@ import torch
 from .errors import ConfigError
 
 
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Run the block with ``model`` in eval mode, then restore its train / eval mode (also on errors)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def resolve_device(spec: str = "auto") -> torch.device:
     """"auto" -> cuda if available, else cpu; "cpu" / "cuda" / "cuda:N" as given (checked)."""
     if spec == "auto":

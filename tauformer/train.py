@@ -34,7 +34,7 @@ from .errors import ConfigError, ShapeError
 from .fsutil import atomic_write_json
 from .model import GPT
 from .probe import head_statistics
-from .runtime import Distributed, autocast, init_distributed
+from .runtime import Distributed, autocast, eval_mode, init_distributed
 
 STATS_SEQUENCES = 4  # validation sequences used for the lambda / entropy statistics
 
@@ -104,17 +104,13 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
 @torch.no_grad()
 def evaluate(model: GPT, eval_batches: list, device: torch.device) -> dict:
     """Validation loss on fixed batches, and lambda / entropy statistics on a few sequences."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         losses = []
         for x, y in eval_batches:
             with autocast(device):
                 _, loss = model(x, y)
             losses.append(float(loss))
         stats = head_statistics(model, eval_batches[0][0][:STATS_SEQUENCES])
-    finally:
-        model.train(was_training)
     record = {"val_loss": sum(losses) / len(losses)}
     record["val_bpb"] = bits_per_byte(record["val_loss"])
     record.update(stats)

@@ -21,6 +21,7 @@ from .config import TAU_MODES
 from .errors import ConfigError, ShapeError
 from .laplacian import as_laplacian_tensor, chain_laplacian, identity_laplacian
 from .probe import ProbeResult, run_probe
+from .runtime import eval_mode
 from .taumode import rayleigh_energy
 
 LAPLACIAN_VARIANTS = ("model", "chain", "identity", "shuffle")
@@ -222,12 +223,8 @@ def layer_qk(model, x: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Te
 @torch.no_grad()
 def validation_loss(model, batches) -> float:
     """Mean cross-entropy (nats / token) over (x, y) batches, in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         losses = [float(model(x, y)[1]) for x, y in batches]
-    finally:
-        model.train(was_training)
     if not losses:
         raise ShapeError("validation_loss needs at least one batch")
     return sum(losses) / len(losses)
