@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .kernels import causal_mask, tau_attention  # noqa: F401  (tau_attention is re-exported)
+from .kernels import causal_mask, tau_attention
 from .taumode import Taumode
 
 QKV_CLAMP = 5.0

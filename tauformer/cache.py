@@ -30,9 +30,6 @@ class _PreallocatedCache:
         """Mark T more positions as filled (called once per forward, after every layer wrote)."""
         self.pos += T
 
-    def reset(self) -> None:
-        self.pos = 0
-
     def tensors(self) -> list[torch.Tensor]:
         raise NotImplementedError
 

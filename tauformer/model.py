@@ -84,10 +84,6 @@ class GPT(nn.Module):
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, mean=0.0, std=1.0)
 
-    @property
-    def attention_kind(self) -> str:
-        return self.config.attention
-
     def rotary(self, start: int, T: int, device):
         """cos, sin [T, D/2] for positions start..start+T-1, from a table grown on demand."""
         key = str(device)

@@ -62,14 +62,6 @@ class Distributed:
         if self.enabled:
             torch.distributed.barrier()
 
-    def all_mean(self, value: float, device) -> float:
-        """Mean of a float over all ranks."""
-        if not self.enabled:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=device)
-        torch.distributed.all_reduce(t)
-        return float(t.item()) / self.world_size
-
     def close(self) -> None:
         if self.enabled and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -52,11 +52,6 @@ class Change:
         if self.tau is not None and not self.tau > 0:
             raise ConfigError(f"tau must be > 0, got {self.tau}")
 
-    @property
-    def is_identity(self) -> bool:
-        return (self.temperature_scale == 1.0 and self.temperature is None and self.tau_mode is None
-                and self.laplacian is None)
-
     def describe(self) -> str:
         """A short human summary, e.g. 'temperature x0.1, Laplacian chain'."""
         parts = []

@@ -3,7 +3,7 @@
 The dot model caches (K, V), the tau model (V, lambda_k) with lambda_k kept in float32, so for
 element size s the tau/dot ratio is (D s + 4) / (2 D s): (D + 1) / (2D) in float32 (SPEC
 section 5).  Each row builds both models of one shape, allocates their caches with
-`make_cache(...)` and divides `nbytes` by positions, batch rows and layers.
+`make_cache(...)` and divides its bytes per token by the layers.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def measure(label: str, shape: dict, dtype: torch.dtype) -> dict:
     for attention in ("tau", "dot"):
         model = GPT(ModelConfig(vocab_size=256, block_size=POSITIONS, attention=attention, **shape))
         cache = make_cache(model, BATCH, POSITIONS, dtype=dtype)
-        nbytes[attention] = cache.nbytes / (POSITIONS * BATCH * shape["n_layer"])
+        nbytes[attention] = cache.bytes_per_token() / shape["n_layer"]
     D = shape["n_embd"] // shape["n_head"]
     s = torch.empty((), dtype=dtype).element_size()
     expected = (D * s + 4) / (2 * D * s)
