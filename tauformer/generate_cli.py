@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="generate text from a run directory or checkpoint",
@@ -23,6 +21,8 @@ def register(subparsers) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    import torch  # here, not at module level: every other command would pay for importing it
+
     from .cache import generate
     from .checkpoint import load_checkpoint
     from .data import ByteTokenizer

@@ -219,7 +219,7 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
             done = step + 1
             tokens_per_s = tokens_per_step * len(interval_losses) / max(interval_time, 1e-9)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_s:,.0f}")
+            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)  # update() redraws
             if done % train_cfg.eval_every == 0 or done == train_cfg.steps:
                 if dist.is_main:
                     record = {"step": done, "train_loss": sum(interval_losses) / len(interval_losses), "lr": lr,

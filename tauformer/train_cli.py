@@ -34,13 +34,13 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--attention", choices=ATTENTION_KINDS, default="tau")
     for name in ("n_layer", "n_head", "n_kv_head", "n_embd", "block_size"):
         g.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help="overrides the preset")
-    g.add_argument("--tau-mode", choices=TAU_MODES, default="calibrated")
-    g.add_argument("--tau", type=float, default=1.0, help="fixed tau (start value when calibrated)")
+    g.add_argument("--tau-mode", choices=TAU_MODES, default=ModelConfig.tau_mode)
+    g.add_argument("--tau", type=float, default=ModelConfig.tau, help="fixed tau (start value when calibrated)")
     g.add_argument("--tau-percentile", type=float, default=None, help="quantile p for --tau-mode percentile")
     g.add_argument("--temperature", type=float, default=ModelConfig.temperature,
                    help="attention temperature (initial value if learnable; the reference uses 1.0)")
     g.add_argument("--fixed-temperature", action="store_true", help="do not learn a per-head temperature")
-    g.add_argument("--tau-kernel", choices=TAU_KERNELS, default="auto")
+    g.add_argument("--tau-kernel", choices=TAU_KERNELS, default=ModelConfig.tau_kernel)
     g.add_argument("--no-softcap", action="store_true", help="disable the 15 tanh(z/15) logit soft-cap")
 
 
@@ -78,7 +78,7 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
         temperature=args.temperature,
         learn_temperature=not args.fixed_temperature,
         tau_kernel=args.tau_kernel,
-        softcap=None if args.no_softcap else 15.0,
+        softcap=None if args.no_softcap else ModelConfig.softcap,
         **shape,
     )
 
