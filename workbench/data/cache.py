@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from collections import OrderedDict
 from typing import Callable
 
@@ -17,14 +16,13 @@ def content_key(*parts) -> str:
 
 
 class ResultCache:
-    """Thread-safe LRU of computed results; records how long each computation took."""
+    """Thread-safe LRU of computed results."""
 
     def __init__(self, max_items: int = 64):
         self.max_items = max_items
         self._items: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
-        self.timings: dict[str, float] = {}
 
     def get_or_compute(self, key: str, compute: Callable[[], object]):
         """The cached value for key, computing it once (concurrent callers wait for that one)."""
@@ -37,12 +35,9 @@ class ResultCache:
             with self._lock:
                 if key in self._items:
                     return self._items[key]
-            start = time.perf_counter()
             value = compute()
-            elapsed = time.perf_counter() - start
             with self._lock:
                 self._items[key] = value
-                self.timings[key] = elapsed
                 while len(self._items) > self.max_items:
                     self._items.popitem(last=False)
                 self._key_locks.pop(key, None)

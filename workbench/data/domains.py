@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from tauformer.errors import TauformerError
+
+from .cache import ResultCache
 
 
 class DomainStore:
@@ -14,8 +15,7 @@ class DomainStore:
     def __init__(self, paths):
         self.problems: list[str] = []
         self._paths: dict[str, Path] = {}
-        self._loaded: dict[str, object] = {}
-        self._lock = threading.Lock()
+        self._loaded = ResultCache(max_items=2**31)  # name -> DomainMemory, never evicted
         for raw in paths:
             self.add(Path(raw))
 
@@ -41,15 +41,14 @@ class DomainStore:
 
     def load(self, name: str):
         """The DomainMemory of `name` (loaded once)."""
-        with self._lock:
-            if name in self._loaded:
-                return self._loaded[name]
-        from tauformer.domain import load_domain_memory
+        path = self.path(name)
 
-        memory = load_domain_memory(self.path(name))
-        with self._lock:
-            self._loaded[name] = memory
-        return memory
+        def load():
+            from tauformer.domain import load_domain_memory  # on first use: keeps start-up quick
+
+            return load_domain_memory(path)
+
+        return self._loaded.get_or_compute(name, load)
 
     def try_load(self, name: str):
         """(memory, None) or (None, message) -- for views that must keep running."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tauformer.checkpoint import list_checkpoints, read_meta
+from tauformer.checkpoint import list_checkpoints, load_checkpoint, read_meta
 from tauformer.errors import TauformerError
+
+from .cache import ResultCache
 
 PAIR_KEYS = ("n_layer", "n_head", "n_kv_head", "n_embd", "block_size", "vocab_size")
 
@@ -83,9 +83,7 @@ class RunStore:
     def __init__(self, paths, *, max_models: int = 6):
         runs, self.problems = discover_runs(paths)
         self._runs = {r.name: r for r in runs}
-        self._models: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self.max_models = max_models
+        self._models = ResultCache(max_items=max_models)  # checkpoint path -> (model, meta)
 
     def names(self, attention: str | None = None) -> list[str]:
         return [n for n, r in self._runs.items() if attention is None or r.attention == attention]
@@ -112,18 +110,7 @@ class RunStore:
     def load(self, name: str, step: int | None = None):
         """(model, meta) of a checkpoint, cached."""
         path = self.checkpoint_path(name, step)
-        with self._lock:
-            if path in self._models:
-                self._models.move_to_end(path)
-                return self._models[path]
-        from tauformer.checkpoint import load_checkpoint
-
-        loaded = load_checkpoint(path)
-        with self._lock:
-            self._models[path] = loaded
-            while len(self._models) > self.max_models:
-                self._models.popitem(last=False)
-        return loaded
+        return self._models.get_or_compute(str(path), lambda: load_checkpoint(path))
 
     def pair_for(self, name: str) -> str | None:
         """The run of the other attention kind with the same shape (and training data / seed if known)."""
@@ -149,9 +136,8 @@ class RunStore:
         return None, (dots[0] if dots else None)
 
     def history(self, name: str) -> list[dict]:
-        """The evaluation records of a run (from its latest checkpoint)."""
-        _, meta = self.load(name)
-        return meta.history
+        """The evaluation records of a run (from its latest checkpoint's metadata; no weights read)."""
+        return read_meta(self.checkpoint_path(name)).history
 
     def history_arrays(self, name: str) -> dict:
         """History as arrays: step, losses, lr, tokens/s [S]; lambda stats and entropy [S, L, H]."""
