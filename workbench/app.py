@@ -12,7 +12,7 @@ from pathlib import Path
 import dash
 from flask import g, request
 
-from workbench import theme
+from workbench import theme  # noqa: F401  (importing it registers the plot templates)
 from workbench.views import PAGE_MODULES, common, shell
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -21,7 +21,6 @@ log = logging.getLogger("workbench")
 
 def create_app(workspace, *, profile: bool = False, background_dir: str | Path | None = None) -> dash.Dash:
     """Build the Dash app for a Workspace. Nothing is computed until a page asks for it."""
-    theme.register_templates()
     manager = _background_manager(background_dir or workspace.cache_dir / "background")
     app = dash.Dash(
         __name__,
@@ -97,11 +96,11 @@ def _background_manager(directory: Path):
 
 
 def install_timings(app: dash.Dash, *, profile: bool) -> None:
-    """Record server time per callback request; with profile=True also log each one.
-
-    The last 500 timings are in ``app.server.config["CALLBACK_TIMINGS"]`` as
-    (output id, milliseconds) and, when profiling, served at /_timings as JSON.
+    """With profile=True, log the server time of each callback request and serve the last 500
+    as JSON at /_timings; without it, requests are not touched.
     """
+    if not profile:
+        return
     timings: deque = deque(maxlen=500)
     lock = threading.Lock()
     app.server.config["CALLBACK_TIMINGS"] = timings
@@ -119,12 +118,10 @@ def install_timings(app: dash.Dash, *, profile: bool) -> None:
             output = payload.get("output", "?")
             with lock:
                 timings.append((output, ms))
-            if profile:
-                log.warning("callback %-60s %8.1f ms", output[:60], ms)
+            log.warning("callback %-60s %8.1f ms", output[:60], ms)
         return response
 
-    if profile:
-        @server.route("/_timings")
-        def _timings():
-            with lock:
-                return {"timings": [{"output": o, "ms": ms} for o, ms in timings]}
+    @server.route("/_timings")
+    def _timings():
+        with lock:
+            return {"timings": [{"output": o, "ms": ms} for o, ms in timings]}

@@ -232,6 +232,7 @@ def build_screen_template() -> go.layout.Template:
     return template
 
 
+@functools.lru_cache(maxsize=8)  # plotly copies a template where it is used, so one can be shared
 def build_paper_template(columns: int = 1, font: str = "serif") -> go.layout.Template:
     """A print template: installed serif (or sans) font at 8-10 pt, black thin axes.
 
