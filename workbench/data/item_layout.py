@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from tauformer.fsutil import atomic_write_bytes
 
 from .cache import content_key
 from .layout_compute import LAYOUT_PARAMS, compute_layout, load_layout, save_layout
@@ -74,7 +75,7 @@ class LayoutJobs:
         r = self._loaded[key]
         return Layout("ready", key, r["xy"], r["edges"], r["distances"], seconds=r.get("seconds", {}))
 
-    def request(self, key: str, X: np.ndarray, params: dict | None = None, clusters=None) -> Layout:
+    def request(self, key: str, X: np.ndarray, clusters=None) -> Layout:
         """The layout for ``key``: ready from disk, or running (a worker is started if none is)."""
         with self._lock:
             ready = self._ready(key)
@@ -93,10 +94,10 @@ class LayoutJobs:
                 self._failed[key] = f"the layout worker exited with status {code}: " + " / ".join(tail)
             if key in self._failed:
                 return Layout("failed", key, message=self._failed[key])
-            self._start(key, X, params, clusters)
+            self._start(key, X, clusters)
             return Layout("running", key)
 
-    def _start(self, key: str, X: np.ndarray, params: dict | None, clusters) -> None:
+    def _start(self, key: str, X: np.ndarray, clusters) -> None:
         items = self.directory / f"{key}.items.npz"
         arrays = {"X": np.ascontiguousarray(X, dtype=np.float32)}
         if clusters is not None:
@@ -105,23 +106,19 @@ class LayoutJobs:
         log = self.directory / f"{key}.log"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        import json
-
         args = [sys.executable, str(WORKER), str(items), str(self.path(key))]
-        if params:
-            args.append(json.dumps(params))
         with open(log, "w") as handle:
             proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env,
                                     stdin=subprocess.DEVNULL, cwd=str(REPO_ROOT))
         self._running[key] = (proc, time.time(), log)
 
-    def compute_now(self, key: str, X: np.ndarray, params: dict | None = None, clusters=None) -> Layout:
+    def compute_now(self, key: str, X: np.ndarray, clusters=None) -> Layout:
         """Compute in this process (no worker) and cache; for the batch export and tests."""
         with self._lock:
             ready = self._ready(key)
         if ready is not None:
             return ready
-        save_layout(compute_layout(X, params, clusters=clusters), str(self.path(key)))
+        save_layout(compute_layout(X, clusters=clusters), str(self.path(key)))
         with self._lock:
             return self._ready(key)
 
@@ -179,7 +176,7 @@ def adopt_bundled(workspace, key: str) -> None:
     for name in workspace.domains.names():
         candidate = bundled_path(workspace.domains.path(name), key)
         if candidate.is_file():
-            shutil.copyfile(candidate, jobs.path(key))
+            atomic_write_bytes(jobs.path(key), candidate.read_bytes())  # readers never see half a file
             return
 
 

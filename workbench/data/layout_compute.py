@@ -180,21 +180,20 @@ def _exit_with_parent() -> None:
 
 
 def main(argv=None) -> int:
-    """Worker entry: ``layout_compute.py ITEMS.npz OUT.npz [PARAMS_JSON]``."""
+    """Worker entry: ``layout_compute.py ITEMS.npz OUT.npz`` (the layout with LAYOUT_PARAMS)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) not in (2, 3):
-        print("usage: layout_compute.py ITEMS.npz OUT.npz [PARAMS_JSON]", file=sys.stderr)
+    if len(args) != 2:
+        print("usage: layout_compute.py ITEMS.npz OUT.npz", file=sys.stderr)
         return 2
     _exit_with_parent()
     try:
         os.nice(10)  # yield the CPU to the app's server and browser: this work can wait
     except (AttributeError, OSError):
         pass
-    params = json.loads(args[2]) if len(args) == 3 else None
     with np.load(args[0], allow_pickle=False) as inputs:
         X = inputs["X"]
         clusters = inputs["clusters"] if "clusters" in inputs.files else None
-    result = compute_layout(X, params, log=lambda m: print(m, file=sys.stderr, flush=True),
+    result = compute_layout(X, log=lambda m: print(m, file=sys.stderr, flush=True),
                             clusters=clusters)
     save_layout(result, args[1])
     return 0

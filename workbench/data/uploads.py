@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tauformer.errors import DomainError
+from tauformer.fsutil import atomic_write_bytes, atomic_write_json
 
 from .cache import content_key
 
@@ -111,9 +112,7 @@ def store_upload(cache_dir, data: bytes, suffix: str) -> tuple[str, Path]:
     sha = hashlib.sha256(data).hexdigest()
     path = upload_dir(cache_dir) / f"{sha}{suffix}"
     if not path.exists():
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        atomic_write_bytes(path, data)
     return sha, path
 
 
@@ -199,7 +198,7 @@ def build_upload(cache_dir, job: UploadJob, progress=None) -> Path:
     report(total - 1, total, "saving")
     out = domain_dir(cache_dir, job.key)
     save_domain_memory(memory, out, keep_items=True)
-    (out / "upload.json").write_text(json.dumps({**job.to_dict(), "resolved_dim": dim}))
+    atomic_write_json(out / "upload.json", {**job.to_dict(), "resolved_dim": dim})  # its presence means "built"
     report(total, total, "done")
     return out
 
