@@ -119,12 +119,12 @@ def _read_npz(path: Path, key, text_column, label_column):
         name = key or (candidates[0] if candidates else None)
         if name is None or name not in names:
             raise DomainError(f"{path}: no array {name!r} (arrays: {', '.join(names) or 'none'})")
+        for col in (text_column, label_column):
+            if col and col not in names:
+                raise DomainError(f"{path}: no array {col!r} (arrays: {', '.join(names)})")
         X = npz[name]
         texts = npz[text_column] if text_column else None
         labels = npz[label_column] if label_column else None
-    for col in (text_column, label_column):
-        if col and col not in names:
-            raise DomainError(f"{path}: no array {col!r} (arrays: {', '.join(names)})")
     return X, texts, labels
 
 
