@@ -131,13 +131,14 @@ def _read_npz(path: Path, key, text_column, label_column):
 def _read_safetensors(path: Path, key, text_column, label_column):
     from .stfile import read_header, read_tensors
 
-    header, _ = read_header(path)
+    parsed = read_header(path)
+    header = parsed[0]
     if not header:
         raise DomainError(f"{path}: no tensors in file")
     name = key or next(iter(header))
     if name not in header:
         raise DomainError(f"{path}: no tensor {name!r} (tensors: {', '.join(header)})")
-    tensors, _ = read_tensors(path, [name] + [c for c in (label_column,) if c])
+    tensors, _ = read_tensors(path, [name] + [c for c in (label_column,) if c], header=parsed)
     return tensors[name], None, tensors.get(label_column)
 
 
