@@ -101,6 +101,23 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
+def optimisation_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                      device: torch.device, grad_clip: float) -> float:
+    """One training step: autocast forward with the loss, backward, gradient-norm clipping (when
+    grad_clip > 0), optimizer step, zero grad; returns the loss as a float.
+
+    net may be the model or its DistributedDataParallel wrapper (same parameters, same order).
+    """
+    with autocast(device):
+        _, loss = net(x, y)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
 @torch.no_grad()
 def evaluate(model: GPT, eval_batches: list, device: torch.device) -> dict:
     """Validation loss on fixed batches, and lambda / entropy statistics on a few sequences."""
@@ -204,14 +221,7 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y = batches.batch("train", train_cfg.batch_size, gen, device)
-            with autocast(device):
-                _, loss = net(x, y)
-            loss.backward()
-            if train_cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_value = float(loss.detach())
+            loss_value = optimisation_step(net, optimizer, x, y, device, train_cfg.grad_clip)
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"training loss became {loss_value} at step {step + 1}; try a lower --lr")
             interval_losses.append(loss_value)

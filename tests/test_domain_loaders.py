@@ -33,6 +33,13 @@ def test_npz_first_named_and_labels(tmp_path):
         load_embedding(tmp_path / "e.npz", key="third")
 
 
+@pytest.mark.parametrize("column", ["text_column", "label_column"])
+def test_npz_missing_text_or_label_array_is_named(tmp_path, column):
+    np.savez(tmp_path / "e.npz", first=X, names=np.array([f"n{i}" for i in range(6)]))
+    with pytest.raises(DomainError, match=r"e\.npz: no array 'missing' \(arrays: first, names\)"):
+        load_embedding(tmp_path / "e.npz", **{column: "missing"})
+
+
 def test_safetensors_first_and_named(tmp_path):
     save_file({"a": X, "b": X[:, :3].copy()}, str(tmp_path / "e.safetensors"))
     assert load_embedding(tmp_path / "e.safetensors").X.shape == (6, 4)

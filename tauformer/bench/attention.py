@@ -19,7 +19,8 @@ from ..errors import ConfigError
 from ..fast_tau import tau_attention_fast
 from ..kernels import tau_attention_dense
 from ..laplacian import chain_laplacian
-from .common import time_interleaved
+from ..taumode import bound_energy, rayleigh_energy
+from .common import load_average, parse_ints, resolve_bench_device, time_interleaved, torch_threads
 
 CPU_T = (512, 1024, 2048, 4096, 8192, 16384)
 CUDA_T = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -44,12 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, log) -> dict:
     """Time every (T, dtype, pass) case; rows hold medians in ms and the ratios."""
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("bench attention: --device cuda but torch sees no CUDA device")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    lengths = _parse_ints(args.T, "--T") if args.T else (CPU_T if device.type == "cpu" else CUDA_T)
+    device = resolve_bench_device(args.device, "attention")
+    lengths = parse_ints(args.T, "--T", "attention") if args.T else (CPU_T if device.type == "cpu" else CUDA_T)
     passes = [p.strip() for p in args.passes.split(",") if p.strip()]
     if any(p not in DENSE_COPIES for p in passes):
         raise ConfigError(f"bench attention: --passes takes fwd and/or fwd+bwd, got {args.passes!r}")
@@ -58,22 +55,25 @@ def run(args: argparse.Namespace, log) -> dict:
         raise ConfigError(f"bench attention: --dtypes takes float32 and/or bfloat16, got {args.dtypes!r}")
     if args.repeats < 1:
         raise ConfigError("bench attention: --repeats must be at least 1")
-    load_before = _load()
-    rows = []
-    for T in lengths:
-        for dtype_name in dtypes:
-            for pass_name in passes:
-                row = _measure(T, getattr(torch, dtype_name), pass_name, device, args.repeats)
-                rows.append(row)
-                log(_row_line(row))
+    with torch_threads(args.threads):
+        load_before = load_average()
+        rows = []
+        for T in lengths:
+            for dtype_name in dtypes:
+                for pass_name in passes:
+                    row = _measure(T, getattr(torch, dtype_name), pass_name, device, args.repeats)
+                    rows.append(row)
+                    log(_row_line(row))
+        threads = torch.get_num_threads()
+        load_after = load_average()
     columns = ["T", "dtype", "pass", "fast_ms", "dense_ms", "sdpa_ms", "fast+lambda_ms",
                "fast/dense", "fast/sdpa", "max_rel_err"]
-    conditions = {"device": str(device), "threads": torch.get_num_threads(), "B*H": math.prod(BATCH_HEADS),
+    conditions = {"device": str(device), "threads": threads, "B*H": math.prod(BATCH_HEADS),
                   "D": HEAD_DIM, "temperature": TEMPERATURE, "repeats": args.repeats,
                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
-                  "load_avg_before": load_before, "load_avg_after": _load()}
+                  "load_avg_before": load_before, "load_avg_after": load_after}
     summary = _summary(rows)
-    if device.type == "cpu" and "OMP_WAIT_POLICY" not in os.environ and torch.get_num_threads() > 1:
+    if device.type == "cpu" and "OMP_WAIT_POLICY" not in os.environ and threads > 1:
         summary.append("note: OMP_WAIT_POLICY is unset, so idle OpenMP threads spin; when other processes load the "
                        "CPU every parallel op can wait a whole time slice (~8 ms), which punishes kernels made of "
                        "many ops. On a shared machine run with OMP_WAIT_POLICY=PASSIVE (or --threads 1).")
@@ -138,12 +138,9 @@ def _measure(T: int, dtype: torch.dtype, pass_name: str, device: torch.device, r
     return row
 
 
-def _lambda(x: torch.Tensor, lap: torch.Tensor, tau: float = 1.0, eps: float = 1e-6) -> torch.Tensor:
-    """Bounded Rayleigh quotient lambda = E / (E + tau), E = x L x / (x x + eps), per head vector."""
-    x = x.float()
-    energy = ((x @ lap) * x).sum(-1) / ((x * x).sum(-1) + eps)
-    energy = energy.clamp_min(0.0)
-    return energy / (energy + tau)
+def _lambda(x: torch.Tensor, lap: torch.Tensor) -> torch.Tensor:
+    """Bounded Rayleigh quotient lambda = E / (E + 1), E = x L x / (x x + eps), per head vector."""
+    return bound_energy(rayleigh_energy(x, lap), 1.0)
 
 
 def _dense_fits(batch_heads: int, T: int, pass_name: str, device: torch.device) -> bool:
@@ -175,20 +172,3 @@ def _row_line(row: dict) -> str:
     dense = row["dense_ms"] if isinstance(row["dense_ms"], str) else f"{row['dense_ms']:.1f} ms"
     return (f"T={row['T']:6d} {row['dtype']:8s} {row['pass']:7s} fast {row['fast_ms']:9.1f} ms  "
             f"dense {dense}  sdpa {row['sdpa_ms']:9.1f} ms  fast/sdpa {row['fast/sdpa']:.2f}")
-
-
-def _parse_ints(text: str, name: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"bench attention: {name} takes comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise ConfigError(f"bench attention: {name} takes positive integers, got {text!r}")
-    return values
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None

@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..kernels import choose_kernel, tau_attention
 from ..model import GPT
 from ..runtime import autocast
-from ..train import build_optimizer
+from ..train import build_optimizer, optimisation_step
 from .common import (
     cpu_conditions,
     parse_ints,
@@ -40,6 +40,7 @@ BLOCKS = (256, 1024)
 TOKENS_PER_STEP = 4096  # the demo trains 16 x 256
 VARIANTS = {"dot": ("dot", "auto"), "tau": ("tau", "auto"), "tau-dense": ("tau", "dense"),
             "tau-fast": ("tau", "fast")}
+GRAD_CLIP = TrainConfig().grad_clip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,14 +95,8 @@ def build_variant(name: str, block: int, device) -> tuple[GPT, torch.optim.Optim
 
 
 def train_step(model, optimizer, x, y, device) -> float:
-    """One optimisation step as the training loop takes it; returns the loss."""
-    with autocast(device):
-        _, loss = model(x, y)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach())
+    """One optimisation step as the training loop takes it (default gradient clipping); returns the loss."""
+    return optimisation_step(model, optimizer, x, y, device, GRAD_CLIP)
 
 
 def _measure_block(T, args, variants, text, device):

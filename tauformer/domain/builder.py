@@ -108,7 +108,7 @@ def build_domain_memory(
     D = params["dim"]
 
     with timer.phase("reduce") as ph:
-        Z = reduce_items(X, D, params["reduction"], seed, tick=ph.tick)[0] if params["reduction"] else X
+        Z = reduce_items(X, D, params["reduction"], seed, tick=ph.tick) if params["reduction"] else X
     with timer.phase("cluster") as ph:
         centroids, clusters, cinfo = kmeans(Z, params["n_clusters"], seed=seed, tick=ph.tick)
     with timer.phase("graph"):

@@ -159,16 +159,13 @@ def _load_items(memory: DomainMemory, tensors: dict, items_json: str | None, pat
 
 
 def _load_safetensors(path: Path, items_dir: Path | None) -> DomainMemory:
-    header, meta = read_header(path)
+    header, meta = parsed = read_header(path)
     if meta.get("format") != FORMAT:
         raise DomainError(f"{path}: not a domain-memory file (a safetensors file without format={FORMAT!r})")
     if meta.get("format_version") != FORMAT_VERSION:
         raise DomainError(f"{path}: unsupported domain-memory format version {meta.get('format_version')!r}")
-    missing = [k for k in CSR_KEYS if k not in header]
-    if missing:
-        raise DomainError(f"{path}: missing tensor(s) {', '.join(missing)}")
     names = list(CSR_KEYS) + [k for k in ("items", "clusters", "centroids") if k in header]
-    tensors, _ = read_tensors(path, names)
+    tensors, _ = read_tensors(path, names, header=parsed)  # raises on missing CSR tensors
     L = csr_from_parts(*(tensors[k] for k in CSR_KEYS), path)
     memory = DomainMemory(
         laplacian=L,

@@ -119,25 +119,26 @@ def _read_npz(path: Path, key, text_column, label_column):
         name = key or (candidates[0] if candidates else None)
         if name is None or name not in names:
             raise DomainError(f"{path}: no array {name!r} (arrays: {', '.join(names) or 'none'})")
+        for col in (text_column, label_column):
+            if col and col not in names:
+                raise DomainError(f"{path}: no array {col!r} (arrays: {', '.join(names)})")
         X = npz[name]
         texts = npz[text_column] if text_column else None
         labels = npz[label_column] if label_column else None
-    for col in (text_column, label_column):
-        if col and col not in names:
-            raise DomainError(f"{path}: no array {col!r} (arrays: {', '.join(names)})")
     return X, texts, labels
 
 
 def _read_safetensors(path: Path, key, text_column, label_column):
     from .stfile import read_header, read_tensors
 
-    header, _ = read_header(path)
+    parsed = read_header(path)
+    header = parsed[0]
     if not header:
         raise DomainError(f"{path}: no tensors in file")
     name = key or next(iter(header))
     if name not in header:
         raise DomainError(f"{path}: no tensor {name!r} (tensors: {', '.join(header)})")
-    tensors, _ = read_tensors(path, [name] + [c for c in (label_column,) if c])
+    tensors, _ = read_tensors(path, [name] + [c for c in (label_column,) if c], header=parsed)
     return tensors[name], None, tensors.get(label_column)
 
 

@@ -46,10 +46,9 @@ def pca_basis(X: np.ndarray, dim: int, seed: int = 0) -> tuple[np.ndarray, np.nd
     return mean, V
 
 
-def reduce_items(X: np.ndarray, dim: int, method: str, seed: int = 0, tick=None) -> tuple[np.ndarray, dict]:
+def reduce_items(X: np.ndarray, dim: int, method: str, seed: int = 0, tick=None) -> np.ndarray:
     """Reduce X [N, F] to [N, dim] float32 with ``method`` "random" or "pca".
 
-    Returns the reduced matrix and a dict describing the map (method, seed) for the record.
     ``tick(done, total)`` is called after each chunk.
     """
     N, F = X.shape
@@ -72,4 +71,4 @@ def reduce_items(X: np.ndarray, dim: int, method: str, seed: int = 0, tick=None)
             out[start : start + CHUNK] -= shift
         if tick:
             tick(i + 1, n_chunks)
-    return out, {"method": method, "seed": seed}
+    return out

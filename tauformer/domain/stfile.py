@@ -65,13 +65,17 @@ def read_header(path: Path) -> tuple[dict, dict]:
     return header, dict(metadata)
 
 
-def read_tensors(path: Path, names: list[str] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+def read_tensors(
+    path: Path, names: list[str] | None = None, *, header: tuple[dict, dict] | None = None
+) -> tuple[dict[str, np.ndarray], dict]:
     """Load tensors (all, or ``names``) of a checked safetensors file as numpy arrays.
 
-    bfloat16 tensors, which numpy cannot hold, are read through torch and returned as float32.
+    ``header`` is what :func:`read_header` returned for this file, when the caller has it already
+    (it is then not read again). bfloat16 tensors, which numpy cannot hold, are read through torch
+    and returned as float32.
     """
     path = Path(path)
-    header, metadata = read_header(path)
+    header, metadata = read_header(path) if header is None else header
     wanted = list(header) if names is None else names
     missing = [n for n in wanted if n not in header]
     if missing:
@@ -87,8 +91,6 @@ def read_tensors(path: Path, names: list[str] | None = None) -> tuple[dict[str, 
         else:
             with safe_open(str(path), framework="numpy") as fh:
                 out = {n: fh.get_tensor(n) for n in wanted}
-    except DomainError:
-        raise
     except Exception as err:  # the library's own errors carry no file name
         raise DomainError(f"{path}: unreadable safetensors file ({err})") from err
     return out, metadata
