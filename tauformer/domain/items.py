@@ -60,8 +60,8 @@ class ItemLambdas:
     tau: np.ndarray
 
 
-def _edges(L: sp.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Undirected edges (i < j) with weight w = -L_ij > 0."""
+def laplacian_edges(L: sp.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undirected edges (i < j) of L's graph: rows, cols and weights w = -L_ij > 0."""
     U = sp.triu(sp.csr_matrix(L), k=1).tocoo()
     w = -U.data
     keep = w > 0
@@ -76,7 +76,7 @@ def item_lambdas(
     if X.ndim != 2 or X.shape[1] != L.shape[0]:
         raise ConfigError(f"items must be [N, {L.shape[0]}] to match the Laplacian, got {X.shape}")
     L = sp.csr_matrix(L, dtype=np.float64)
-    ei, ej, w = _edges(L)
+    ei, ej, w = laplacian_edges(L)
     N = X.shape[0]
     energy = np.empty(N)
     disp = np.empty(N)
@@ -144,12 +144,16 @@ def item_knn_graph(
         index = NNDescent(U, n_neighbors=k + 1, metric="cosine", random_state=seed, n_jobs=1)
         nbr, dist = index.neighbor_graph
         nbr, dist = nbr[:, 1:].astype(np.int64), dist[:, 1:].astype(np.float32)
-    src = np.repeat(np.arange(N), k)
-    a, b, d = src, nbr.ravel(), dist.ravel()
+    return knn_table_edges(nbr, dist)
+
+
+def knn_table_edges(nbr: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique undirected edges (i < j, sorted) [M, 2] int64 and distances [M] float32 from a kNN
+    table: row i's neighbours nbr [N, k] (-1 = none) at distances dist [N, k]."""
+    N, k = nbr.shape
+    a = np.repeat(np.arange(N), k)
+    b, d = nbr.ravel(), dist.ravel()
     valid = (b >= 0) & (a != b)
-    lo, hi = np.minimum(a, b)[valid], np.maximum(a, b)[valid]
-    d = d[valid]
-    key = lo * N + hi
-    _, first = np.unique(key, return_index=True)
-    edges = np.stack([lo[first], hi[first]], axis=1)
-    return edges, d[first].astype(np.float32)
+    lo, hi, d = np.minimum(a, b)[valid], np.maximum(a, b)[valid], d[valid]
+    _, first = np.unique(lo * N + hi, return_index=True)
+    return np.stack([lo[first], hi[first]], axis=1).astype(np.int64), d[first].astype(np.float32)

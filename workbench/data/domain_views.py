@@ -131,12 +131,10 @@ def sparsity(workspace, name: str) -> dict:
 # --------------------------------------------------------------- feature graph
 def feature_edges(L) -> tuple[np.ndarray, np.ndarray]:
     """Undirected edges (i < j) [E, 2] and weights [E] = -L_ij of a Laplacian's graph."""
-    import scipy.sparse as sp
+    from tauformer.domain.items import laplacian_edges
 
-    upper = sp.triu(sp.csr_matrix(L), k=1).tocoo()
-    weights = -upper.data
-    keep = weights > 0
-    return np.stack([upper.row[keep], upper.col[keep]], axis=1).astype(np.int64), weights[keep]
+    rows, cols, weights = laplacian_edges(L)
+    return np.stack([rows, cols], axis=1).astype(np.int64), weights
 
 
 def _layout_positions(n: int, edges: np.ndarray, weights: np.ndarray, method: str, seed: int,

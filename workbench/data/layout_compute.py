@@ -83,13 +83,9 @@ def cluster_knn(X: np.ndarray, k: int, clusters: np.ndarray | None = None, *, n_
 def knn_edges(idx: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Unique undirected edges (i < j, sorted) [M, 2] and distances [M] from a kNN table's
     first ``k`` columns -- the convention of tauformer.domain.item_knn_graph."""
-    N = len(idx)
-    a = np.repeat(np.arange(N), k)
-    b, d = idx[:, :k].ravel(), dist[:, :k].ravel()
-    valid = (b >= 0) & (a != b)
-    lo, hi, d = np.minimum(a, b)[valid], np.maximum(a, b)[valid], d[valid]
-    _, first = np.unique(lo * N + hi, return_index=True)
-    return np.stack([lo[first], hi[first]], axis=1).astype(np.int64), d[first].astype(np.float32)
+    from tauformer.domain.items import knn_table_edges
+
+    return knn_table_edges(idx[:, :k], dist[:, :k])
 
 
 def _init(n: int, n_neighbors: int) -> str:
