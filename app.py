@@ -32,14 +32,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     from workbench.app import create_app
-    from workbench.data import DEMO_DIR, Workspace, demo_workspace
+    from workbench.data import DEMO_DIR, open_workspace
 
+    workspace = open_workspace(args.runs, args.domain, cache_dir=args.cache_dir, max_upload_mb=args.max_upload_mb)
     if args.runs is None and args.domain is None:
-        workspace = demo_workspace(cache_dir=args.cache_dir, max_upload_mb=args.max_upload_mb)
         what = f"the bundled demo ({DEMO_DIR})"
     else:
-        workspace = Workspace(runs=args.runs or [], domains=args.domain or [], cache_dir=args.cache_dir,
-                              max_upload_mb=args.max_upload_mb)
         what = f"{len(workspace.runs.names())} run(s), {len(workspace.domains.names())} domain memory(ies)"
     for problem in workspace.problems:
         print(f"warning: {problem}", file=sys.stderr)

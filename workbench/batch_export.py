@@ -119,13 +119,10 @@ def main(argv=None) -> int:
 
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     try:
-        from workbench.data import Workspace, demo_workspace
+        from workbench.data import open_workspace
 
-        if args.run is None and args.domain is None:
-            workspace = demo_workspace(cache_dir=args.cache_dir)
-        else:
-            workspace = Workspace(runs=[args.run] if args.run else [],
-                                  domains=[args.domain] if args.domain else [], cache_dir=args.cache_dir)
+        workspace = open_workspace(None if args.run is None else [args.run],
+                                   None if args.domain is None else [args.domain], cache_dir=args.cache_dir)
         if workspace.problems:
             raise TauformerError("; ".join(workspace.problems))
         state = build_state(workspace, args)

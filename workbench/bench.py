@@ -142,7 +142,7 @@ def time_cold_start(paths, log) -> list[dict]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from workbench.data import Workspace, demo_workspace
+    from workbench.data import Workspace, open_workspace
 
     cache_dir = Path(args.cache_dir or tempfile.mkdtemp(prefix="workbench-bench-"))
 
@@ -160,10 +160,8 @@ def main(argv=None) -> int:
         path = synthetic_domain(cache_dir, args.synthetic)
         log(f"synthetic domain memory with {args.synthetic:,} items: {path} ({time.perf_counter() - t0:.1f} s)")
         workspace = Workspace(runs=args.runs or [], domains=[path], cache_dir=cache_dir)
-    elif args.runs is None and args.domain is None:
-        workspace = demo_workspace(cache_dir=cache_dir)
     else:
-        workspace = Workspace(runs=args.runs or [], domains=args.domain or [], cache_dir=cache_dir)
+        workspace = open_workspace(args.runs, args.domain, cache_dir=cache_dir)
     if args.layout:
         time_layout(workspace, log)
     cases = collect_cases(workspace)

@@ -60,4 +60,11 @@ def demo_workspace(**kwargs) -> Workspace:
     return Workspace(runs=[DEMO_DIR], domains=[domain] if domain.exists() else [], **kwargs)
 
 
-__all__ = ["Workspace", "RunInfo", "RunStore", "DomainStore", "ResultCache", "content_key", "demo_workspace", "DEMO_DIR"]
+def open_workspace(runs=None, domains=None, **kwargs) -> Workspace:
+    """The given runs and domain memories; the bundled demo when neither is given (None)."""
+    if runs is None and domains is None:
+        return demo_workspace(**kwargs)
+    return Workspace(runs=runs or [], domains=domains or [], **kwargs)
+
+
+__all__ = ["Workspace", "RunInfo", "RunStore", "DomainStore", "ResultCache", "content_key", "demo_workspace", "open_workspace", "DEMO_DIR"]
