@@ -176,8 +176,10 @@ class ProbeStore:
         try:
             return self.results.get_or_compute(content_key("default-prompt", data),
                                                lambda: default_prompt(self.corpus(run)))
-        except TauformerError:
-            return default_prompt(load_corpus(None))
+        except TauformerError:  # the run's text is unreadable: the bundled corpus's passage (cached)
+            if data is None:
+                raise
+            return self.default_prompt(None)
 
     def checkpoint_key(self, run: str, step: int | None) -> tuple:
         """(path, weights mtime) of the checkpoint: changes when the checkpoint is rewritten."""
