@@ -91,11 +91,6 @@ def no_compare_message(run) -> str:
 
 
 # ------------------------------------------------------------------ callbacks
-def head_choices(workspace, run):
-    ms.require(run)
-    return ms.head_options(workspace, run)
-
-
 def update_grids(workspace, run, step, compare, prompt):
     """The layer x head grids of both models on one colour scale."""
     ms.require(run, step)
@@ -233,8 +228,7 @@ def register_callbacks(app, workspace) -> None:
     fig = lambda name: Output(figure_id(name), "figure")  # noqa: E731
     prompt = Input(ms.PROMPT, "data")
     selected = [Input("attn-layer", "value"), Input("attn-head", "value")]
-    app.callback(Output("attn-layer", "options"), Output("attn-head", "options"),
-                 Input("run-picker", "value"))(ms.bind(workspace, head_choices))
+    ms.register_head_choices(app, workspace, "attn")
     app.callback(fig("attn-grid-a"), fig("attn-grid-b"), *ms.WITH_COMPARE, prompt)(ms.bind(workspace, update_grids))
 
     @app.callback(Output("attn-layer", "value"), Output("attn-head", "value"),

@@ -124,16 +124,44 @@ def head_options(workspace, run):
     return index_options(n_layer, "layer"), index_options(n_head, "head")
 
 
+def layer_picker(workspace, run, query: dict, prefix: str) -> html.Label:
+    """The Layer dropdown (id ``<prefix>-layer``), set from the URL query."""
+    n_layer, _ = shape_of(workspace, run)
+    return html.Label(["Layer", dcc.Dropdown(id=f"{prefix}-layer", options=index_options(n_layer, "layer"),
+                                             clearable=False, value=clamp_index(query.get("layer"), n_layer))])
+
+
+def head_picker(workspace, run, query: dict, prefix: str) -> html.Label:
+    """The Head dropdown (id ``<prefix>-head``), set from the URL query."""
+    _, n_head = shape_of(workspace, run)
+    return html.Label(["Head", dcc.Dropdown(id=f"{prefix}-head", options=index_options(n_head, "head"),
+                                            clearable=False, value=clamp_index(query.get("head"), n_head))])
+
+
 def layer_head_pickers(workspace, run, query: dict, prefix: str) -> list:
     """The Layer and Head dropdowns (ids ``<prefix>-layer`` / ``<prefix>-head``), set from the URL query."""
-    n_layer, n_head = shape_of(workspace, run)
-    layer_opts, head_opts = head_options(workspace, run)
-    return [
-        html.Label(["Layer", dcc.Dropdown(id=f"{prefix}-layer", options=layer_opts, clearable=False,
-                                          value=clamp_index(query.get("layer"), n_layer))]),
-        html.Label(["Head", dcc.Dropdown(id=f"{prefix}-head", options=head_opts, clearable=False,
-                                         value=clamp_index(query.get("head"), n_head))]),
-    ]
+    return [layer_picker(workspace, run, query, prefix), head_picker(workspace, run, query, prefix)]
+
+
+def head_choices(workspace, run):
+    """(layer options, head options) for the run picker's run."""
+    require(run)
+    return head_options(workspace, run)
+
+
+def layer_choices(workspace, run):
+    """Layer options for the run picker's run."""
+    return head_choices(workspace, run)[0]
+
+
+def register_head_choices(app, workspace, prefix: str, *, head: bool = True) -> None:
+    """Refill ``<prefix>-layer`` (and ``<prefix>-head`` unless ``head`` is False) when the run changes."""
+    run = Input("run-picker", "value")
+    if head:
+        app.callback(Output(f"{prefix}-layer", "options"), Output(f"{prefix}-head", "options"),
+                     run)(bind(workspace, head_choices))
+    else:
+        app.callback(Output(f"{prefix}-layer", "options"), run)(bind(workspace, layer_choices))
 
 
 def colour_cap(*maps: np.ndarray, sample: int = 200_000) -> float:

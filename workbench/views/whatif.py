@@ -81,11 +81,6 @@ def laplacian_options(workspace, domain_options):
     return BASE_LAPLACIANS + [{"label": f"domain memory: {d}", "value": f"domain:{d}"} for d in domains]
 
 
-def head_choices(workspace, run):
-    ms.require(run)
-    return ms.head_options(workspace, run)
-
-
 def update_whatif(workspace, run, step, prompt, layer, head, log_scale, tau_mode, tau_value, percentile,
                   laplacian, seed):
     """Attention of the selected head before / after, loss deltas, entropy per head, and a summary line."""
@@ -125,8 +120,7 @@ def register_callbacks(app, workspace) -> None:
     ms.register_prompt(app, workspace)
     app.callback(Output("whatif-laplacian", "options"), Input("domain-picker", "options"))(
         ms.bind(workspace, laplacian_options))
-    app.callback(Output("whatif-layer", "options"), Output("whatif-head", "options"),
-                 Input("run-picker", "value"))(ms.bind(workspace, head_choices))
+    ms.register_head_choices(app, workspace, "whatif")
     app.callback(Output(figure_id("whatif-maps"), "figure"), Output(figure_id("whatif-entropy"), "figure"),
                  Output("whatif-summary", "children"), *ms.PICKERS, Input(ms.PROMPT, "data"),
                  Input("whatif-layer", "value"), Input("whatif-head", "value"), Input("whatif-temperature", "value"),

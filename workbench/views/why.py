@@ -42,11 +42,6 @@ def layout(workspace, **query):
 
 
 # ------------------------------------------------------------------ callbacks
-def head_choices(workspace, run):
-    ms.require(run)
-    return ms.head_options(workspace, run)
-
-
 def update_strip(workspace, run, step, prompt, layer):
     """lambda_q of every head of the layer, one row per head."""
     ms.require(run, step)
@@ -112,8 +107,7 @@ def explanation(s: dict) -> list:
 def register_callbacks(app, workspace) -> None:
     ms.register_prompt(app, workspace)
     prompt = Input(ms.PROMPT, "data")
-    app.callback(Output("why-layer", "options"), Output("why-head", "options"),
-                 Input("run-picker", "value"))(ms.bind(workspace, head_choices))
+    ms.register_head_choices(app, workspace, "why")
     app.callback(Output(figure_id("why-strip"), "figure"), *ms.PICKERS, prompt,
                  Input("why-layer", "value"))(ms.bind(workspace, update_strip))
     app.callback(Output("why-head", "value"), Output("why-token", "value"),
