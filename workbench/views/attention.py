@@ -258,13 +258,8 @@ def register_callbacks(app, workspace) -> None:
 
 
 # ------------------------------------------------------------------ export and bench
-def _state(workspace, state: dict):
-    run = state.get("run") or ms.default_run(workspace, {})
-    return run, workspace.runs.nearest_step(run, state.get("step")), state.get("compare"), state.get("prompt")
-
-
 def export_figures(workspace, state: dict) -> dict:
-    run, step, compare, prompt = _state(workspace, state)
+    run, step, compare, prompt = ms.export_state(workspace, state)
     grid_a, grid_b = update_grids(workspace, run, step, compare, prompt)
     pair, tokens, _ = update_pair(workspace, run, step, compare, prompt, 0, 0, None)
     diff, sorted_fig = update_head_maps(workspace, run, step, compare, prompt, 0, 0)
@@ -274,7 +269,7 @@ def export_figures(workspace, state: dict) -> dict:
 
 
 def bench_cases(workspace) -> list:
-    run, step, compare, prompt = _state(workspace, {})
+    run, step, compare, prompt = ms.export_state(workspace, {})
     return [
         ("attention: grids", lambda: update_grids(workspace, run, step, compare, prompt)),
         ("attention: pick head 2 of layer 3", lambda: update_pair(workspace, run, step, compare, prompt, 3, 2, None)),

@@ -111,9 +111,7 @@ def register_callbacks(app, workspace) -> None:
 
 # ------------------------------------------------------------------ export and bench
 def export_figures(workspace, state: dict) -> dict:
-    run, step, prompt = state.get("run"), state.get("step"), state.get("prompt")
-    run = run or ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, step)
+    run, step, _, prompt = ms.export_state(workspace, state)
     q, k = update_strips(workspace, run, step, prompt, 0, "full")
     return {"heads-lambda-q": q, "heads-lambda-k": k,
             "heads-distributions": update_distributions(workspace, run, step, prompt, "prompt", "lambda_q", "violin"),
@@ -121,8 +119,7 @@ def export_figures(workspace, state: dict) -> dict:
 
 
 def bench_cases(workspace) -> list:
-    run = ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, None)
+    run, step, _, _ = ms.export_state(workspace, {})
     return [
         ("heads: strips, layer 1", lambda: update_strips(workspace, run, step, None, 1, "full")),
         ("heads: strips, data range", lambda: update_strips(workspace, run, step, None, 2, "data")),

@@ -99,6 +99,13 @@ def default_run(workspace, query: dict) -> str | None:
     return tau or dot or (names[0] if names else None)
 
 
+def export_state(workspace, state: dict) -> tuple:
+    """(run, step, compared run, prompt) of an export or bench state: the state's run (else the
+    default run) at its checkpoint nearest the state's step (the latest when none)."""
+    run = state.get("run") or default_run(workspace, {})
+    return run, workspace.runs.nearest_step(run, state.get("step")), state.get("compare"), state.get("prompt")
+
+
 def shape_of(workspace, run: str | None) -> tuple[int, int]:
     """(n_layer, n_head) of a run ((1, 1) when unknown)."""
     if not run or run not in workspace.runs.names():

@@ -187,8 +187,7 @@ def export_figures(workspace, state: dict) -> dict:
 
 
 def bench_cases(workspace) -> list:
-    run = ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, None)
+    run, step, _, _ = ms.export_state(workspace, {})
     return [
         ("training: loss curves, smoothing 0.6, log axis", lambda: update_loss(workspace, 0.6, "log", run, step)),
         ("training: throughput", lambda: update_speed(workspace, 0.6)),

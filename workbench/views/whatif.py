@@ -141,16 +141,14 @@ def register_callbacks(app, workspace) -> None:
 
 # ------------------------------------------------------------------ export and bench
 def export_figures(workspace, state: dict) -> dict:
-    run = state.get("run") or ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, state.get("step"))
-    fig, entropy, _ = update_whatif(workspace, run, step, state.get("prompt"), 0, 0, -1.0, "model", 1.0, 0.5,
+    run, step, _, prompt = ms.export_state(workspace, state)
+    fig, entropy, _ = update_whatif(workspace, run, step, prompt, 0, 0, -1.0, "model", 1.0, 0.5,
                                     "model", 0)
     return {"whatif-maps": fig, "whatif-entropy": entropy}
 
 
 def bench_cases(workspace) -> list:
-    run = ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, None)
+    run, step, _, _ = ms.export_state(workspace, {})
     args = (workspace, run, step, None, 1, 1)
     return [
         ("what-if: unchanged", lambda: update_whatif(*args, 0.0, "model", 1.0, 0.5, "model", 0)),

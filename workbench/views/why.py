@@ -123,15 +123,13 @@ def register_callbacks(app, workspace) -> None:
 
 # ------------------------------------------------------------------ export and bench
 def export_figures(workspace, state: dict) -> dict:
-    run = state.get("run") or ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, state.get("step"))
-    spectrum, _ = update_spectral(workspace, run, step, state.get("prompt"), 0, 0, 10)
-    return {"why-strip": update_strip(workspace, run, step, state.get("prompt"), 0), "why-spectrum": spectrum}
+    run, step, _, prompt = ms.export_state(workspace, state)
+    spectrum, _ = update_spectral(workspace, run, step, prompt, 0, 0, 10)
+    return {"why-strip": update_strip(workspace, run, step, prompt, 0), "why-spectrum": spectrum}
 
 
 def bench_cases(workspace) -> list:
-    run = ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, None)
+    run, step, _, _ = ms.export_state(workspace, {})
     return [
         ("why: strip of layer 2", lambda: update_strip(workspace, run, step, None, 2)),
         ("why: click a strip cell", lambda: select_from_strip({"points": [{"x": "40\u00b7k", "y": "head 1"}]})),
