@@ -116,6 +116,13 @@ def as_int(value, default: int = 0) -> int:
         return default
 
 
+def as_float(value, default: float = 0.0) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def register_url_sync(app, store_id: str, params: list[tuple[str, str, str]]) -> None:
     """Mirror controls into the URL query (replaceState), so the view can be bookmarked and shared.
 
