@@ -16,6 +16,7 @@ from tauformer.errors import TauformerError
 from workbench.figures import FigureInputError, fig_empty
 
 from .common import empty_state, figure_card
+from .shell import NONE
 
 PROMPT = "model-prompt"
 PROMPT_TEXT = "model-prompt-text"
@@ -26,7 +27,6 @@ PROMPT_DEFAULT = "model-prompt-default"
 PROMPT_NOTE = "model-prompt-note"
 PICKERS = [Input("run-picker", "value"), Input("step-picker", "value")]
 WITH_COMPARE = PICKERS + [Input("compare-picker", "value")]
-NONE = "__none__"
 PENDING = "__PENDING__"  # the committed prompt before the page has decided it (URL, remembered or default)
 FRIENDLY_ERRORS = (TauformerError, KeyError, FigureInputError, ValueError)
 
