@@ -76,7 +76,7 @@ def layout(workspace, **query):
 
 # ------------------------------------------------------------------ helpers
 def probe_pair(workspace, run, step, compare, prompt):
-    """(view of run, view of the compared run or None, message or None)."""
+    """(view of run, view of the compared run or None)."""
     other = ms.compare_run(workspace, run, compare)
     a, b = workspace.probes.probe_pair(run, step, other, ms.prompt_of(workspace, prompt, run))
     return a, b

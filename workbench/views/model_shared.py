@@ -76,8 +76,8 @@ def card(name: str, title: str, **kwargs):
     return figure_card(name, title, figure=_LOADING[0], **kwargs)
 
 
-def empty(text: str, height: int | None = None):
-    return fig_empty(text, height=height)
+def empty(text: str):
+    return fig_empty(text)
 
 
 def compare_run(workspace, run: str, compare: str | None) -> str | None:
