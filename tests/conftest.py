@@ -14,9 +14,18 @@ def tiny_config(attention="tau", **overrides) -> ModelConfig:
     return ModelConfig(**base)
 
 
-def tiny_model(attention="tau", seed=0, **overrides) -> GPT:
+def tiny_model(attention="tau", seed=0, laplacian=None, **overrides) -> GPT:
+    """A tiny model (head_dim 8); a tau model measures against `laplacian` (None: the chain)."""
     torch.manual_seed(seed)
-    return GPT(tiny_config(attention, **overrides)).eval()
+    return GPT(tiny_config(attention, **overrides), laplacian=laplacian).eval()
+
+
+def random_laplacian(D: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    W = torch.rand(D, D, generator=g) * (torch.rand(D, D, generator=g) < 0.3)
+    W = torch.triu(W, 1)
+    W = W + W.T
+    return torch.diag(W.sum(1)) - W
 
 
 @pytest.fixture

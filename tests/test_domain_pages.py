@@ -45,6 +45,16 @@ def texts_of(component) -> str:
     return texts_of(getattr(component, "children", None))
 
 
+def walk(tree, visit) -> None:
+    """Call ``visit`` on every Dash component of a layout tree, depth first."""
+    if isinstance(tree, (list, tuple)):
+        for x in tree:
+            walk(x, visit)
+    elif hasattr(tree, "children") or hasattr(tree, "id"):
+        visit(tree)
+        walk(getattr(tree, "children", None), visit)
+
+
 def ready_status(ws, domain="demo"):
     status, disabled = page.layout_status(ws, domain)
     assert status.startswith("ready:") and disabled is True
@@ -69,33 +79,28 @@ def test_layouts_restore_their_state_from_the_url(ws):
     tree = page.layout(ws, eig="3", color="cluster", item="17", flayout="kamada-kawai")
     found = {}
 
-    def walk(c):
-        if isinstance(c, (list, tuple)):
-            for x in c:
-                walk(x)
-        elif hasattr(c, "children") or hasattr(c, "id"):
-            if isinstance(getattr(c, "id", None), str):
-                found[c.id] = c
-            walk(getattr(c, "children", None))
+    def keep(c):
+        if isinstance(getattr(c, "id", None), str):
+            found[c.id] = c
 
-    walk(tree)
+    walk(tree, keep)
     assert found["domain-eig"].value == 3 and found["domain-color"].value == "cluster"
     assert found["domain-selected"].data == 17 and found["domain-feature-layout"].value == "kamada-kawai"
     # a Dash dropdown drops a value missing from its options: the first render must offer it
     assert 3 in [o["value"] for o in found["domain-eig"].options]
     assert "cluster" in [o["value"] for o in found["domain-color"].options]
     found.clear()
-    walk(spectrum.layout(ws, eig="5", vs="none", log="log"))
+    walk(spectrum.layout(ws, eig="5", vs="none", log="log"), keep)
     assert found["spectrum-eig"].value == 5 and found["spectrum-vs"].value == "none"
     assert found["spectrum-log"].value == ["log"]
     assert 5 in [o["value"] for o in found["spectrum-eig"].options]
     assert "none" in [o["value"] for o in found["spectrum-vs"].options]
     found.clear()
-    walk(page.layout(ws, eig="x", flayout="bogus"))  # malformed values fall back
+    walk(page.layout(ws, eig="x", flayout="bogus"), keep)  # malformed values fall back
     assert found["domain-eig"].value == 1 and found["domain-feature-layout"].value == "spring"
     assert found["domain-edges"].value == ["edges"]
     found.clear()
-    walk(page.layout(ws, edges=""))  # the URL of a map with its edges switched off
+    walk(page.layout(ws, edges=""), keep)  # the URL of a map with its edges switched off
     assert found["domain-edges"].value == []
 
 
@@ -241,17 +246,7 @@ def test_no_domain_loaded_shows_an_empty_state(tmp_path):
     text = texts_of(page.layout(ws)) + texts_of(spectrum.layout(ws))
     assert text.count(domain_parts.NO_DOMAIN) == 2
     graphs = []
-
-    def walk(c):
-        if isinstance(c, (list, tuple)):
-            for x in c:
-                walk(x)
-        elif c is not None and not isinstance(c, str):
-            if type(c).__name__ == "Graph":
-                graphs.append(c)
-            walk(getattr(c, "children", None))
-
-    walk([page.layout(ws), spectrum.layout(ws)])
+    walk([page.layout(ws), spectrum.layout(ws)], lambda c: graphs.append(c) if type(c).__name__ == "Graph" else None)
     assert len(graphs) == 6  # every card says so rather than "Loading..." forever
     assert all(g.figure.layout.meta["empty"] and "No domain memory" in g.figure.layout.annotations[0].text
                for g in graphs)

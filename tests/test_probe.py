@@ -8,17 +8,9 @@ from tauformer.kernels import tau_attention
 from tauformer.probe import attention_weights, capture, run_probe
 from tauformer.taumode import taumode_lambdas
 
-from conftest import tiny_config, tiny_model
-from tauformer.model import GPT
+from conftest import tiny_model
 
 KINDS = ["tau", "dot"]
-
-
-def tau_model(laplacian=None, seed: int = 0, **overrides) -> GPT:
-    """A tiny tau model (head_dim 8) measuring against `laplacian`."""
-    torch.manual_seed(seed)
-    return GPT(tiny_config("tau", **overrides), laplacian=laplacian).eval()
-
 
 
 def hook_count(model) -> int:
@@ -111,7 +103,7 @@ def test_probe_weights_reproduce_the_attention_output(attention, tokens):
 
 
 def test_entropy_is_one_for_uniform_attention():
-    model = tau_model(laplacian=torch.eye(8))  # identity: every lambda equal
+    model = tiny_model(laplacian=torch.eye(8))  # identity: every lambda equal
     result = run_probe(model, torch.arange(20)[None])
     assert torch.allclose(result.entropy(), torch.ones(2, 1, 4), atol=1e-5)
 

@@ -8,23 +8,7 @@ from tauformer.probe import run_probe
 from tauformer.spectral import laplacian_spectrum, spectral_decomposition
 from tauformer.taumode import rayleigh_energy, select_tau, taumode_lambdas
 
-from conftest import tiny_config, tiny_model
-from tauformer.model import GPT
-
-
-def tau_model(laplacian=None, seed: int = 0, **overrides) -> GPT:
-    """A tiny tau model (head_dim 8) measuring against `laplacian`."""
-    torch.manual_seed(seed)
-    return GPT(tiny_config("tau", **overrides), laplacian=laplacian).eval()
-
-
-
-def random_laplacian(D: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    W = torch.rand(D, D, generator=g) * (torch.rand(D, D, generator=g) < 0.3)
-    W = torch.triu(W, 1)
-    W = W + W.T
-    return torch.diag(W.sum(1)) - W
+from conftest import random_laplacian, tiny_model
 
 
 @pytest.mark.parametrize("name", ["chain", "random"])
@@ -62,7 +46,7 @@ def test_zero_vector_has_zero_energy():
 
 @pytest.mark.parametrize("tau_mode", ["calibrated", "median"])
 def test_rebuilds_the_probed_lambdas_of_a_model(tau_mode, tokens):
-    model = tau_model(tau_mode=tau_mode, laplacian=random_laplacian(8, seed=3))
+    model = tiny_model(tau_mode=tau_mode, laplacian=random_laplacian(8, seed=3))
     result = run_probe(model, tokens)
     spec = laplacian_spectrum(model.laplacian)
     for name, tau in (("q", result.tau_q), ("k", result.tau_k)):

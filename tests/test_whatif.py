@@ -9,16 +9,7 @@ from tauformer.laplacian import chain_laplacian
 from tauformer.taumode import rayleigh_energy
 from tauformer.whatif import Change, apply_change, calibrate, degree_preserving_shuffle, laplacian_variant, what_if
 
-from conftest import tiny_config, tiny_model
-from tauformer.model import GPT
-from test_spectral import random_laplacian
-
-
-def tau_model(laplacian=None, seed: int = 0, **overrides) -> GPT:
-    """A tiny tau model (head_dim 8) measuring against `laplacian`."""
-    torch.manual_seed(seed)
-    return GPT(tiny_config("tau", **overrides), laplacian=laplacian).eval()
-
+from conftest import random_laplacian, tiny_model
 
 
 @pytest.fixture
@@ -33,7 +24,7 @@ def state(model):
 
 
 def test_unchanged_settings_reproduce_attention_and_loss(tokens, batches):
-    model = tau_model(laplacian=random_laplacian(8))
+    model = tiny_model(laplacian=random_laplacian(8))
     result = what_if(model, tokens, Change(), batches)
     assert torch.equal(result.before.weights, result.after.weights)
     assert torch.equal(result.before.logits, result.after.logits)
@@ -46,7 +37,7 @@ def test_unchanged_settings_reproduce_attention_and_loss(tokens, batches):
     Change(tau_mode="calibrated", laplacian=torch.eye(8), laplacian_name="identity"),
 ])
 def test_a_change_moves_attention_but_never_the_original_model(change, tokens, batches):
-    model = tau_model(laplacian=random_laplacian(8))
+    model = tiny_model(laplacian=random_laplacian(8))
     before = state(model)
     result = what_if(model, tokens, change, batches)
     assert not torch.allclose(result.before.weights, result.after.weights)
@@ -57,7 +48,7 @@ def test_a_change_moves_attention_but_never_the_original_model(change, tokens, b
 
 
 def test_lower_temperature_sharpens_attention(tokens, batches):
-    model = tau_model(laplacian=random_laplacian(8))
+    model = tiny_model(laplacian=random_laplacian(8))
     result = what_if(model, tokens, Change(temperature_scale=0.01), batches)
     assert (result.after.entropy() < result.before.entropy()).all()
 
@@ -70,7 +61,7 @@ def test_fixed_temperature_models_scale_their_fixed_value():
 
 
 def test_calibration_sets_tau_to_the_median_energy(batches):
-    model = tau_model(laplacian=random_laplacian(8))
+    model = tiny_model(laplacian=random_laplacian(8))
     from tauformer.probe import capture
 
     taus = calibrate(model, batches)
@@ -124,7 +115,7 @@ def test_layer_qk_stops_at_the_layer_and_matches_a_full_capture(tokens):
     from tauformer.probe import capture
     from tauformer.whatif import layer_qk
 
-    model = tau_model(laplacian=random_laplacian(8))
+    model = tiny_model(laplacian=random_laplacian(8))
     with capture(model) as cap:
         model(tokens)
     q, k = layer_qk(model, tokens, 1)

@@ -94,6 +94,13 @@ class PageWatch:
         self.page.goto(url)
         self.page.wait_for_load_state("networkidle")
 
+    def open(self, url: str, graphs: int) -> None:
+        """Go to ``url`` and wait until its callbacks have settled with ``graphs`` graphs drawn."""
+        self.goto(url)
+        self.wait_idle()
+        self.graphs_rendered(graphs)
+        self.wait_idle()
+
     def wait_idle(self, timeout: float = 30_000) -> None:
         """Wait until Dash has no callback in flight (its loading state is cleared)."""
         self.page.wait_for_function(

@@ -40,15 +40,8 @@ def last_trace(page, graph: str, what: str):
                            return v === undefined ? null : Array.from(v); }""", what)
 
 
-def open_page(page, url: str, graphs: int) -> None:
-    page.goto(url)
-    page.wait_idle()
-    page.graphs_rendered(graphs)
-    page.wait_idle()
-
-
 def test_domain_page_draws_items_and_feature_graph_and_switches_the_eigenvector(domain_app, page):
-    open_page(page, domain_app + "domain", 2)
+    page.open(domain_app + "domain", 2)
     assert "1,976 items" in page.page.locator("#domain-summary").inner_text()
     assert "UMAP layout of 1,976 items" in page.page.locator("#domain-layout-note").inner_text()
     assert page.page.locator(f"{ITEM_MAP} .scatterlayer path.point").count() >= 1976
@@ -65,7 +58,7 @@ def test_domain_page_draws_items_and_feature_graph_and_switches_the_eigenvector(
 
 
 def test_clicking_an_item_highlights_it_and_lists_its_neighbours(domain_app, page):
-    open_page(page, domain_app + "domain", 2)
+    page.open(domain_app + "domain", 2)
     # pixel position of item 100, from the plot's own axes
     x, y = page.page.locator(ITEM_MAP).evaluate("""gd => {
         const t = gd._fullData.find(d => d.name === 'items');
@@ -98,7 +91,7 @@ def test_clicking_an_item_highlights_it_and_lists_its_neighbours(domain_app, pag
 
 
 def test_spectrum_page_shares_the_eigenvector_and_exports_svg_and_pdf(domain_app, page):
-    open_page(page, domain_app + "spectrum?eig=4", 4)
+    page.open(domain_app + "spectrum?eig=4", 4)
     legend = page.page.locator("#card-spectrum-eigenvalues .legendtext").evaluate_all(
         "els => els.map(e => e.textContent)")
     assert "demo" in legend and "chain (D=32)" in legend
@@ -142,7 +135,7 @@ def test_uploading_an_embedding_builds_and_selects_its_domain(domain_app, page, 
     np.save(tmp_path / "my-topics.npy", X.astype(np.float32))
     bad = tmp_path / "model.pkl"
     bad.write_bytes(b"not an embedding")
-    open_page(page, domain_app + "domain", 2)
+    page.open(domain_app + "domain", 2)
     upload = page.page.locator("#domain-upload input[type=file]")
     upload.set_input_files(str(bad))
     page.page.wait_for_selector(".upload-error", timeout=60_000)

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.browser
 PAGES = {"heads": 4, "attention": 8, "why": 2, "whatif": 2, "training": 4, "memory": 1}
 
 
-def graph(page, name: str) -> str:
+def graph(name: str) -> str:
     return f"#card-{name} .js-plotly-plot"
 
 
@@ -26,22 +26,18 @@ def point_position(page, name: str, trace_name_start: str | None = None, index: 
                 return [box.left + xa._offset + xa._length / 2, box.top + ya._offset + ya._length / 2];
             }
             return [box.left + xa._offset + xa.d2p(t.x[index]), box.top + ya._offset + ya.d2p(t.y[index])];
-        }""", [graph(page, name), trace_name_start, index, curve])
+        }""", [graph(name), trace_name_start, index, curve])
 
 
 @pytest.mark.parametrize("path", list(PAGES))
 def test_each_model_page_opens_on_the_demo(demo_app, page, path):
-    page.goto(demo_app + path)
-    page.graphs_rendered(PAGES[path])
-    page.wait_idle()
+    page.open(demo_app + path, PAGES[path])
     assert page.page.locator(".model-page h1").count() == 1
     page.assert_healthy()
 
 
 def test_a_typed_prompt_goes_through_both_models(demo_app, page):
-    page.goto(demo_app + "attention")
-    page.graphs_rendered(8)
-    page.wait_idle()
+    page.open(demo_app + "attention", 8)
     text = "def tau(x):\n    return x  # a prompt typed in the browser"
     page.page.fill("#model-prompt-text", text)
     page.page.click("#model-prompt-run")
@@ -52,7 +48,7 @@ def test_a_typed_prompt_goes_through_both_models(demo_app, page):
         page.page.wait_for_function(
             """([sel, run]) => { const gd = document.querySelector(sel);
                  return gd && gd.data && gd.data.length === 12 && gd.querySelector('.heatmaplayer image, .hm image')
-                     && (gd.layout.title.text || '').startsWith(run + ' '); }""", arg=[graph(page, name), run])
+                     && (gd.layout.title.text || '').startsWith(run + ' '); }""", arg=[graph(name), run])
     n_tokens = page.page.evaluate("() => document.querySelector('#card-attn-tokens .js-plotly-plot')"
                                   ".data[0].text.flat().filter(t => t !== '').length")
     assert n_tokens == len(text.encode())  # the default query is the last token: every key shown
@@ -68,19 +64,17 @@ def test_a_typed_prompt_goes_through_both_models(demo_app, page):
 
 
 def test_clicking_a_grid_map_picks_the_head(demo_app, page):
-    page.goto(demo_app + "attention")
-    page.graphs_rendered(8)
-    page.wait_idle()
+    page.open(demo_app + "attention", 8)
     x, y = point_position(page, "attn-grid-a", curve=2 * 3 + 1)  # layer 2, head 1
     page.page.mouse.click(x, y)
     page.page.wait_for_function(
         "() => (document.querySelector('#card-attn-pair .js-plotly-plot').layout.title.text || '')"
         ".startsWith('layer 2, head 1')")
     assert "layer=2" in page.page.url and "head=1" in page.page.url
-    page.page.locator(graph(page, "attn-tokens")).scroll_into_view_if_needed()
+    page.page.locator(graph("attn-tokens")).scroll_into_view_if_needed()
     x, y = page.page.evaluate("""(sel) => { const gd = document.querySelector(sel); const b = gd.getBoundingClientRect();
         const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-        return [b.left + xa._offset + xa.d2p(3), b.top + ya._offset + ya.d2p(0)]; }""", graph(page, "attn-tokens"))
+        return [b.left + xa._offset + xa.d2p(3), b.top + ya._offset + ya.d2p(0)]; }""", graph("attn-tokens"))
     page.page.mouse.click(x, y)  # a token of the text panel becomes the query
     page.page.wait_for_function(
         "() => (document.querySelector('#card-attn-pair .js-plotly-plot').layout.title.text || '')"
@@ -90,9 +84,7 @@ def test_clicking_a_grid_map_picks_the_head(demo_app, page):
 
 
 def test_changing_the_temperature_changes_the_whatif_maps(demo_app, page):
-    page.goto(demo_app + "whatif")
-    page.graphs_rendered(2)
-    page.wait_idle()
+    page.open(demo_app + "whatif", 2)
     assert "no change" in page.page.locator("#whatif-summary").inner_text()
     before = page.page.evaluate("() => document.querySelector('#card-whatif-maps .js-plotly-plot').data[1].z")
     rail = page.page.locator("#whatif-temperature").bounding_box()
@@ -106,14 +98,12 @@ def test_changing_the_temperature_changes_the_whatif_maps(demo_app, page):
 
 
 def test_clicking_a_checkpoint_loads_it_into_the_pickers(demo_app, page):
-    page.goto(demo_app + "training")
-    page.graphs_rendered(4)
-    page.wait_idle()
+    page.open(demo_app + "training", 4)
     assert "Run tau" in page.page.locator("#status-bar").inner_text()
     # leave only the dot checkpoints clickable (the runs' curves overlap), as a legend click would
     page.page.evaluate("""(sel) => { const gd = document.querySelector(sel);
         const others = gd.data.map((t, i) => i).filter(i => !(gd.data[i].name || '').startsWith('dot checkpoints'));
-        return Plotly.restyle(gd, {visible: 'legendonly'}, others); }""", graph(page, "train-loss"))
+        return Plotly.restyle(gd, {visible: 'legendonly'}, others); }""", graph("train-loss"))
     x, y = point_position(page, "train-loss", "dot checkpoints", index=0)
     page.page.mouse.click(x, y)
     page.page.wait_for_function("() => document.querySelector('#status-bar').innerText.includes('Run dot')")

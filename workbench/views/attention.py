@@ -76,7 +76,7 @@ def layout(workspace, **query):
 
 # ------------------------------------------------------------------ helpers
 def probe_pair(workspace, run, step, compare, prompt):
-    """(view of run, view of the compared run or None, message or None)."""
+    """(view of run, view of the compared run or None)."""
     other = ms.compare_run(workspace, run, compare)
     a, b = workspace.probes.probe_pair(run, step, other, ms.prompt_of(workspace, prompt, run))
     return a, b
@@ -91,11 +91,6 @@ def no_compare_message(run) -> str:
 
 
 # ------------------------------------------------------------------ callbacks
-def head_choices(workspace, run):
-    ms.require(run)
-    return ms.head_options(workspace, run)
-
-
 def update_grids(workspace, run, step, compare, prompt):
     """The layer x head grids of both models on one colour scale."""
     ms.require(run, step)
@@ -233,8 +228,7 @@ def register_callbacks(app, workspace) -> None:
     fig = lambda name: Output(figure_id(name), "figure")  # noqa: E731
     prompt = Input(ms.PROMPT, "data")
     selected = [Input("attn-layer", "value"), Input("attn-head", "value")]
-    app.callback(Output("attn-layer", "options"), Output("attn-head", "options"),
-                 Input("run-picker", "value"))(ms.bind(workspace, head_choices))
+    ms.register_head_choices(app, workspace, "attn")
     app.callback(fig("attn-grid-a"), fig("attn-grid-b"), *ms.WITH_COMPARE, prompt)(ms.bind(workspace, update_grids))
 
     @app.callback(Output("attn-layer", "value"), Output("attn-head", "value"),
@@ -264,13 +258,8 @@ def register_callbacks(app, workspace) -> None:
 
 
 # ------------------------------------------------------------------ export and bench
-def _state(workspace, state: dict):
-    run = state.get("run") or ms.default_run(workspace, {})
-    return run, workspace.runs.nearest_step(run, state.get("step")), state.get("compare"), state.get("prompt")
-
-
 def export_figures(workspace, state: dict) -> dict:
-    run, step, compare, prompt = _state(workspace, state)
+    run, step, compare, prompt = ms.export_state(workspace, state)
     grid_a, grid_b = update_grids(workspace, run, step, compare, prompt)
     pair, tokens, _ = update_pair(workspace, run, step, compare, prompt, 0, 0, None)
     diff, sorted_fig = update_head_maps(workspace, run, step, compare, prompt, 0, 0)
@@ -280,7 +269,7 @@ def export_figures(workspace, state: dict) -> dict:
 
 
 def bench_cases(workspace) -> list:
-    run, step, compare, prompt = _state(workspace, {})
+    run, step, compare, prompt = ms.export_state(workspace, {})
     return [
         ("attention: grids", lambda: update_grids(workspace, run, step, compare, prompt)),
         ("attention: pick head 2 of layer 3", lambda: update_pair(workspace, run, step, compare, prompt, 3, 2, None)),

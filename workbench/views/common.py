@@ -116,13 +116,22 @@ def as_int(value, default: int = 0) -> int:
         return default
 
 
-def register_url_sync(app, store_id: str, params: list[tuple[str, str, str]]) -> None:
+def as_float(value, default: float = 0.0) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def register_url_sync(app, store_id: str, params: list[tuple[str, str, str]], omit: tuple = ("",)) -> None:
     """Mirror controls into the URL query (replaceState), so the view can be bookmarked and shared.
 
-    ``params`` lists (query name, component id, property). The page must contain a dcc.Store
-    with ``store_id``; nothing is re-rendered when the URL changes this way.
+    ``params`` lists (query name, component id, property). A parameter whose value is null or
+    one of ``omit`` is left out of the query. The page must contain a dcc.Store with
+    ``store_id``; nothing is re-rendered when the URL changes this way.
     """
     names = json.dumps([p[0] for p in params])
+    omitted = "".join(f" || value === {json.dumps(v)}" for v in omit)
     app.clientside_callback(
         f"""
         function() {{
@@ -130,7 +139,7 @@ def register_url_sync(app, store_id: str, params: list[tuple[str, str, str]]) ->
             const params = new URLSearchParams(window.location.search);
             names.forEach((name, i) => {{
                 const value = arguments[i];
-                if (value === null || value === undefined || value === '') {{ params.delete(name); }}
+                if (value === null || value === undefined{omitted}) {{ params.delete(name); }}
                 else {{ params.set(name, Array.isArray(value) ? value.join(',') : value); }}
             }});
             const qs = params.toString();

@@ -329,8 +329,7 @@ def register_callbacks(app, workspace) -> None:
     @app.callback(Output("domain-eig", "options"), Output("domain-eig", "value"),
                   Input("domain-picker", "value"), State("domain-eig", "value"))
     def _eig(domain, eig_now):
-        options, value = eigen_choice(workspace, domain, eig_now)
-        return options, unchanged_if(value, eig_now)
+        return eigen_choice(workspace, domain, eig_now)
 
     @app.callback(Output({"type": "figure", "id": "domain-feature-graph"}, "figure"),
                   Input("domain-picker", "value"), Input("domain-eig", "value"),
@@ -395,7 +394,7 @@ def bench_cases(workspace) -> dict:
         "domain: layout status": lambda: layout_status(workspace, domain),
         "domain: item map (lambda)": lambda: item_map(workspace, status, "lambda"),
         "domain: item map (cluster)": lambda: item_map(workspace, status, "cluster"),
-        "domain: eigenvector options": lambda: eigen_choice(workspace, domain, 1),
+        "domain: eigenvector options": lambda: eigen_choice(workspace, domain, None),
         "domain: feature graph (eig 1)": lambda: feature_graph_figure(workspace, domain, 1),
         "domain: feature graph (eig 5)": lambda: feature_graph_figure(workspace, domain, 5),
     }

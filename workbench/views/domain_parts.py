@@ -35,17 +35,18 @@ def eigen_choice(workspace, domain, eig_now, clicked_index=None):
     """(options, value) of an eigenvector dropdown for ``domain``.
 
     ``clicked_index`` (a mode picked on the spectrum plot) wins over the current value;
-    an invalid value falls back to the Fiedler vector.
+    an invalid value falls back to the Fiedler vector. The value is no_update when it is
+    ``eig_now`` already.
     """
     domain = require_domain(workspace, domain)
     memory, problem = safe_load(workspace, domain)
     if memory is None:
-        return [], None
+        return [], unchanged_if(None, eig_now)
     facts = dv.spectrum(workspace, domain)
     options = dv.eigenvector_options(facts)
     wanted = clicked_index if clicked_index is not None else eig_now
     value = dv.default_eigenvector(facts, wanted)
-    return options, value
+    return options, unchanged_if(value, eig_now)
 
 
 def feature_graph_figure(workspace, domain, eig, method: str = "spring"):

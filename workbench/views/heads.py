@@ -21,10 +21,8 @@ def layout(workspace, **query):
     if (page := ms.no_runs(workspace, 'Heads')) is not None:
         return page
     run = ms.default_run(workspace, query)
-    layer, colour, source = query.get("layer"), query.get("range"), query.get("source")
+    colour, source = query.get("range"), query.get("source")
     kind, quantity = query.get("kind"), query.get("quantity")
-    n_layer, _ = ms.shape_of(workspace, run)
-    layer_opts, _ = ms.head_options(workspace, run)
     return html.Div(className="model-page", children=[
         html.H1("Heads"),
         html.P("Each tau head turns every query and key into one number, lambda = E / (E + tau), where E is the "
@@ -32,8 +30,7 @@ def layout(workspace, **query):
                className="lead"),
         ms.prompt_box(workspace, query),
         html.Div(className="page-controls", children=[
-            html.Label(["Layer", dcc.Dropdown(id="heads-layer", options=layer_opts, clearable=False,
-                                              value=ms.clamp_index(layer, n_layer))]),
+            ms.layer_picker(workspace, run, query, "heads"),
             html.Label(["Colour range", dcc.RadioItems(
                 id="heads-range", value=colour if colour in ("full", "data") else "data", inline=True,
                 options=[{"label": "0 to 1", "value": "full"}, {"label": "data range", "value": "data"}])]),
@@ -55,11 +52,6 @@ def layout(workspace, **query):
 
 
 # ------------------------------------------------------------------ callbacks
-def layer_choices(workspace, run):
-    ms.require(run)
-    return ms.head_options(workspace, run)[0]
-
-
 def update_strips(workspace, run, step, prompt, layer, colour_range):
     """lambda_q and lambda_k strips (one row per head) of one layer."""
     ms.require(run, step)
@@ -104,7 +96,7 @@ def update_resolution(workspace, run, step, prompt):
 def register_callbacks(app, workspace) -> None:
     ms.register_prompt(app, workspace)
     fig = lambda name: Output({"type": "figure", "id": name}, "figure")  # noqa: E731
-    app.callback(Output("heads-layer", "options"), Input("run-picker", "value"))(ms.bind(workspace, layer_choices))
+    ms.register_head_choices(app, workspace, "heads", head=False)
     app.callback(fig("heads-lambda-q"), fig("heads-lambda-k"), *ms.PICKERS, Input(ms.PROMPT, "data"),
                  Input("heads-layer", "value"), Input("heads-range", "value"))(ms.bind(workspace, update_strips))
     app.callback(fig("heads-distributions"), *ms.PICKERS, Input(ms.PROMPT, "data"), Input("heads-source", "value"),
@@ -119,9 +111,7 @@ def register_callbacks(app, workspace) -> None:
 
 # ------------------------------------------------------------------ export and bench
 def export_figures(workspace, state: dict) -> dict:
-    run, step, prompt = state.get("run"), state.get("step"), state.get("prompt")
-    run = run or ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, step)
+    run, step, _, prompt = ms.export_state(workspace, state)
     q, k = update_strips(workspace, run, step, prompt, 0, "full")
     return {"heads-lambda-q": q, "heads-lambda-k": k,
             "heads-distributions": update_distributions(workspace, run, step, prompt, "prompt", "lambda_q", "violin"),
@@ -129,8 +119,7 @@ def export_figures(workspace, state: dict) -> dict:
 
 
 def bench_cases(workspace) -> list:
-    run = ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, None)
+    run, step, _, _ = ms.export_state(workspace, {})
     return [
         ("heads: strips, layer 1", lambda: update_strips(workspace, run, step, None, 1, "full")),
         ("heads: strips, data range", lambda: update_strips(workspace, run, step, None, 2, "data")),

@@ -88,15 +88,13 @@ def _latency_callback(workspace, n_clicks, run, step, compare):
 
 # ------------------------------------------------------------------ export and bench
 def export_figures(workspace, state: dict) -> dict:
-    run = state.get("run") or ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, state.get("step"))
-    latency, _ = update_latency(workspace, True, run, step, state.get("compare"))
-    return {"memory-cache": update_cache(workspace, run, step, state.get("compare")), "memory-latency": latency}
+    run, step, compare, _ = ms.export_state(workspace, state)
+    latency, _ = update_latency(workspace, True, run, step, compare)
+    return {"memory-cache": update_cache(workspace, run, step, compare), "memory-latency": latency}
 
 
 def bench_cases(workspace) -> list:
-    run = ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, None)
+    run, step, _, _ = ms.export_state(workspace, {})
     return [
         ("memory: KV-cache bytes", lambda: update_cache(workspace, run, step, None)),
         ("memory: show measured latency", lambda: update_latency(workspace, False, run, step, None)),

@@ -16,6 +16,7 @@ from tauformer.errors import TauformerError
 from workbench.figures import FigureInputError, fig_empty
 
 from .common import empty_state, figure_card
+from .shell import NONE
 
 PROMPT = "model-prompt"
 PROMPT_TEXT = "model-prompt-text"
@@ -26,7 +27,6 @@ PROMPT_DEFAULT = "model-prompt-default"
 PROMPT_NOTE = "model-prompt-note"
 PICKERS = [Input("run-picker", "value"), Input("step-picker", "value")]
 WITH_COMPARE = PICKERS + [Input("compare-picker", "value")]
-NONE = "__none__"
 PENDING = "__PENDING__"  # the committed prompt before the page has decided it (URL, remembered or default)
 FRIENDLY_ERRORS = (TauformerError, KeyError, FigureInputError, ValueError)
 
@@ -76,8 +76,8 @@ def card(name: str, title: str, **kwargs):
     return figure_card(name, title, figure=_LOADING[0], **kwargs)
 
 
-def empty(text: str, height: int | None = None):
-    return fig_empty(text, height=height)
+def empty(text: str):
+    return fig_empty(text)
 
 
 def compare_run(workspace, run: str, compare: str | None) -> str | None:
@@ -97,6 +97,13 @@ def default_run(workspace, query: dict) -> str | None:
         return run
     tau, dot = workspace.runs.default_pair()
     return tau or dot or (names[0] if names else None)
+
+
+def export_state(workspace, state: dict) -> tuple:
+    """(run, step, compared run, prompt) of an export or bench state: the state's run (else the
+    default run) at its checkpoint nearest the state's step (the latest when none)."""
+    run = state.get("run") or default_run(workspace, {})
+    return run, workspace.runs.nearest_step(run, state.get("step")), state.get("compare"), state.get("prompt")
 
 
 def shape_of(workspace, run: str | None) -> tuple[int, int]:
@@ -124,16 +131,44 @@ def head_options(workspace, run):
     return index_options(n_layer, "layer"), index_options(n_head, "head")
 
 
+def layer_picker(workspace, run, query: dict, prefix: str) -> html.Label:
+    """The Layer dropdown (id ``<prefix>-layer``), set from the URL query."""
+    n_layer, _ = shape_of(workspace, run)
+    return html.Label(["Layer", dcc.Dropdown(id=f"{prefix}-layer", options=index_options(n_layer, "layer"),
+                                             clearable=False, value=clamp_index(query.get("layer"), n_layer))])
+
+
+def head_picker(workspace, run, query: dict, prefix: str) -> html.Label:
+    """The Head dropdown (id ``<prefix>-head``), set from the URL query."""
+    _, n_head = shape_of(workspace, run)
+    return html.Label(["Head", dcc.Dropdown(id=f"{prefix}-head", options=index_options(n_head, "head"),
+                                            clearable=False, value=clamp_index(query.get("head"), n_head))])
+
+
 def layer_head_pickers(workspace, run, query: dict, prefix: str) -> list:
     """The Layer and Head dropdowns (ids ``<prefix>-layer`` / ``<prefix>-head``), set from the URL query."""
-    n_layer, n_head = shape_of(workspace, run)
-    layer_opts, head_opts = head_options(workspace, run)
-    return [
-        html.Label(["Layer", dcc.Dropdown(id=f"{prefix}-layer", options=layer_opts, clearable=False,
-                                          value=clamp_index(query.get("layer"), n_layer))]),
-        html.Label(["Head", dcc.Dropdown(id=f"{prefix}-head", options=head_opts, clearable=False,
-                                         value=clamp_index(query.get("head"), n_head))]),
-    ]
+    return [layer_picker(workspace, run, query, prefix), head_picker(workspace, run, query, prefix)]
+
+
+def head_choices(workspace, run):
+    """(layer options, head options) for the run picker's run."""
+    require(run)
+    return head_options(workspace, run)
+
+
+def layer_choices(workspace, run):
+    """Layer options for the run picker's run."""
+    return head_choices(workspace, run)[0]
+
+
+def register_head_choices(app, workspace, prefix: str, *, head: bool = True) -> None:
+    """Refill ``<prefix>-layer`` (and ``<prefix>-head`` unless ``head`` is False) when the run changes."""
+    run = Input("run-picker", "value")
+    if head:
+        app.callback(Output(f"{prefix}-layer", "options"), Output(f"{prefix}-head", "options"),
+                     run)(bind(workspace, head_choices))
+    else:
+        app.callback(Output(f"{prefix}-layer", "options"), run)(bind(workspace, layer_choices))
 
 
 def colour_cap(*maps: np.ndarray, sample: int = 200_000) -> float:

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import dash
 from dash import Input, Output, State, dcc, html
 
-from .common import query_value
+from .common import query_value, register_url_sync
 
 GLOBAL_PARAMS = ("run", "step", "compare", "domain")
 NONE = "__none__"
@@ -74,27 +74,8 @@ def register_callbacks(app, workspace, pages) -> None:
         options = [{"label": f"step {s}" + (" (latest)" if s == steps[-1] else ""), "value": s} for s in steps]
         return options, step
 
-    app.clientside_callback(
-        """
-        function(run, step, compare, domain) {
-            const params = new URLSearchParams(window.location.search);
-            const values = {run: run, step: step, compare: compare, domain: domain};
-            for (const [name, value] of Object.entries(values)) {
-                if (value === null || value === undefined || value === '__none__') { params.delete(name); }
-                else { params.set(name, value); }
-            }
-            const qs = params.toString();
-            const target = window.location.pathname + (qs ? '?' + qs : '');
-            if (target !== window.location.pathname + window.location.search) {
-                window.history.replaceState(window.history.state, '', target);
-            }
-            return window.dash_clientside.no_update;
-        }
-        """,
-        Output("shell-url-sync", "data"),
-        Input("run-picker", "value"), Input("step-picker", "value"),
-        Input("compare-picker", "value"), Input("domain-picker", "value"),
-    )
+    register_url_sync(app, "shell-url-sync", [(name, f"{name}-picker", "value") for name in GLOBAL_PARAMS],
+                      omit=(NONE,))
 
     @app.callback(
         [Output(f"nav-{page['id']}", "href") for page in pages],

@@ -177,8 +177,7 @@ def register_callbacks(app, workspace) -> None:
         clicked = eig_from_click(click) if isinstance(ctx.triggered_id, dict) else None
         if isinstance(ctx.triggered_id, dict) and clicked is None:
             raise PreventUpdate
-        options, value = eigen_choice(workspace, domain, eig_now, clicked)
-        return options, unchanged_if(value, eig_now)
+        return eigen_choice(workspace, domain, eig_now, clicked)
 
     @app.callback(Output({"type": "figure", "id": "spectrum-feature-graph"}, "figure"),
                   Input("domain-picker", "value"), Input("spectrum-eig", "value"))

@@ -8,17 +8,10 @@ from dash import Input, Output, dcc, html, no_update
 from workbench.figures import fig_entropy_over_steps, fig_lambda_over_steps, fig_loss_curves, fig_tokens_per_second
 
 from . import model_shared as ms
-from .common import figure_id, register_url_sync
+from .common import as_float, figure_id, register_url_sync
 
 PAGE = dict(id="training", requires="runs", path="/training", name="Training", order=30,
             description="Loss curves, tokens/s, and lambda and entropy over steps; click a checkpoint to load it.")
-
-
-def _float(value, default: float) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def layout(workspace, **query):
@@ -34,7 +27,7 @@ def layout(workspace, **query):
                "(or any point) to load that run at that checkpoint in the other pages.", className="lead"),
         ms.card("train-loss", "Loss", figure_fn="fig_loss_curves", controls=[
             html.Label(["smoothing", dcc.Slider(id="train-smoothing", min=0, max=0.95, step=0.05,
-                                                value=_float(query.get("smoothing"), 0.0),
+                                                value=as_float(query.get("smoothing"), 0.0),
                                                 marks={0: "0", 0.5: "0.5", 0.9: "0.9"}, className="slider")]),
             dcc.RadioItems(id="train-axis", inline=True, value="log" if query.get("axis") == "log" else "linear",
                            options=[{"label": "linear loss axis", "value": "linear"},
@@ -94,13 +87,13 @@ def drift(h: dict, quantity: str = "lambda_q") -> dict | None:
 def update_loss(workspace, smoothing, axis, run, step):
     """Loss curves of all runs, with the loaded checkpoint marked."""
     hs = histories(workspace)
-    return fig_loss_curves(hs, smoothing=min(0.95, _float(smoothing, 0.0)), log_y=axis == "log",
+    return fig_loss_curves(hs, smoothing=min(0.95, as_float(smoothing, 0.0)), log_y=axis == "log",
                            selected_step=step, selected_run=run,
                            checkpoints={name: h["checkpoints"] for name, h in hs.items()})
 
 
 def update_speed(workspace, smoothing):
-    return fig_tokens_per_second(histories(workspace), smoothing=min(0.95, _float(smoothing, 0.0)))
+    return fig_tokens_per_second(histories(workspace), smoothing=min(0.95, as_float(smoothing, 0.0)))
 
 
 def update_lambda(workspace, run, quantity, head):
@@ -187,8 +180,7 @@ def export_figures(workspace, state: dict) -> dict:
 
 
 def bench_cases(workspace) -> list:
-    run = ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, None)
+    run, step, _, _ = ms.export_state(workspace, {})
     return [
         ("training: loss curves, smoothing 0.6, log axis", lambda: update_loss(workspace, 0.6, "log", run, step)),
         ("training: throughput", lambda: update_speed(workspace, 0.6)),

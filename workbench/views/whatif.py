@@ -7,7 +7,7 @@ from dash import Input, Output, dcc, html
 from workbench.figures import fig_entropy_bars, fig_whatif
 
 from . import model_shared as ms
-from .common import figure_id, register_url_sync
+from .common import as_float, figure_id, register_url_sync
 
 PAGE = dict(id="whatif", requires="runs", path="/whatif", name="What if", order=13,
             description="Change temperature, tau mode or the Laplacian and watch attention and validation loss.")
@@ -29,13 +29,6 @@ BASE_LAPLACIANS = [
 TEMPERATURE_MARKS = {-2: "x0.01", -1: "x0.1", 0: "x1", 1: "x10"}
 
 
-def _float(value, default):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
-
-
 def layout(workspace, **query):
     if (page := ms.no_runs(workspace, 'What if')) is not None:
         return page
@@ -51,18 +44,18 @@ def layout(workspace, **query):
         html.Div(className="page-controls whatif-controls", children=[
             html.Label(className="wide", children=["Temperature (each head's, scaled)", dcc.Slider(
                 id="whatif-temperature", min=-2, max=1, step=0.1, marks=TEMPERATURE_MARKS,
-                value=_float(query.get("temperature"), 0.0), tooltip={"placement": "bottom"})]),
+                value=as_float(query.get("temperature"), 0.0), tooltip={"placement": "bottom"})]),
             html.Label(["tau", dcc.Dropdown(id="whatif-tau-mode", options=TAU_MODES, clearable=False,
                                             value=query.get("tau") if query.get("tau") in modes else "model")]),
             html.Label(["fixed tau", dcc.Input(id="whatif-tau-value", type="number", min=1e-6, debounce=True,
-                                               value=_float(query.get("tauvalue"), 1.0), className="num-input")]),
+                                               value=as_float(query.get("tauvalue"), 1.0), className="num-input")]),
             html.Label(["percentile", dcc.Input(id="whatif-percentile", type="number", min=0, max=1, step=0.05,
-                                                debounce=True, value=_float(query.get("percentile"), 0.5),
+                                                debounce=True, value=as_float(query.get("percentile"), 0.5),
                                                 className="num-input")]),
             html.Label(["Laplacian", dcc.Dropdown(id="whatif-laplacian", options=lap_opts, clearable=False,
                                                   value=query.get("laplacian") or "model")]),
             html.Label(["shuffle seed", dcc.Input(id="whatif-seed", type="number", min=0, step=1, debounce=True,
-                                                  value=int(_float(query.get("seed"), 0)), className="num-input")]),
+                                                  value=int(as_float(query.get("seed"), 0)), className="num-input")]),
             *ms.layer_head_pickers(workspace, run, query, "whatif"),
         ]),
         html.Div(id="whatif-summary", className="whatif-summary", role="status"),
@@ -81,11 +74,6 @@ def laplacian_options(workspace, domain_options):
     return BASE_LAPLACIANS + [{"label": f"domain memory: {d}", "value": f"domain:{d}"} for d in domains]
 
 
-def head_choices(workspace, run):
-    ms.require(run)
-    return ms.head_options(workspace, run)
-
-
 def update_whatif(workspace, run, step, prompt, layer, head, log_scale, tau_mode, tau_value, percentile,
                   laplacian, seed):
     """Attention of the selected head before / after, loss deltas, entropy per head, and a summary line."""
@@ -93,12 +81,12 @@ def update_whatif(workspace, run, step, prompt, layer, head, log_scale, tau_mode
     if workspace.runs.info(run).attention != "tau":
         text = ms.no_lambda(run) + " What-if changes apply to tau runs."
         return ms.empty(text), ms.empty(text), text
-    scale = 10.0 ** _float(log_scale, 0.0)
+    scale = 10.0 ** as_float(log_scale, 0.0)
     try:
         r = workspace.probes.whatif(run, step, ms.prompt_of(workspace, prompt, run), temperature_scale=scale,
-                                    tau_mode=tau_mode, tau=_float(tau_value, 1.0),
-                                    percentile=_float(percentile, 0.5), laplacian=laplacian,
-                                    seed=int(_float(seed, 0)))
+                                    tau_mode=tau_mode, tau=as_float(tau_value, 1.0),
+                                    percentile=as_float(percentile, 0.5), laplacian=laplacian,
+                                    seed=int(as_float(seed, 0)))
     except ms.FRIENDLY_ERRORS as err:
         return ms.empty(ms.message(err)), ms.empty(ms.message(err)), ms.message(err)
     before, after = r["before"], r["after"]
@@ -125,8 +113,7 @@ def register_callbacks(app, workspace) -> None:
     ms.register_prompt(app, workspace)
     app.callback(Output("whatif-laplacian", "options"), Input("domain-picker", "options"))(
         ms.bind(workspace, laplacian_options))
-    app.callback(Output("whatif-layer", "options"), Output("whatif-head", "options"),
-                 Input("run-picker", "value"))(ms.bind(workspace, head_choices))
+    ms.register_head_choices(app, workspace, "whatif")
     app.callback(Output(figure_id("whatif-maps"), "figure"), Output(figure_id("whatif-entropy"), "figure"),
                  Output("whatif-summary", "children"), *ms.PICKERS, Input(ms.PROMPT, "data"),
                  Input("whatif-layer", "value"), Input("whatif-head", "value"), Input("whatif-temperature", "value"),
@@ -147,16 +134,14 @@ def register_callbacks(app, workspace) -> None:
 
 # ------------------------------------------------------------------ export and bench
 def export_figures(workspace, state: dict) -> dict:
-    run = state.get("run") or ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, state.get("step"))
-    fig, entropy, _ = update_whatif(workspace, run, step, state.get("prompt"), 0, 0, -1.0, "model", 1.0, 0.5,
+    run, step, _, prompt = ms.export_state(workspace, state)
+    fig, entropy, _ = update_whatif(workspace, run, step, prompt, 0, 0, -1.0, "model", 1.0, 0.5,
                                     "model", 0)
     return {"whatif-maps": fig, "whatif-entropy": entropy}
 
 
 def bench_cases(workspace) -> list:
-    run = ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, None)
+    run, step, _, _ = ms.export_state(workspace, {})
     args = (workspace, run, step, None, 1, 1)
     return [
         ("what-if: unchanged", lambda: update_whatif(*args, 0.0, "model", 1.0, 0.5, "model", 0)),

@@ -42,11 +42,6 @@ def layout(workspace, **query):
 
 
 # ------------------------------------------------------------------ callbacks
-def head_choices(workspace, run):
-    ms.require(run)
-    return ms.head_options(workspace, run)
-
-
 def update_strip(workspace, run, step, prompt, layer):
     """lambda_q of every head of the layer, one row per head."""
     ms.require(run, step)
@@ -112,8 +107,7 @@ def explanation(s: dict) -> list:
 def register_callbacks(app, workspace) -> None:
     ms.register_prompt(app, workspace)
     prompt = Input(ms.PROMPT, "data")
-    app.callback(Output("why-layer", "options"), Output("why-head", "options"),
-                 Input("run-picker", "value"))(ms.bind(workspace, head_choices))
+    ms.register_head_choices(app, workspace, "why")
     app.callback(Output(figure_id("why-strip"), "figure"), *ms.PICKERS, prompt,
                  Input("why-layer", "value"))(ms.bind(workspace, update_strip))
     app.callback(Output("why-head", "value"), Output("why-token", "value"),
@@ -129,15 +123,13 @@ def register_callbacks(app, workspace) -> None:
 
 # ------------------------------------------------------------------ export and bench
 def export_figures(workspace, state: dict) -> dict:
-    run = state.get("run") or ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, state.get("step"))
-    spectrum, _ = update_spectral(workspace, run, step, state.get("prompt"), 0, 0, 10)
-    return {"why-strip": update_strip(workspace, run, step, state.get("prompt"), 0), "why-spectrum": spectrum}
+    run, step, _, prompt = ms.export_state(workspace, state)
+    spectrum, _ = update_spectral(workspace, run, step, prompt, 0, 0, 10)
+    return {"why-strip": update_strip(workspace, run, step, prompt, 0), "why-spectrum": spectrum}
 
 
 def bench_cases(workspace) -> list:
-    run = ms.default_run(workspace, {})
-    step = workspace.runs.nearest_step(run, None)
+    run, step, _, _ = ms.export_state(workspace, {})
     return [
         ("why: strip of layer 2", lambda: update_strip(workspace, run, step, None, 2)),
         ("why: click a strip cell", lambda: select_from_strip({"points": [{"x": "40\u00b7k", "y": "head 1"}]})),
