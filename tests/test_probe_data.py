@@ -141,3 +141,18 @@ def test_concurrent_probes_of_one_model_do_not_mix(ws):
     for prompt, view in zip(prompts, views):
         alone = ws.probes.probe("tau", None, prompt)
         assert view.T == len(prompt) and np.array_equal(view.lambda_q, alone.lambda_q)
+
+
+def test_single_checkpoint_directories_load_whatever_their_name(tmp_path):
+    """A checkpoint given directly is its own run, named ckpt-<step> or not, and loads."""
+    import shutil
+
+    from workbench.data import DEMO_DIR
+    from workbench.data.runs import RunStore
+
+    shutil.copytree(DEMO_DIR / "dot" / "ckpt-500", tmp_path / "final")
+    runs = RunStore([tmp_path / "final", DEMO_DIR / "tau" / "ckpt-1000"])
+    assert runs.names() == ["final", "tau"] and not runs.problems
+    for name, step in (("final", 500), ("tau", 1000)):
+        assert runs.info(name).steps == [step]
+        assert runs.load(name)[1].step == step

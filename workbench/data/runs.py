@@ -17,14 +17,19 @@ PAIR_KEYS = ("n_layer", "n_head", "n_kv_head", "n_embd", "block_size", "vocab_si
 
 @dataclass
 class RunInfo:
-    """One run directory: its name in the app, attention kind, shape and checkpoint steps."""
+    """One run directory: its name in the app, attention kind, shape and checkpoints."""
 
     name: str
     path: Path
     attention: str
     model: dict
     train: dict | None
-    steps: list[int] = field(default_factory=list)
+    checkpoints: dict[int, Path] = field(default_factory=dict)  # step -> checkpoint directory
+
+    @property
+    def steps(self) -> list[int]:
+        """Checkpoint steps, ascending."""
+        return sorted(self.checkpoints)
 
     @property
     def label(self) -> str:
@@ -60,21 +65,21 @@ def discover_runs(paths) -> tuple[list[RunInfo], list[str]]:
 
 
 def _run_info(run_dir: Path, taken: set[str]) -> RunInfo:
-    checkpoints = list_checkpoints(run_dir)
+    checkpoints = dict(list_checkpoints(run_dir))
     if checkpoints:
-        meta = read_meta(checkpoints[-1][1])
-        steps = [s for s, _ in checkpoints]
-        name = run_dir.name
+        meta = read_meta(checkpoints[max(checkpoints)])
+        name, path = run_dir.name, run_dir
     else:  # a single checkpoint directory given directly
         meta = read_meta(run_dir)
-        steps = [meta.step]
+        checkpoints = {meta.step: run_dir}
         name = run_dir.parent.name if run_dir.name.startswith("ckpt-") else run_dir.name
+        path = run_dir.parent
     base, i = name, 2
     while name in taken:
         name, i = f"{base}-{i}", i + 1
-    return RunInfo(name=name, path=run_dir if checkpoints else run_dir.parent, attention=meta.model_config.attention,
+    return RunInfo(name=name, path=path, attention=meta.model_config.attention,
                    model=meta.model_config.to_dict(),
-                   train=meta.train_config.to_dict() if meta.train_config else None, steps=steps)
+                   train=meta.train_config.to_dict() if meta.train_config else None, checkpoints=checkpoints)
 
 
 class RunStore:
@@ -95,10 +100,7 @@ class RunStore:
 
     def checkpoint_path(self, name: str, step: int | None = None) -> Path:
         """The checkpoint directory of `name` at `step` (the nearest one at or before it; latest if None)."""
-        info = self.info(name)
-        checkpoints = dict(list_checkpoints(info.path)) or {info.steps[-1]: info.path}
-        step = self.nearest_step(name, step)
-        return checkpoints[step]
+        return self.info(name).checkpoints[self.nearest_step(name, step)]
 
     def nearest_step(self, name: str, step: int | None) -> int:
         steps = self.info(name).steps
