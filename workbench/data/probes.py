@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -181,12 +180,6 @@ class ProbeStore:
                 raise
             return self.default_prompt(None)
 
-    def checkpoint_key(self, run: str, step: int | None) -> tuple:
-        """(path, weights mtime) of the checkpoint: changes when the checkpoint is rewritten."""
-        path = self.runs.checkpoint_path(run, step)
-        weights = Path(path) / "model.safetensors"
-        return str(path), weights.stat().st_mtime_ns if weights.exists() else 0
-
     def step_for(self, run: str, step: int | None) -> int:
         return self.runs.nearest_step(run, step)
 
@@ -205,7 +198,7 @@ class ProbeStore:
         ids, truncated = self.encode(prompt)
         if len(ids) < 2:
             raise ConfigError("the prompt needs at least 2 tokens (bytes)")
-        key = content_key("probe", self.checkpoint_key(run, step), ids.tolist())
+        key = content_key("probe", self.runs.checkpoint_key(run, step), ids.tolist())
 
         def compute():
             model = self.model(run, step)
@@ -253,7 +246,7 @@ class ProbeStore:
             view = self.probe(run, step, prompt)
             return {"lambda_q": view.lambda_q, "lambda_k": view.lambda_k}
         step = self.step_for(run, step)
-        key = content_key("lambda-val", self.checkpoint_key(run, step))
+        key = content_key("lambda-val", self.runs.checkpoint_key(run, step))
 
         def compute():
             n, T = VAL_SAMPLE
@@ -279,7 +272,7 @@ class ProbeStore:
     def spectrum(self, run: str, step: int | None):
         """Eigen-decomposition of the Laplacian the tau run measures its heads against (cached)."""
         step = self.step_for(run, step)
-        key = content_key("spectrum", self.checkpoint_key(run, step))
+        key = content_key("spectrum", self.runs.checkpoint_key(run, step))
         return self.results.get_or_compute(key, lambda: laplacian_spectrum(self.model(run, step).laplacian))
 
     def spectral(self, run: str, step: int | None, prompt: str | None, layer: int, head: int, token: int) -> dict:
@@ -338,7 +331,7 @@ class ProbeStore:
         tau = tau if tau_mode == "fixed" else None
         percentile = percentile if tau_mode == "percentile" else None
         seed = seed if laplacian == "shuffle" else 0
-        key = content_key("whatif", self.checkpoint_key(run, step), self.encode(prompt)[0].tolist(),
+        key = content_key("whatif", self.runs.checkpoint_key(run, step), self.encode(prompt)[0].tolist(),
                           float(temperature_scale), tau_mode, tau, percentile, laplacian, seed)
 
         def compute():
@@ -360,7 +353,7 @@ class ProbeStore:
     def validation_loss(self, run: str, step: int | None) -> float:
         """Mean loss of the unchanged checkpoint on the what-if validation batches (cached)."""
         step = self.step_for(run, step)
-        key = content_key("val-loss", self.checkpoint_key(run, step), WHATIF_BATCHES)
+        key = content_key("val-loss", self.runs.checkpoint_key(run, step), WHATIF_BATCHES)
         def compute():
             batches = self.validation_batches(run, *WHATIF_BATCHES, seed=1)
             model = self.model(run, step)
@@ -369,27 +362,11 @@ class ProbeStore:
 
         return self.results.get_or_compute(key, compute)
 
-    def histories(self) -> dict:
-        """Every run's history arrays (RunStore.history_arrays), cached per set of latest checkpoints;
-        runs whose files cannot be read are left out."""
-        names = self.runs.names()
-        key = content_key("histories", [(n, self.checkpoint_key(n, None)) for n in names])
-
-        def compute():
-            out = {}
-            for name in names:
-                try:
-                    out[name] = self.runs.history_arrays(name)
-                except (TauformerError, KeyError, OSError):
-                    continue
-            return out
-
-        return self.results.get_or_compute(key, compute)
 
     # ---------------------------------------------------------- memory and speed
     def kv_cache(self, runs: list[tuple[str, int | None]], contexts=speed.CACHE_CONTEXTS) -> dict:
         """Cache bytes per run and context from real caches; adds head_dim (of the first run)."""
-        key = content_key("kv", [(r, self.checkpoint_key(r, s)) for r, s in runs], list(contexts))
+        key = content_key("kv", [(r, self.runs.checkpoint_key(r, s)) for r, s in runs], list(contexts))
 
         def compute():
             models = {r: self.model(r, s) for r, s in runs}
@@ -400,7 +377,7 @@ class ProbeStore:
         return self.results.get_or_compute(key, compute)
 
     def latency_key(self, runs, contexts=speed.LATENCY_CONTEXTS) -> str:
-        return content_key("latency", [(r, self.checkpoint_key(r, s)) for r, s in runs], list(contexts))
+        return content_key("latency", [(r, self.runs.checkpoint_key(r, s)) for r, s in runs], list(contexts))
 
     def decode_latency(self, runs: list[tuple[str, int | None]], contexts=speed.LATENCY_CONTEXTS, *,
                        measure: bool = True) -> dict | None:

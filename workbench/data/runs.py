@@ -10,7 +10,7 @@ import numpy as np
 from tauformer.checkpoint import list_checkpoints, load_checkpoint, read_meta
 from tauformer.errors import TauformerError
 
-from .cache import ResultCache
+from .cache import ResultCache, content_key
 
 PAIR_KEYS = ("n_layer", "n_head", "n_kv_head", "n_embd", "block_size", "vocab_size")
 
@@ -89,6 +89,7 @@ class RunStore:
         runs, self.problems = discover_runs(paths)
         self._runs = {r.name: r for r in runs}
         self._models = ResultCache(max_items=max_models)  # checkpoint path -> (model, meta)
+        self._histories = ResultCache(max_items=4)  # set of latest checkpoints -> history arrays
 
     def names(self, attention: str | None = None) -> list[str]:
         return [n for n, r in self._runs.items() if attention is None or r.attention == attention]
@@ -101,6 +102,12 @@ class RunStore:
     def checkpoint_path(self, name: str, step: int | None = None) -> Path:
         """The checkpoint directory of `name` at `step` (the nearest one at or before it; latest if None)."""
         return self.info(name).checkpoints[self.nearest_step(name, step)]
+
+    def checkpoint_key(self, name: str, step: int | None) -> tuple:
+        """(path, weights mtime) of the checkpoint: changes when the checkpoint is rewritten."""
+        path = self.checkpoint_path(name, step)
+        weights = Path(path) / "model.safetensors"
+        return str(path), weights.stat().st_mtime_ns if weights.exists() else 0
 
     def nearest_step(self, name: str, step: int | None) -> int:
         steps = self.info(name).steps
@@ -140,6 +147,23 @@ class RunStore:
     def history(self, name: str) -> list[dict]:
         """The evaluation records of a run (from its latest checkpoint's metadata; no weights read)."""
         return read_meta(self.checkpoint_path(name)).history
+
+    def histories(self) -> dict:
+        """Every run's history arrays (history_arrays), cached per set of latest checkpoints;
+        runs whose files cannot be read are left out. Reads JSON only (no torch)."""
+        names = self.names()
+        key = content_key("histories", [(n, self.checkpoint_key(n, None)) for n in names])
+
+        def compute():
+            out = {}
+            for name in names:
+                try:
+                    out[name] = self.history_arrays(name)
+                except (TauformerError, KeyError, OSError):
+                    continue
+            return out
+
+        return self._histories.get_or_compute(key, compute)
 
     def history_arrays(self, name: str) -> dict:
         """History as arrays: step, losses, lr, tokens/s [S]; lambda stats and entropy [S, L, H]."""

@@ -60,7 +60,7 @@ def _choice(value, options):
 # ------------------------------------------------------------------ data
 def histories(workspace) -> dict:
     """Each run's history arrays (run name -> dict), cached by the data layer."""
-    return workspace.probes.histories()
+    return workspace.runs.histories()
 
 
 def drift(h: dict, quantity: str = "lambda_q") -> dict | None:
