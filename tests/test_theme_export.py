@@ -38,7 +38,7 @@ def test_templates_are_registered_with_installed_fonts():
 
 def test_paper_sizes_match_column_widths_at_96_dpi():
     assert theme.paper_size(1).width_px == 336  # 3.5 in
-    assert theme.paper_size(2).width_px == 691  # 7.2 in
+    assert theme.paper_size(2).width_px == 687  # 7.16 in
     with pytest.raises(ValueError):
         theme.paper_size(3)
 
@@ -91,7 +91,7 @@ def test_prepare_paper_mode_drops_title_and_notes_and_sizes_by_columns():
     prepared, w, h = export.prepare_figure(fig, "pdf", columns=2)
     assert prepared.layout.title.text is None
     assert not any(a.name == "ui-note" for a in prepared.layout.annotations)
-    assert (w, h) == (691, 691)  # the sparsity figure asks for a square (aspect 1)
+    assert (w, h) == (687, 687)  # the sparsity figure asks for a square (aspect 1)
     assert prepared.layout.template.layout.font.family == theme.build_paper_template(2).layout.font.family
     pair = F.fig_attention_grid(np.ones((2, 2, 3, 3)))
     assert pair.layout.annotations[0].font.size == 16  # subplot titles, screen size
@@ -111,6 +111,52 @@ def test_prepare_paper_mode_drops_the_screen_selection():
     assert [t.name for t in prepared.data] == ["tau train"]
     kept, _, _ = export.prepare_figure(fig, "png", paper=False)
     assert len(kept.data) == 2
+
+
+def test_prepare_paper_mode_drops_selection_marks_of_maps_and_heads():
+    rng = np.random.default_rng(0)
+    xy = rng.normal(size=(30, 2))
+    fig = F.fig_item_map(xy, color=rng.random(30), highlight=3, neighbours=[4, 5])
+    assert len(fig.data) == 4  # items, links, neighbour rings, the selected star
+    prepared, _, _ = export.prepare_figure(fig, "svg")
+    assert [t.name for t in prepared.data] == [fig.data[0].name]
+    assert len(export.prepare_figure(fig, "svg", paper=False)[0].data) == 4
+    pair = F.fig_attention_pair(np.eye(6), np.eye(6), list("abcdef"), highlight_query=2)
+    assert len(pair.layout.shapes) == 2  # the query row outlined in both maps
+    assert len(export.prepare_figure(pair, "pdf")[0].layout.shapes) == 0
+
+
+def test_prepare_drops_layout_images_that_would_be_fetched():
+    fig = F.fig_empty("x")
+    inline = "data:image/png;base64,iVBORw0KGgo="
+    for source in ("file:///etc/passwd", "http://169.254.169.254/latest", "/etc/passwd", inline):
+        fig.add_layout_image(source=source, x=0, y=0, sizex=1, sizey=1)
+    for paper in (True, False):
+        prepared, _, _ = export.prepare_figure(fig, "png", paper=paper)
+        assert [im.source for im in prepared.layout.images] == [inline]
+
+
+def test_pdf_title_is_rewritten_with_a_valid_xref():
+    from workbench.pdf_info import pdf_title, set_pdf_title
+
+    objects = [b"<</Title (Kaleido-fier)\n/Producer (x)>>", b"<</Type /Catalog /Pages 3 0 R>>",
+               b"<</Type /Pages /Kids [] /Count 0>>"]
+    body, offsets = b"%PDF-1.4\n", []
+    for i, obj in enumerate(objects, 1):
+        offsets.append(len(body))
+        body += b"%d 0 obj\n%s\nendobj\n" % (i, obj)
+    xref = len(body)
+    body += b"xref\n0 4\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    body += b"trailer\n<</Size 4\n/Root 2 0 R\n/Info 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % xref
+    assert pdf_title(body) == "Kaleido-fier"
+    for title in ("Loss (tau, step 1500)", "lambda \u03bb of head (2)"):
+        out = set_pdf_title(body, title)
+        assert pdf_title(out) == title and b"Kaleido-fier" not in out
+        start = int(out.rsplit(b"startxref", 1)[1].split()[0])
+        assert out[start:start + 4] == b"xref"
+        entries = out[start:].split(b"trailer")[0].splitlines()[3:]
+        for number, entry in enumerate(entries, 1):
+            assert out[int(entry.split()[0]):].startswith(b"%d 0 obj" % number)
 
 
 def test_bad_arguments_raise_export_error():
@@ -158,7 +204,7 @@ def test_png_has_the_signature_and_the_paper_size(renderer):
     one = export.figure_to_bytes(_small_figure(), "png", scale=2)
     assert _png_size(one) == (2 * 336, 2 * theme.paper_size(1).height_px)
     two = export.figure_to_bytes(_small_figure(), "png", columns=2, scale=1)
-    assert _png_size(two)[0] == 691
+    assert _png_size(two)[0] == 687
     assert export.TIMINGS[-1].fmt == "png" and export.TIMINGS[-1].n_bytes == len(two)
 
 
@@ -172,10 +218,37 @@ def test_svg_parses_and_uses_the_paper_font(renderer):
 
 
 @pytest.mark.browser
-def test_pdf_is_complete(renderer):
-    data = export.figure_to_bytes(_small_figure(), "pdf")
+def test_pdf_is_complete_and_titled(renderer):
+    from workbench.pdf_info import pdf_title
+
+    data = export.figure_to_bytes(_small_figure(), "pdf", title="Loss curves of tau and dot")
     assert data.startswith(b"%PDF")
     assert data.rstrip().endswith(b"%%EOF")
+    assert pdf_title(data) == "Loss curves of tau and dot"
+    fig = _small_figure().update_layout(title_text="<b>Loss</b> at step 100")
+    named = export.figure_to_bytes(fig, "pdf")  # paper mode drops the title from the page, not the file
+    assert pdf_title(named) == "Loss at step 100"
+    assert b"Kaleido" not in named and b"untitled" not in named.lower()
+
+
+def _mediabox_inches(pdf: bytes) -> tuple[float, float]:
+    import re
+
+    x0, y0, x1, y1 = map(float, re.search(rb"/MediaBox\s*\[([^\]]*)\]", pdf).group(1).split())
+    return (x1 - x0) / 72, (y1 - y0) / 72
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("columns, inches", [(1, 3.5), (2, 7.16)])
+def test_png_scale_leaves_svg_and_pdf_at_the_paper_size(renderer, columns, inches):
+    fig = _small_figure()
+    size = theme.paper_size(columns)
+    svg = ET.fromstring(export.figure_to_bytes(fig, "svg", columns=columns, scale=2))
+    assert (svg.get("width"), svg.get("height")) == (str(size.width_px), str(size.height_px))
+    width, height = _mediabox_inches(export.figure_to_bytes(fig, "pdf", columns=columns, scale=2))
+    assert abs(width - inches) < 0.01 and abs(height - size.height_px / theme.DPI) < 0.01
+    png = export.figure_to_bytes(fig, "png", columns=columns, scale=2)
+    assert _png_size(png) == (2 * size.width_px, 2 * size.height_px)
 
 
 @pytest.mark.browser

@@ -5,9 +5,13 @@ seconds, a render about half a second); :func:`stop_renderer` ends it, and it is
 closed when the interpreter exits. MathJax is disabled and plotly.js comes from the
 installed plotly package, so rendering never touches the network.
 
-Paper mode applies the ``tauformer_paper`` template at one- or two-column width,
-drops the title and on-screen notes, and turns WebGL traces into SVG traces for the
-vector formats (a WebGL layer would otherwise be pasted in as a bitmap).
+Paper mode applies the ``tauformer_paper`` template at one- or two-column width
+(3.5 in or 7.16 in), drops the title, on-screen notes and selection marks, and turns WebGL
+traces into SVG traces for the vector formats (a WebGL layer would otherwise be pasted in
+as a bitmap). The PNG scale multiplies pixels only: an SVG or PDF always has the paper size.
+Layout images that are not inline ``data:`` URIs are dropped, so Chromium never opens a
+file or a URL on the server's behalf; the app exports only figures the server built
+(see :mod:`workbench.views.cards`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from workbench import theme
+from workbench.pdf_info import set_pdf_title
 
 FORMATS = ("png", "svg", "pdf")
 RESERVED_MANIFEST_KEYS = ("versions", "files", "exported_at")
@@ -237,6 +242,7 @@ def prepare_figure(fig: go.Figure, fmt: str, *, paper: bool = True, columns: int
     if columns not in theme.PAPER_SIZES:
         raise ExportError(f"columns must be 1 or 2, got {columns!r}")
     out = to_svg_traces(fig) if fmt in ("svg", "pdf") else go.Figure(fig)
+    out.layout.images = [im for im in out.layout.images if _inline_image(im.source)]
     if paper:
         size = theme.paper_size(columns)
         out.update_layout(template=theme.build_paper_template(columns), title_text=None)
@@ -256,6 +262,19 @@ def prepare_figure(fig: go.Figure, fmt: str, *, paper: bool = True, columns: int
     return out, int(w), int(h)
 
 
+def _inline_image(source) -> bool:
+    """Whether a layout image's source is inline data (a URL or file path would be fetched)."""
+    return isinstance(source, str) and source.lstrip().lower().startswith("data:image/")
+
+
+def figure_title(fig: go.Figure, name: str = "") -> str:
+    """A document title for ``fig``: its screen title (markup removed), else ``name``."""
+    text = fig.layout.title.text if fig.layout.title else None
+    text = re.sub(r"<[^>]+>", " ", str(text or ""))
+    text = re.sub(r"\s+", " ", text).strip()
+    return text or str(name or _meta(fig).get("figure") or "figure")
+
+
 _SIGNATURES = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF"}
 
 
@@ -270,7 +289,8 @@ def _check_output(data: bytes, fmt: str) -> None:
 
 def figure_to_bytes(fig: go.Figure, fmt: str = "png", *, width: int | None = None,
                     height: int | None = None, scale: float = 1, paper: bool = True,
-                    columns: int = 1, timeout: float = 60.0, name: str = "") -> bytes:
+                    columns: int = 1, timeout: float = 60.0, name: str = "",
+                    title: str | None = None) -> bytes:
     """Render ``fig`` as PNG, SVG or PDF bytes.
 
     Parameters
@@ -280,15 +300,17 @@ def figure_to_bytes(fig: go.Figure, fmt: str = "png", *, width: int | None = Non
     width, height : int, optional
         Pixels at 96 dpi (paper default: the column width and the figure's aspect).
     scale : 1..4
-        Pixel density multiplier (PNG resolution; vector formats are unaffected).
+        Pixel density of a PNG; an SVG or PDF keeps its size (width x height at 96 dpi).
     paper : bool
         Apply the paper template and clean-ups (see :func:`prepare_figure`).
     columns : 1 or 2
-        Paper width: one column (3.5 in) or two columns (7.2 in).
+        Paper width: one column (3.5 in) or two columns (7.16 in).
     timeout : float
         Seconds allowed for the render (start-up has its own 60 s limit).
     name : str
         Label for the timing record.
+    title : str, optional
+        The PDF's /Title (default: the figure's screen title, else ``name``).
 
     Raises
     ------
@@ -301,7 +323,7 @@ def figure_to_bytes(fig: go.Figure, fmt: str = "png", *, width: int | None = Non
                                     height=height)
     t0 = time.perf_counter()
     started = _RENDERER.start()
-    opts = dict(format=fmt, width=w, height=h, scale=scale)
+    opts = dict(format=fmt, width=w, height=h, scale=scale if fmt == "png" else 1)
     try:
         data = _RENDERER.render(prepared.to_dict(), opts, timeout)
     except Exception as exc:  # noqa: BLE001 - kaleido/choreographer raise many kinds
@@ -310,6 +332,8 @@ def figure_to_bytes(fig: go.Figure, fmt: str = "png", *, width: int | None = Non
             raise
         raise ExportError(f"rendering {fmt} failed: {type(exc).__name__}: {exc}") from None
     _check_output(data, fmt)
+    if fmt == "pdf":
+        data = set_pdf_title(data, title or figure_title(fig, name))
     seconds = time.perf_counter() - t0
     label = name or str(_meta(fig).get("figure", ""))
     TIMINGS.append(ExportTiming(label, fmt, seconds, len(data), started))

@@ -79,7 +79,7 @@ class PaperSize:
 
 PAPER_SIZES = {
     1: PaperSize(width_px=round(3.5 * DPI), height_px=round(2.6 * DPI), font_pt=8.0),
-    2: PaperSize(width_px=round(7.2 * DPI), height_px=round(3.2 * DPI), font_pt=9.0),
+    2: PaperSize(width_px=round(7.16 * DPI), height_px=round(3.2 * DPI), font_pt=9.0),
 }
 
 

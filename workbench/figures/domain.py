@@ -151,7 +151,8 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
 
 
 def _add_selection(fig, cls, xy, highlight, neighbours, texts_short, fn) -> None:
-    """Traces for the clicked item, its neighbours and the links between them (on top)."""
+    """Traces for the clicked item, its neighbours and the links between them (on top); on-screen
+    selection marks, so they carry ``meta=theme.UI_ONLY`` and paper export leaves them out."""
     n = len(xy)
     if highlight is None:
         return
@@ -164,15 +165,15 @@ def _add_selection(fig, cls, xy, highlight, neighbours, texts_short, fn) -> None
     texts = (lambda idx: None) if texts_short is None else (lambda idx: texts_short[idx])
     if nb.size:
         lx, ly = _segments(xy, np.stack([np.full_like(nb, h), nb], axis=1))
-        fig.add_trace(cls(x=lx, y=ly, mode="lines", name="neighbour links", hoverinfo="skip",
+        fig.add_trace(cls(x=lx, y=ly, mode="lines", name="neighbour links", hoverinfo="skip", meta=theme.UI_ONLY,
                           line=dict(color=theme.HIGHLIGHT, width=1.2)))
         fig.add_trace(cls(x=xy[nb, 0], y=xy[nb, 1], mode="markers", name=f"neighbours ({nb.size})",
-                          customdata=_ids(nb), hovertext=texts(nb),
+                          customdata=_ids(nb), hovertext=texts(nb), meta=theme.UI_ONLY,
                           marker=dict(size=11, color=theme.HIGHLIGHT, symbol="circle-open",
                                       line=dict(width=2)),
                           hovertemplate="neighbour %{customdata}<br>%{hovertext}<extra></extra>"))
     fig.add_trace(cls(x=xy[[h], 0], y=xy[[h], 1], mode="markers", name=f"selected item {h}",
-                      customdata=[h], hovertext=texts([h]),
+                      customdata=[h], hovertext=texts([h]), meta=theme.UI_ONLY,
                       marker=dict(size=16, color=theme.HIGHLIGHT, symbol="star",
                                   line=dict(color="black", width=1.5)),
                       hovertemplate="selected %{customdata}<br>%{hovertext}<extra></extra>"))

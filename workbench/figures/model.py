@@ -331,7 +331,8 @@ def fig_attention_pair(tau_map, dot_map, tokens: Sequence[str] | None = None, *,
         row, n_cols = int(highlight_query) // factor, -(-t // factor)
         for col in (1, 2):
             fig.add_shape(type="rect", x0=-0.5, x1=n_cols - 0.5, y0=row - 0.5, y1=row + 0.5,
-                          line=dict(color=theme.HIGHLIGHT, width=2), row=1, col=col)
+                          line=dict(color=theme.HIGHLIGHT, width=2), name=theme.UI_ONLY,  # a selection
+                          row=1, col=col)
     fig.update_yaxes(autorange="reversed", showgrid=False)
     fig.update_yaxes(title_text="query", row=1, col=1)
     fig.update_yaxes(showticklabels=False, row=1, col=2)
