@@ -11,7 +11,7 @@ from workbench import theme
 from workbench.data import Workspace, demo_workspace, item_layout
 from workbench.data import domain_views as dv
 from workbench.data.layout_compute import save_layout
-from workbench.views import PAGE_MODULES, domain_parts, spectrum
+from workbench.views import PAGE_MODULES, cards, domain_parts, spectrum
 from workbench.views import domain as page
 
 
@@ -269,11 +269,12 @@ def test_warm_up_computes_the_first_views(tmp_path):
 
 
 def test_export_and_bench_hooks(ws):
-    figs = page.export_figures(ws, {"domain": "demo", "eig": 2})
-    assert set(figs) == {"domain_feature_graph", "domain_item_map"}
-    assert set(spectrum.export_figures(ws, {"domain": "demo"})) == {
-        "spectrum_eigenvalues", "spectrum_density", "spectrum_sparsity"}
-    assert page.export_figures(ws, {}) == {}
+    figs = cards.build_for_state(ws, "domain", {"domain": "demo", "eig": 2})
+    assert set(figs) == {"domain-feature-graph", "domain-item-map"}
+    assert figs["domain-feature-graph"][0].layout.meta["eigenvector"] == 2
+    assert figs["domain-item-map"][1]["status"].startswith("ready:demo:")
+    assert set(cards.build_for_state(ws, "spectrum", {"domain": "demo"})) == {
+        "spectrum-eigenvalues", "spectrum-density", "spectrum-sparsity"}
     cases = {**page.bench_cases(ws), **spectrum.bench_cases(ws)}
     assert "domain: click an item" in cases and "spectrum: sparsity of L" in cases
     for fn in cases.values():

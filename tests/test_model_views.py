@@ -7,7 +7,7 @@ import pytest
 from dash.exceptions import PreventUpdate
 
 from workbench.data import demo_workspace
-from workbench.views import PAGE_MODULES, attention, heads, memory, model_shared, training, whatif, why
+from workbench.views import PAGE_MODULES, attention, cards, heads, memory, model_shared, training, whatif, why
 
 MODEL_PAGES = [heads, attention, why, whatif, training, memory]
 
@@ -50,7 +50,7 @@ def test_every_model_page_is_registered_with_the_page_contract():
         assert page in modules
         assert set(page.PAGE) >= {"id", "path", "name", "order", "description"}
         assert callable(page.layout) and callable(page.register_callbacks)
-        assert callable(page.export_figures) and callable(page.bench_cases)
+        assert cards.page_recipes(page.PAGE["id"]) and callable(page.bench_cases)
 
 
 def test_an_undecided_prompt_skips_the_update(ws, step):
@@ -168,12 +168,14 @@ def test_layouts_restore_state_from_the_url(ws):
 
 
 def test_export_figures_and_bench_cases(ws):
-    state = {"run": "tau", "step": None, "compare": "dot", "domain": "demo", "prompt": "export me please"}
+    state = {"run": "tau", "step": ws.runs.nearest_step("tau", None), "compare": "dot", "domain": "demo",
+             "prompt": "export me please"}
     for page in MODEL_PAGES:
         if page is memory:
             continue  # measures latency for seconds; its cache figure is checked above
-        figures = page.export_figures(ws, state)
-        assert figures and all(isinstance(f, go.Figure) for f in figures.values()), page.__name__
+        figures = cards.build_for_state(ws, page.PAGE["id"], state)
+        assert figures and all(isinstance(f, go.Figure) and drawn(f) for f, _ in figures.values()), page.__name__
+        assert all(keys.get("run", "tau") == "tau" for _, keys in figures.values())
         cases = page.bench_cases(ws)
         assert cases and all(callable(fn) for _, fn in cases)
         name, fn = cases[0]

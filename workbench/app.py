@@ -45,7 +45,7 @@ def create_app(workspace, *, profile: bool = False, background_dir: str | Path |
         )
     app.layout = shell.layout(workspace, pages)
     shell.register_callbacks(app, workspace, pages)
-    common.register_export(app)
+    common.register_export(app, workspace, pages)
     for module in modules:
         module.register_callbacks(app, workspace)
     warmers = [m.warm_up for m in modules if hasattr(m, "warm_up")]

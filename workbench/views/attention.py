@@ -16,6 +16,7 @@ from workbench.figures import (
 from workbench.figures.tokens import fig_token_weights
 
 from . import model_shared as ms
+from .cards import Key, recipe, register_page_callback
 from .common import figure_id, register_url_sync
 
 PAGE = dict(id="attention", requires="runs", path="/attention", name="Attention", order=10,
@@ -223,13 +224,22 @@ def update_summary(workspace, run, step, compare, prompt, kind):
     return ent, js
 
 
+# ------------------------------------------------------------------ cards: keys -> figures
+MODEL_KEYS = (ms.RUN, ms.STEP, ms.COMPARE, ms.PROMPT_KEY)
+HEAD_KEYS = (Key("layer", "attn-layer", default=0), Key("head", "attn-head", default=0))
+GRIDS = recipe("attention", ("attn-grid-a", "attn-grid-b"), update_grids, MODEL_KEYS)
+PAIR = recipe("attention", ("attn-pair", "attn-tokens"), update_pair,
+              (*MODEL_KEYS, *HEAD_KEYS, Key("token", "attn-token")), extra=[("attn-topkeys", "children")])
+HEAD_MAPS = recipe("attention", ("attn-difference", "attn-sorted"), update_head_maps, (*MODEL_KEYS, *HEAD_KEYS))
+SUMMARY = recipe("attention", ("attn-entropy", "attn-js"), update_summary,
+                 (*MODEL_KEYS, Key("entropy_kind", "attn-entropy-kind", default="bars")))
+
+
 def register_callbacks(app, workspace) -> None:
     ms.register_prompt(app, workspace)
-    fig = lambda name: Output(figure_id(name), "figure")  # noqa: E731
-    prompt = Input(ms.PROMPT, "data")
-    selected = [Input("attn-layer", "value"), Input("attn-head", "value")]
     ms.register_head_choices(app, workspace, "attn")
-    app.callback(fig("attn-grid-a"), fig("attn-grid-b"), *ms.WITH_COMPARE, prompt)(ms.bind(workspace, update_grids))
+    for made in (GRIDS, PAIR, HEAD_MAPS, SUMMARY):
+        register_page_callback(app, workspace, made)
 
     @app.callback(Output("attn-layer", "value"), Output("attn-head", "value"),
                   Input(figure_id("attn-grid-a"), "clickData"), Input(figure_id("attn-grid-b"), "clickData"),
@@ -245,29 +255,13 @@ def register_callbacks(app, workspace) -> None:
             return token_from_text_click(click_tokens)
         return token_from_click(click_pair)
 
-    app.callback(fig("attn-pair"), fig("attn-tokens"), Output("attn-topkeys", "children"), *ms.WITH_COMPARE,
-                 prompt, *selected, Input("attn-token", "value"))(ms.bind(workspace, update_pair))
-    app.callback(fig("attn-difference"), fig("attn-sorted"), *ms.WITH_COMPARE, prompt,
-                 *selected)(ms.bind(workspace, update_head_maps))
-    app.callback(fig("attn-entropy"), fig("attn-js"), *ms.WITH_COMPARE, prompt,
-                 Input("attn-entropy-kind", "value"))(ms.bind(workspace, update_summary))
     register_url_sync(app, "attn-url", [
         ("prompt", ms.PROMPT, "data"), ("layer", "attn-layer", "value"), ("head", "attn-head", "value"),
         ("token", "attn-token", "value"), ("entropy", "attn-entropy-kind", "value"),
     ])
 
 
-# ------------------------------------------------------------------ export and bench
-def export_figures(workspace, state: dict) -> dict:
-    run, step, compare, prompt = ms.export_state(workspace, state)
-    grid_a, grid_b = update_grids(workspace, run, step, compare, prompt)
-    pair, tokens, _ = update_pair(workspace, run, step, compare, prompt, 0, 0, None)
-    diff, sorted_fig = update_head_maps(workspace, run, step, compare, prompt, 0, 0)
-    entropy, js = update_summary(workspace, run, step, compare, prompt, "bars")
-    return {"attn-grid-a": grid_a, "attn-grid-b": grid_b, "attn-pair": pair, "attn-tokens": tokens, "attn-difference": diff,
-            "attn-sorted": sorted_fig, "attn-entropy": entropy, "attn-js": js}
-
-
+# ------------------------------------------------------------------ bench
 def bench_cases(workspace) -> list:
     run, step, compare, prompt = ms.export_state(workspace, {})
     return [

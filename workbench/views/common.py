@@ -1,8 +1,9 @@
 """Building blocks every page uses: figure cards with export, empty states, URL-synced controls.
 
 A figure card's graph has the id ``{"type": "figure", "id": NAME}``; pages fill it from their
-callbacks. Its export menu is served by one pattern-matching callback (`register_export`) that
-renders the figure on the server in the paper theme, so every figure exports the same way.
+callbacks. Its export menu is served by a callback per card (`register_export`) that rebuilds
+the figure on the server from the card's keys (`workbench.views.cards`) and renders it in the
+paper theme, so every figure exports the same way and no browser-sent figure is ever rendered.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import time
 from urllib.parse import parse_qs
 
 import plotly.graph_objects as go
-from dash import MATCH, Input, Output, State, dcc, html, no_update
+from dash import Input, Output, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
-from workbench.figures import describe, fig_empty
+from tauformer.errors import TauformerError
+from workbench.figures import FigureInputError, describe, fig_empty
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
+FRIENDLY_ERRORS = (TauformerError, KeyError, FigureInputError, ValueError)
 EXPORT_FORMATS = [{"label": "PDF", "value": "pdf"}, {"label": "SVG", "value": "svg"}, {"label": "PNG", "value": "png"}]
 
 
@@ -58,38 +62,66 @@ def figure_card(name: str, title: str, *, description: str | None = None, figure
     ])
 
 
-def register_export(app) -> None:
-    """One callback serves every card's export button."""
+def register_export(app, workspace, pages=None) -> None:
+    """One export callback per registered card (:mod:`workbench.views.cards`), for ``pages``.
 
-    @app.callback(
-        Output({"type": "export-download", "id": MATCH}, "data"),
-        Output({"type": "export-message", "id": MATCH}, "children"),
-        Input({"type": "export-button", "id": MATCH}, "n_clicks"),
-        State({"type": "figure", "id": MATCH}, "figure"),
-        State({"type": "export-format", "id": MATCH}, "value"),
-        State({"type": "export-scale", "id": MATCH}, "value"),
-        State({"type": "export-columns", "id": MATCH}, "value"),
-        State({"type": "export-button", "id": MATCH}, "id"),
+    The callback reads the card's keys from the page, rebuilds the figure on the server with
+    the card's own recipe and renders that; the browser's copy of the figure is never read.
+    """
+    from . import cards
+
+    wanted = None if pages is None else {page["id"] for page in pages}
+    for card, made in list(cards.RECIPES.items()):
+        if wanted is None or made.page in wanted:
+            _register_card_export(app, workspace, card)
+
+
+def _register_card_export(app, workspace, card: str) -> None:
+    from . import cards
+
+    def export_card(n_clicks, fmt, scale, columns, *values):
+        made = cards.RECIPES[card]
+        return export_download(workspace, card, cards.app_values(made, values), fmt, scale, columns)
+
+    export_card.__name__ = f"export_{card.replace('-', '_')}"
+    app.callback(
+        Output({"type": "export-download", "id": card}, "data"),
+        Output({"type": "export-message", "id": card}, "children"),
+        Input({"type": "export-button", "id": card}, "n_clicks"),
+        State({"type": "export-format", "id": card}, "value"),
+        State({"type": "export-scale", "id": card}, "value"),
+        State({"type": "export-columns", "id": card}, "value"),
+        *cards.export_states(card),
         prevent_initial_call=True,
-    )
-    def export_figure(n_clicks, figure, fmt, scale, columns, button_id):
-        return export_download(figure, fmt, scale, columns, button_id["id"])
+    )(export_card)
 
 
-def export_download(figure: dict | None, fmt: str, scale: int, columns: int, name: str):
-    """(dcc.Download data, message) for one export request; errors become a message, never a traceback."""
+def export_download(workspace, card: str, values: dict, fmt: str, scale, columns):
+    """(dcc.Download data, message) for one export of ``card`` with key ``values``.
+
+    The figure is built here, from the keys, by the card's recipe; errors and placeholder
+    figures become a message, never a traceback.
+    """
     from workbench.export import ExportError, figure_to_bytes
 
-    if not figure:
-        return no_update, "Nothing to export yet."
+    from . import cards
+
     start = time.perf_counter()
     try:
-        data = figure_to_bytes(go.Figure(figure), fmt, scale=int(scale or 1), paper=True,
-                               columns=int(columns or 1), name=name)
+        fig = cards.RECIPES[card].figure(workspace, card, values)
+    except PreventUpdate:
+        return no_update, "Nothing to export yet."
+    except FRIENDLY_ERRORS as err:
+        return no_update, f"Export failed: {err.args[0] if isinstance(err, KeyError) and err.args else err}"
+    if cards.is_placeholder(fig):
+        return no_update, f"Nothing to export: {cards.placeholder_text(fig)}"
+    try:
+        data = figure_to_bytes(fig, fmt, scale=int(scale or 1), paper=True, columns=int(columns or 1),
+                               name=card, title=cards.export_title(card, fig, values))
     except ExportError as err:
         return no_update, f"Export failed: {err}"
     seconds = time.perf_counter() - start
-    filename = f"{name}.{fmt}"
+    filename = f"{cards.file_stem(card, values)}.{fmt}"
     return dcc.send_bytes(data, filename), f"{filename}: {len(data) / 1024:.0f} KiB in {seconds:.1f} s"
 
 

@@ -21,6 +21,7 @@ from workbench.figures import fig_empty, fig_item_map, item_selection_shapes
 from workbench.figures._common import truncate, ui_note
 
 from . import upload
+from .cards import Key, recipe, register_page_callback
 from .common import as_int, empty_state, figure_card, register_url_sync
 from .domain_parts import (
     NO_DOMAIN,
@@ -282,6 +283,27 @@ def neighbour_panel(data, item, neighbours):
     ]
 
 
+# --------------------------------------------------------------- cards: keys -> figures
+def ready_status(workspace, state: dict) -> str | None:
+    """The layout status of the batch export's domain, its item layout computed here if needed."""
+    domain = state.get("domain")
+    memory = safe_load(workspace, domain)[0] if domain else None
+    if memory is None:
+        return None
+    if dv.item_data(workspace, domain) is not None:
+        item_layout.compute_now(workspace, memory)
+    return layout_status(workspace, domain)[0]
+
+
+ITEM_MAP = recipe("domain", "domain-item-map", item_map, (
+    Key("status", "domain-layout-status", "data", batch=ready_status),
+    Key("color", "domain-color", default="lambda"), Key("edges", "domain-edges", default=["edges"])),
+    extra=[("domain-map-meta", "data"), ("domain-layout-note", "children")])
+FEATURES = recipe("domain", "domain-feature-graph", feature_graph_figure, (
+    Key("domain", "domain-picker"), Key("eig", "domain-eig", default=1),
+    Key("flayout", "domain-feature-layout", default="spring")))
+
+
 def register_callbacks(app, workspace) -> None:
     @app.callback(Output("domain-summary", "children"), Input("domain-picker", "value"))
     def _summary(domain):
@@ -298,12 +320,7 @@ def register_callbacks(app, workspace) -> None:
     def _status(domain, _n, status_now):
         return layout_status(workspace, domain, status_now)
 
-    @app.callback(Output({"type": "figure", "id": "domain-item-map"}, "figure"),
-                  Output("domain-map-meta", "data"), Output("domain-layout-note", "children"),
-                  Input("domain-layout-status", "data"), Input("domain-color", "value"),
-                  Input("domain-edges", "value"))
-    def _map(status, color, edges):
-        return item_map(workspace, status, color, edges)
+    register_page_callback(app, workspace, ITEM_MAP)
 
     @app.callback(Output("domain-selected", "data"),
                   Input({"type": "figure", "id": "domain-item-map"}, "clickData"),
@@ -331,11 +348,7 @@ def register_callbacks(app, workspace) -> None:
     def _eig(domain, eig_now):
         return eigen_choice(workspace, domain, eig_now)
 
-    @app.callback(Output({"type": "figure", "id": "domain-feature-graph"}, "figure"),
-                  Input("domain-picker", "value"), Input("domain-eig", "value"),
-                  Input("domain-feature-layout", "value"))
-    def _features(domain, eig, method):
-        return feature_graph_figure(workspace, domain, eig, method)
+    register_page_callback(app, workspace, FEATURES)
 
     @app.callback(Output("domain-to-spectrum", "href"),
                   Input("run-picker", "value"), Input("step-picker", "value"),
@@ -362,26 +375,7 @@ def warm_up(workspace) -> None:
         feature_graph_figure(workspace, names[0], 1)
 
 
-# ------------------------------------------------------------- export, bench
-def export_figures(workspace, state: dict) -> dict:
-    """The page's figures for the batch export: the item map (UMAP, computed here if needed)
-    and the feature graph painted with eigenvector ``state["eig"]``."""
-    domain = state.get("domain")
-    if not domain:
-        return {}
-    figures = {"domain_feature_graph": feature_graph_figure(workspace, domain, state.get("eig", 1))}
-    data = dv.item_data(workspace, domain)
-    if data is not None:
-        memory = dv.load(workspace, domain)
-        found = item_layout.compute_now(workspace, memory)
-        edges = dv.item_edges(workspace, domain)
-        values, label, categorical = dv.item_colors(data, state.get("color", "lambda"))
-        figures["domain_item_map"] = fig_item_map(
-            found.xy, color=values, color_label=label, categorical=categorical, texts=data["texts"],
-            edges=None if edges is None else edges[0])
-    return figures
-
-
+# ------------------------------------------------------------- bench
 def bench_cases(workspace) -> dict:
     """Each interaction of the page as a callable, on the workspace's first domain."""
     names = workspace.domains.names()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html
+from dash import dcc, html
 
 from workbench.figures import fig_lambda_distributions, fig_lambda_resolution, fig_lambda_strip
 
 from . import model_shared as ms
+from .cards import Key, recipe, register_page_callback
 from .common import register_url_sync
 
 PAGE = dict(id="heads", requires="runs", path="/heads", name="Heads", order=11,
@@ -93,15 +94,21 @@ def update_resolution(workspace, run, step, prompt):
     return fig_lambda_resolution(spread, temperature)
 
 
+# ------------------------------------------------------------------ cards: keys -> figures
+MODEL_KEYS = (ms.RUN, ms.STEP, ms.PROMPT_KEY)
+STRIPS = recipe("heads", ("heads-lambda-q", "heads-lambda-k"), update_strips,
+                (*MODEL_KEYS, Key("layer", "heads-layer", default=0), Key("colour_range", "heads-range", default="full")))
+DISTRIBUTIONS = recipe("heads", "heads-distributions", update_distributions, (
+    *MODEL_KEYS, Key("sample", "heads-source", default="prompt"),
+    Key("lambda_quantity", "heads-quantity", default="lambda_q"), Key("plot_kind", "heads-kind", default="violin")))
+RESOLUTION = recipe("heads", "heads-resolution", update_resolution, MODEL_KEYS)
+
+
 def register_callbacks(app, workspace) -> None:
     ms.register_prompt(app, workspace)
-    fig = lambda name: Output({"type": "figure", "id": name}, "figure")  # noqa: E731
     ms.register_head_choices(app, workspace, "heads", head=False)
-    app.callback(fig("heads-lambda-q"), fig("heads-lambda-k"), *ms.PICKERS, Input(ms.PROMPT, "data"),
-                 Input("heads-layer", "value"), Input("heads-range", "value"))(ms.bind(workspace, update_strips))
-    app.callback(fig("heads-distributions"), *ms.PICKERS, Input(ms.PROMPT, "data"), Input("heads-source", "value"),
-                 Input("heads-quantity", "value"), Input("heads-kind", "value"))(ms.bind(workspace, update_distributions))
-    app.callback(fig("heads-resolution"), *ms.PICKERS, Input(ms.PROMPT, "data"))(ms.bind(workspace, update_resolution))
+    for made in (STRIPS, DISTRIBUTIONS, RESOLUTION):
+        register_page_callback(app, workspace, made)
     register_url_sync(app, "heads-url", [
         ("prompt", ms.PROMPT, "data"), ("layer", "heads-layer", "value"), ("range", "heads-range", "value"),
         ("source", "heads-source", "value"), ("quantity", "heads-quantity", "value"), ("kind", "heads-kind", "value"),
@@ -109,15 +116,7 @@ def register_callbacks(app, workspace) -> None:
 
 
 
-# ------------------------------------------------------------------ export and bench
-def export_figures(workspace, state: dict) -> dict:
-    run, step, _, prompt = ms.export_state(workspace, state)
-    q, k = update_strips(workspace, run, step, prompt, 0, "full")
-    return {"heads-lambda-q": q, "heads-lambda-k": k,
-            "heads-distributions": update_distributions(workspace, run, step, prompt, "prompt", "lambda_q", "violin"),
-            "heads-resolution": update_resolution(workspace, run, step, prompt)}
-
-
+# ------------------------------------------------------------------ bench
 def bench_cases(workspace) -> list:
     run, step, _, _ = ms.export_state(workspace, {})
     return [

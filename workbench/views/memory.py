@@ -8,6 +8,7 @@ from dash import Input, Output, ctx, html
 from workbench.figures import fig_decode_latency, fig_kv_cache
 
 from . import model_shared as ms
+from .cards import Key, recipe, register_page_callback
 from .common import figure_id
 
 PAGE = dict(id="memory", requires="runs", path="/memory", name="Memory & speed", order=31,
@@ -75,24 +76,31 @@ def latency_note(lat: dict) -> str:
             + f" ({lat['new_tokens']} tokens x {lat['repeats']} repeats, measured on this machine).")
 
 
+def latency_view(workspace, run, step, compare, measure: bool = False):
+    """The latency figure and note; ``measure`` times decoding now (else an earlier measurement)."""
+    return update_latency(workspace, bool(measure), run, step, compare)
+
+
+# ------------------------------------------------------------------ cards: keys -> figures
+MODEL_KEYS = (ms.RUN, ms.STEP, ms.COMPARE)
+CACHE = recipe("memory", "memory-cache", update_cache, MODEL_KEYS)
+LATENCY = recipe("memory", "memory-latency", latency_view,  # the app exports what it shows; a batch measures
+                 (*MODEL_KEYS, Key("measure", None, default=False, batch=lambda workspace, state: True)),
+                 extra=[("memory-latency-note", "children")])
+
+
 def register_callbacks(app, workspace) -> None:
-    app.callback(Output(figure_id("memory-cache"), "figure"), *ms.WITH_COMPARE)(ms.bind(workspace, update_cache))
+    register_page_callback(app, workspace, CACHE)
     app.callback(Output(figure_id("memory-latency"), "figure"), Output("memory-latency-note", "children"),
                  Input("memory-measure", "n_clicks"), *ms.WITH_COMPARE)(ms.bind(workspace, _latency_callback))
 
 
 def _latency_callback(workspace, n_clicks, run, step, compare):
     """Measure only when the button fired; a picker change shows an earlier measurement if any."""
-    return update_latency(workspace, ctx.triggered_id == "memory-measure", run, step, compare)
+    return LATENCY.build(workspace, run, step, compare, ctx.triggered_id == "memory-measure")
 
 
-# ------------------------------------------------------------------ export and bench
-def export_figures(workspace, state: dict) -> dict:
-    run, step, compare, _ = ms.export_state(workspace, state)
-    latency, _ = update_latency(workspace, True, run, step, compare)
-    return {"memory-cache": update_cache(workspace, run, step, compare), "memory-latency": latency}
-
-
+# ------------------------------------------------------------------ bench
 def bench_cases(workspace) -> list:
     run, step, _, _ = ms.export_state(workspace, {})
     return [

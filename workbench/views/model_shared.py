@@ -15,6 +15,7 @@ from dash.exceptions import PreventUpdate
 from tauformer.errors import TauformerError
 from workbench.figures import FigureInputError, fig_empty
 
+from .cards import Key
 from .common import empty_state, figure_card
 from .shell import NONE
 
@@ -29,6 +30,11 @@ PICKERS = [Input("run-picker", "value"), Input("step-picker", "value")]
 WITH_COMPARE = PICKERS + [Input("compare-picker", "value")]
 PENDING = "__PENDING__"  # the committed prompt before the page has decided it (URL, remembered or default)
 FRIENDLY_ERRORS = (TauformerError, KeyError, FigureInputError, ValueError)
+# the keys a model figure is built from (see workbench.views.cards)
+RUN = Key("run", "run-picker")
+STEP = Key("step", "step-picker")
+COMPARE = Key("compare", "compare-picker")
+PROMPT_KEY = Key("prompt", PROMPT, "data")
 
 
 def bind(workspace, fn):

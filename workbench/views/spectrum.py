@@ -11,6 +11,7 @@ from dash.exceptions import PreventUpdate
 from workbench.data import domain_views as dv
 from workbench.figures import fig_eigen_density, fig_empty, fig_sparsity, fig_spectrum
 
+from .cards import Key, recipe, register_page_callback
 from .common import empty_state, figure_card, register_url_sync
 from .domain_parts import (
     NO_DOMAIN,
@@ -151,6 +152,16 @@ def sparsity_figure(workspace, domain):
     return fig_sparsity(s["rows"], s["cols"], s["values"], s["shape"])
 
 
+# --------------------------------------------------------------- cards: keys -> figures
+DOMAIN = Key("domain", "domain-picker")
+SPECTRA = recipe("spectrum", ("spectrum-eigenvalues", "spectrum-density"), spectrum_figures, (
+    DOMAIN, Key("vs", "spectrum-vs", default=dv.CHAIN), Key("log", "spectrum-log", default=[])),
+    extra=[("spectrum-facts", "children")])
+FEATURES = recipe("spectrum", "spectrum-feature-graph", feature_graph_figure,
+                  (DOMAIN, Key("eig", "spectrum-eig", default=1)), in_batch=False)  # the Domain page's exports it
+SPARSITY = recipe("spectrum", "spectrum-sparsity", sparsity_figure, (DOMAIN,))
+
+
 def register_callbacks(app, workspace) -> None:
     @app.callback(Output("spectrum-summary", "children"), Input("domain-picker", "value"))
     def _summary(domain):
@@ -161,14 +172,7 @@ def register_callbacks(app, workspace) -> None:
     def _vs(domain, vs_now):
         return compare_choice(workspace, domain, vs_now)
 
-    @app.callback(Output({"type": "figure", "id": "spectrum-eigenvalues"}, "figure"),
-                  Output({"type": "figure", "id": "spectrum-density"}, "figure"),
-                  Output("spectrum-facts", "children"),
-                  Input("domain-picker", "value"), Input("spectrum-vs", "value"),
-                  Input("spectrum-log", "value"))
-    def _spectrum(domain, vs, log_values):
-        return spectrum_figures(workspace, domain, vs, log_values)
-
+    register_page_callback(app, workspace, SPECTRA)
     @app.callback(Output("spectrum-eig", "options"), Output("spectrum-eig", "value"),
                   Input("domain-picker", "value"),
                   Input({"type": "figure", "id": "spectrum-eigenvalues"}, "clickData"),
@@ -179,15 +183,8 @@ def register_callbacks(app, workspace) -> None:
             raise PreventUpdate
         return eigen_choice(workspace, domain, eig_now, clicked)
 
-    @app.callback(Output({"type": "figure", "id": "spectrum-feature-graph"}, "figure"),
-                  Input("domain-picker", "value"), Input("spectrum-eig", "value"))
-    def _features(domain, eig):
-        return feature_graph_figure(workspace, domain, eig)
-
-    @app.callback(Output({"type": "figure", "id": "spectrum-sparsity"}, "figure"),
-                  Input("domain-picker", "value"))
-    def _sparsity(domain):
-        return sparsity_figure(workspace, domain)
+    register_page_callback(app, workspace, FEATURES)
+    register_page_callback(app, workspace, SPARSITY)
 
     @app.callback(Output("spectrum-to-domain", "href"),
                   Input("run-picker", "value"), Input("step-picker", "value"),
@@ -209,19 +206,7 @@ def warm_up(workspace) -> None:
         sparsity_figure(workspace, names[0])
 
 
-# ------------------------------------------------------------- export, bench
-def export_figures(workspace, state: dict) -> dict:
-    """The page's figures for the batch export (against the chain Laplacian unless
-    ``state["vs"]`` says otherwise)."""
-    domain = state.get("domain")
-    if not domain:
-        return {}
-    spectrum_fig, density_fig, _ = spectrum_figures(workspace, domain, state.get("vs", dv.CHAIN),
-                                                    ["log"] if state.get("log") else [])
-    return {"spectrum_eigenvalues": spectrum_fig, "spectrum_density": density_fig,
-            "spectrum_sparsity": sparsity_figure(workspace, domain)}
-
-
+# ------------------------------------------------------------- bench
 def bench_cases(workspace) -> dict:
     names = workspace.domains.names()
     if not names:

@@ -8,6 +8,7 @@ from dash import Input, Output, dcc, html, no_update
 from workbench.figures import fig_entropy_over_steps, fig_lambda_over_steps, fig_loss_curves, fig_tokens_per_second
 
 from . import model_shared as ms
+from .cards import Key, recipe, register_page_callback
 from .common import as_float, figure_id, register_url_sync
 
 PAGE = dict(id="training", requires="runs", path="/training", name="Training", order=30,
@@ -151,14 +152,20 @@ def load_checkpoint(workspace, click):
     return run, workspace.runs.nearest_step(run, int(data[1]))
 
 
+# ------------------------------------------------------------------ cards: keys -> figures
+SMOOTHING = Key("smoothing", "train-smoothing", default=0.0)
+LOSS = recipe("training", "train-loss", update_loss,
+              (SMOOTHING, Key("loss_axis", "train-axis", default="linear"), ms.RUN, ms.STEP))
+SPEED = recipe("training", "train-speed", update_speed, (SMOOTHING,))
+LAMBDA = recipe("training", "train-lambda", update_lambda, (
+    ms.RUN, Key("lambda_quantity", "train-quantity", default="lambda_q"),
+    Key("lambda_head", "train-head", default="all")), extra=[("train-drift", "children")])
+ENTROPY = recipe("training", "train-entropy", update_entropy, (Key("entropy_layer", "train-layer", default="all"),))
+
+
 def register_callbacks(app, workspace) -> None:
-    fig = lambda name: Output(figure_id(name), "figure")  # noqa: E731
-    app.callback(fig("train-loss"), Input("train-smoothing", "value"), Input("train-axis", "value"),
-                 *ms.PICKERS)(ms.bind(workspace, update_loss))
-    app.callback(fig("train-speed"), Input("train-smoothing", "value"))(ms.bind(workspace, update_speed))
-    app.callback(fig("train-lambda"), Output("train-drift", "children"), Input("run-picker", "value"),
-                 Input("train-quantity", "value"), Input("train-head", "value"))(ms.bind(workspace, update_lambda))
-    app.callback(fig("train-entropy"), Input("train-layer", "value"))(ms.bind(workspace, update_entropy))
+    for made in (LOSS, SPEED, LAMBDA, ENTROPY):
+        register_page_callback(app, workspace, made)
     app.callback(Output("run-picker", "value", allow_duplicate=True),
                  Output("step-picker", "value", allow_duplicate=True),
                  Input(figure_id("train-loss"), "clickData"),
@@ -170,15 +177,7 @@ def register_callbacks(app, workspace) -> None:
     ])
 
 
-# ------------------------------------------------------------------ export and bench
-def export_figures(workspace, state: dict) -> dict:
-    run = state.get("run") or ms.default_run(workspace, {})
-    lam, _ = update_lambda(workspace, run, "lambda_q", "all")
-    return {"train-loss": update_loss(workspace, 0.0, "linear", run, state.get("step")),
-            "train-speed": update_speed(workspace, 0.0), "train-lambda": lam,
-            "train-entropy": update_entropy(workspace, "all")}
-
-
+# ------------------------------------------------------------------ bench
 def bench_cases(workspace) -> list:
     run, step, _, _ = ms.export_state(workspace, {})
     return [

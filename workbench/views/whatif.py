@@ -7,7 +7,8 @@ from dash import Input, Output, dcc, html
 from workbench.figures import fig_entropy_bars, fig_whatif
 
 from . import model_shared as ms
-from .common import as_float, figure_id, register_url_sync
+from .cards import Key, recipe, register_page_callback
+from .common import as_float, register_url_sync
 
 PAGE = dict(id="whatif", requires="runs", path="/whatif", name="What if", order=13,
             description="Change temperature, tau mode or the Laplacian and watch attention and validation loss.")
@@ -109,17 +110,21 @@ def summary(r: dict) -> list:
             html.Span(f"; prompt loss {pb:.4f} \u2192 {pa:.4f}; mean entropy / uniform {ent_b:.5f} \u2192 {ent_a:.5f}")]
 
 
+# ------------------------------------------------------------------ cards: keys -> figures
+WHATIF = recipe("whatif", ("whatif-maps", "whatif-entropy"), update_whatif, (
+    ms.RUN, ms.STEP, ms.PROMPT_KEY, Key("layer", "whatif-layer", default=0), Key("head", "whatif-head", default=0),
+    Key("temperature", "whatif-temperature", default=-1.0), Key("tau_mode", "whatif-tau-mode", default="model"),
+    Key("tau_value", "whatif-tau-value", default=1.0), Key("percentile", "whatif-percentile", default=0.5),
+    Key("laplacian", "whatif-laplacian", default="model"), Key("seed", "whatif-seed", default=0)),
+    extra=[("whatif-summary", "children")])
+
+
 def register_callbacks(app, workspace) -> None:
     ms.register_prompt(app, workspace)
     app.callback(Output("whatif-laplacian", "options"), Input("domain-picker", "options"))(
         ms.bind(workspace, laplacian_options))
     ms.register_head_choices(app, workspace, "whatif")
-    app.callback(Output(figure_id("whatif-maps"), "figure"), Output(figure_id("whatif-entropy"), "figure"),
-                 Output("whatif-summary", "children"), *ms.PICKERS, Input(ms.PROMPT, "data"),
-                 Input("whatif-layer", "value"), Input("whatif-head", "value"), Input("whatif-temperature", "value"),
-                 Input("whatif-tau-mode", "value"), Input("whatif-tau-value", "value"),
-                 Input("whatif-percentile", "value"), Input("whatif-laplacian", "value"),
-                 Input("whatif-seed", "value"))(ms.bind(workspace, update_whatif))
+    register_page_callback(app, workspace, WHATIF)
     app.clientside_callback(  # only the inputs the chosen settings read are enabled
         "function(mode, lap) { return [mode !== 'fixed', mode !== 'percentile', lap !== 'shuffle']; }",
         Output("whatif-tau-value", "disabled"), Output("whatif-percentile", "disabled"), Output("whatif-seed", "disabled"),
@@ -132,14 +137,7 @@ def register_callbacks(app, workspace) -> None:
     ])
 
 
-# ------------------------------------------------------------------ export and bench
-def export_figures(workspace, state: dict) -> dict:
-    run, step, _, prompt = ms.export_state(workspace, state)
-    fig, entropy, _ = update_whatif(workspace, run, step, prompt, 0, 0, -1.0, "model", 1.0, 0.5,
-                                    "model", 0)
-    return {"whatif-maps": fig, "whatif-entropy": entropy}
-
-
+# ------------------------------------------------------------------ bench
 def bench_cases(workspace) -> list:
     run, step, _, _ = ms.export_state(workspace, {})
     args = (workspace, run, step, None, 1, 1)

@@ -7,6 +7,7 @@ from dash import Input, Output, dcc, html, no_update
 from workbench.figures import fig_lambda_strip, fig_spectral_decomposition
 
 from . import model_shared as ms
+from .cards import Key, recipe, register_page_callback
 from .common import figure_id, register_url_sync
 
 PAGE = dict(id="why", requires="runs", path="/why", name="Why this lambda", order=12,
@@ -104,30 +105,28 @@ def explanation(s: dict) -> list:
                    "mean and percentile modes).", className="muted")]
 
 
+# ------------------------------------------------------------------ cards: keys -> figures
+MODEL_KEYS = (ms.RUN, ms.STEP, ms.PROMPT_KEY, Key("layer", "why-layer", default=0))
+STRIP = recipe("why", "why-strip", update_strip, MODEL_KEYS)
+SPECTRAL = recipe("why", "why-spectrum", update_spectral,
+                  (*MODEL_KEYS, Key("head", "why-head", default=0), Key("token", "why-token", default=0)),
+                  extra=[("why-explanation", "children")])
+
+
 def register_callbacks(app, workspace) -> None:
     ms.register_prompt(app, workspace)
-    prompt = Input(ms.PROMPT, "data")
     ms.register_head_choices(app, workspace, "why")
-    app.callback(Output(figure_id("why-strip"), "figure"), *ms.PICKERS, prompt,
-                 Input("why-layer", "value"))(ms.bind(workspace, update_strip))
+    register_page_callback(app, workspace, STRIP)
     app.callback(Output("why-head", "value"), Output("why-token", "value"),
                  Input(figure_id("why-strip"), "clickData"), prevent_initial_call=True)(select_from_strip)
-    app.callback(Output(figure_id("why-spectrum"), "figure"), Output("why-explanation", "children"), *ms.PICKERS,
-                 prompt, Input("why-layer", "value"), Input("why-head", "value"),
-                 Input("why-token", "value"))(ms.bind(workspace, update_spectral))
+    register_page_callback(app, workspace, SPECTRAL)
     register_url_sync(app, "why-url", [
         ("prompt", ms.PROMPT, "data"), ("layer", "why-layer", "value"), ("head", "why-head", "value"),
         ("token", "why-token", "value"),
     ])
 
 
-# ------------------------------------------------------------------ export and bench
-def export_figures(workspace, state: dict) -> dict:
-    run, step, _, prompt = ms.export_state(workspace, state)
-    spectrum, _ = update_spectral(workspace, run, step, prompt, 0, 0, 10)
-    return {"why-strip": update_strip(workspace, run, step, prompt, 0), "why-spectrum": spectrum}
-
-
+# ------------------------------------------------------------------ bench
 def bench_cases(workspace) -> list:
     run, step, _, _ = ms.export_state(workspace, {})
     return [
