@@ -400,7 +400,8 @@ def _progress(progress, total: int):
 def export_figures(named_figs: Mapping[str, go.Figure], out_dir: str | os.PathLike,
                    formats: Iterable[str] = ("pdf",), *, manifest: Mapping | None = None,
                    progress: Callable[[int, int, str], None] | bool | None = None,
-                   paper: bool = True, columns: int = 1, scale: float = 2) -> list[Path]:
+                   paper: bool = True, columns: int = 1, scale: float = 2,
+                   titles: Mapping[str, str] | None = None) -> list[Path]:
     """Write every figure in every format into ``out_dir``, plus ``manifest.json``.
 
     Parameters
@@ -416,6 +417,8 @@ def export_figures(named_figs: Mapping[str, go.Figure], out_dir: str | os.PathLi
         (keys ``versions``, ``exported_at``, ``files``, which it must not use itself).
     progress : None (tqdm bar), False (silent) or callable(done, total, label)
     paper, columns, scale : see :func:`figure_to_bytes`
+    titles : dict name -> str, optional
+        Each PDF's /Title (default: the figure's screen title, else its name).
 
     Returns
     -------
@@ -448,8 +451,8 @@ def export_figures(named_figs: Mapping[str, go.Figure], out_dir: str | os.PathLi
                 path = out / f"{stems[name]}.{fmt}"
                 t0 = time.perf_counter()
                 try:
-                    data = figure_to_bytes(fig, fmt, paper=paper, columns=columns,
-                                           scale=scale, name=name)
+                    data = figure_to_bytes(fig, fmt, paper=paper, columns=columns, scale=scale,
+                                           name=name, title=(titles or {}).get(name))
                 except ExportError as exc:
                     raise ExportError(f"figure {name!r} as {fmt}: {exc}") from None
                 write_atomic(path, data)

@@ -1,6 +1,7 @@
 """One module per page. Each exposes PAGE (id, path, name, order, description, and optionally
 ``requires``: "runs" or "domain"), ``layout(workspace, **query)`` and
-``register_callbacks(app, workspace)``; optionally ``export_figures(workspace, state)``,
+``register_callbacks(app, workspace)``; each figure card's recipe (keys -> figure) is
+registered in :mod:`workbench.views.cards` when the module is imported; optionally
 ``bench_cases(workspace)`` and ``warm_up(workspace)``.
 """
 
