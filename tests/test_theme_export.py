@@ -171,7 +171,7 @@ def test_bad_arguments_raise_export_error():
 
 def test_missing_browser_is_a_clear_export_error(monkeypatch):
     monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chromium")
-    monkeypatch.setattr(export, "_RENDERER", export._Renderer())  # not the shared browser
+    monkeypatch.setattr(export, "_RENDERER", export.Renderer())  # not the shared browser
     with pytest.raises(ExportError, match="BROWSER_PATH='/nonexistent/chromium' is not an exec"):
         export.figure_to_bytes(F.fig_empty("x"), "png")
     assert not export.renderer_running()
