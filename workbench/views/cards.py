@@ -6,9 +6,10 @@ and the builder, ``build(workspace, *key values)``, the function the page callba
 The same recipe then serves
 
 - the page: :func:`register_page_callback` wires the builder to the key components;
-- the card's Export button: :func:`register_export_callbacks` reads the same key components
-  when the button is pressed and rebuilds the figure on the server -- the browser's copy of
-  a figure is never rendered (it could point Chromium at ``file://`` or ``http://`` sources);
+- the card's Export button: ``views.common.register_export`` gives each card a callback that
+  reads the same key components (:func:`export_states`) when the button is pressed and
+  rebuilds the figure on the server -- the browser's copy of a figure is never rendered (it
+  could point Chromium at ``file://`` or ``http://`` sources);
 - the batch export (``python -m workbench.export``): :func:`build_for_state` fills the keys
   from the export's own state (``Key.batch`` or the key's default where the state is silent).
 
@@ -108,16 +109,13 @@ def register_page_callback(app, workspace, made: Recipe, *, prevent_initial_call
     keys = page_keys(made)
 
     def callback(*values):
-        return made.build(workspace, *_full_values(made, dict(zip([k.name for k in keys], values))))
+        given = app_values(made, values)
+        return made.build(workspace, *[given[k.name] for k in made.keys])
 
     callback.__name__ = getattr(made.build, "__name__", "build")
     outputs = [figure_output(c) for c in made.cards] + [Output(c, p) for c, p in made.extra]
     app.callback(*outputs, *[Input(k.component, k.prop) for k in keys],
                  prevent_initial_call=prevent_initial_call)(callback)
-
-
-def _full_values(made: Recipe, given: dict) -> list:
-    return [given.get(k.name, k.default) for k in made.keys]
 
 
 def app_values(made: Recipe, page_values) -> dict:
