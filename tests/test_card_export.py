@@ -74,6 +74,7 @@ def _all_figure_cards(component, found: set) -> set:
 
 
 def test_every_export_callback_reads_keys_and_never_a_figure(app):
+    assert any('"export-scale"}.disabled' in key for key in app.callback_map)  # PNG only
     exports = {key: spec for key, spec in app.callback_map.items() if "export-download" in key}
     assert len(exports) == len(app_recipes(app))
     for key, spec in exports.items():

@@ -13,7 +13,7 @@ import time
 from urllib.parse import parse_qs
 
 import plotly.graph_objects as go
-from dash import Input, Output, State, dcc, html, no_update
+from dash import MATCH, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from tauformer.errors import TauformerError
@@ -74,6 +74,10 @@ def register_export(app, workspace, pages=None) -> None:
     for card, made in list(cards.RECIPES.items()):
         if wanted is None or made.page in wanted:
             _register_card_export(app, workspace, card)
+    app.clientside_callback(  # the scale is a PNG's pixel density: SVG and PDF keep the paper size
+        "function(fmt) { return fmt !== 'png'; }",
+        Output({"type": "export-scale", "id": MATCH}, "disabled"),
+        Input({"type": "export-format", "id": MATCH}, "value"))
 
 
 def _register_card_export(app, workspace, card: str) -> None:
