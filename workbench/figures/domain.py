@@ -12,9 +12,9 @@ from workbench.figures._common import (
     FigureInputError,
     as_array,
     block_centres,
+    LEGEND_ON_TOP,
     described,
     downsample_note,
-    LEGEND_ON_TOP,
     fig_empty,
     log_hline,
     new_figure,
@@ -25,6 +25,11 @@ from workbench.figures._common import (
 )
 
 MAX_EDGES = 20_000  # kNN edges drawn on the item map; more are subsampled (seeded)
+ITEM_MAP_HEIGHT = 620  # px: the item map is the Domain page's main figure
+GRAPH_HEIGHT = 480  # px: feature graph and sparsity pattern (square plots)
+SPECTRUM_HEIGHT = 420  # px: eigenvalues and their density
+GAP_LABEL_SEPARATION = 0.08  # gap labels closer than this share of the y range are staggered
+LEGEND_ABOVE = dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom")
 
 
 def _ids(values) -> list[int]:
@@ -87,7 +92,7 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
     if n == 0:
         return fig_empty("No items to show yet")
     cls = scatter_class(n)
-    fig = new_figure(title=title, uirevision="item-map", hovermode="closest")
+    fig = new_figure(title=title, uirevision="item-map", hovermode="closest", height=ITEM_MAP_HEIGHT)
     texts_short = None
     if texts is not None:
         if len(texts) != n:
@@ -261,7 +266,7 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     edges = _check_edges(edges, d, fn)
     weights = as_array(weights, "weights", fn, shape=(len(edges),))
     cls = scatter_class(max(d, 3 * len(edges)))
-    fig = new_figure(hovermode="closest", uirevision="feature-graph")
+    fig = new_figure(hovermode="closest", uirevision="feature-graph", height=GRAPH_HEIGHT)
     bins = _width_bins(weights, n_width_bins)
     for b, idx in enumerate(bins):
         lo, hi = weights[idx].min(), weights[idx].max()
@@ -327,7 +332,7 @@ def fig_spectrum(series: Mapping[str, object], *, log: bool = False,
     positives = [v[v > 0] for v in data.values()]
     smallest = min((p.min() for p in positives if p.size), default=1.0)
     floor = smallest / 10.0
-    fig = new_figure(hovermode="closest")
+    fig = new_figure(hovermode="closest", clickmode="event", legend=LEGEND_ABOVE, height=SPECTRUM_HEIGHT)
     for name, values in data.items():
         is_zero = np.abs(values) <= zero_tol * max(1.0, float(np.abs(values).max()))
         shown = np.where(is_zero, floor, values) if log else values
@@ -344,15 +349,40 @@ def fig_spectrum(series: Mapping[str, object], *, log: bool = False,
                 marker=dict(symbol="x", size=9, color=colors[name], line=dict(width=1)),
                 hovertemplate=(f"{name}<br>mode %{{x}}: 0"
                                + (" (drawn at the floor)" if log else "") + "<extra></extra>")))
-    for name, value in (gap or {}).items():
-        if value is None or not np.isfinite(value) or (log and value <= 0):
-            continue
-        log_hline(fig, float(value), log=log, text=f"gap({name}) = {value:.3g}",
+    shown_values = np.concatenate([np.where(v > 0, v, floor) if log else v for v in data.values()])
+    for name, value, x_text in gap_label_positions(gap or {}, shown_values, log=log):
+        log_hline(fig, value, log=log, text=f"gap({name}) = {value:.3g}", x_text=x_text,
                   color=colors.get(str(name), theme.NEUTRAL), dash="dot")
     fig.update_xaxes(title_text="mode index (ascending eigenvalue)")
     fig.update_yaxes(title_text="eigenvalue", type="log" if log else "linear",
                      exponentformat="power")
     return fig
+
+
+def gap_label_positions(gap: Mapping[str, float | None], shown: np.ndarray, *, log: bool,
+                        separation: float = GAP_LABEL_SEPARATION) -> list[tuple[str, float, float]]:
+    """(name, gap, label x in paper units) for each drawable gap, labels staggered when close.
+
+    Gaps are taken in ascending order; one whose line lies within ``separation`` of the y range
+    (log10 units on a log axis) of the previous label's line moves its right-aligned label one
+    slot to the left (0.99, 0.62, 0.25, then round again), so two labels never print on top of
+    each other.
+    """
+    items = sorted(((str(k), float(v)) for k, v in gap.items()
+                    if v is not None and np.isfinite(v) and not (log and v <= 0)), key=lambda kv: kv[1])
+    if not items:
+        return []
+    ys = np.log10(np.array([v for _, v in items])) if log else np.array([v for _, v in items])
+    values = np.log10(shown[shown > 0]) if log else shown
+    values = np.concatenate([values[np.isfinite(values)], ys])
+    span = float(values.max() - values.min()) or 1.0
+    slots, out, slot, last_y = (0.99, 0.62, 0.25), [], 0, None
+    for (name, value), y in zip(items, ys):
+        close = last_y is not None and abs(y - last_y) < separation * span
+        slot = (slot + 1) % len(slots) if close else 0
+        out.append((name, value, slots[slot]))
+        last_y = y
+    return out
 
 
 @described("Distribution of Laplacian eigenvalues, on shared bins so spectra can be compared.")
@@ -377,7 +407,7 @@ def fig_eigen_density(series: Mapping[str, object], bins: int = 40, *,
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, int(bins) + 1)
     centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     colors = theme.series_colors(list(data))
-    fig = new_figure(barmode="overlay", bargap=0)
+    fig = new_figure(barmode="overlay", bargap=0, height=SPECTRUM_HEIGHT)
     for name, values in data.items():
         counts, _ = np.histogram(values, bins=edges, density=density)
         fig.add_trace(go.Bar(x=centres, y=counts, width=widths, name=name, opacity=0.55,
@@ -411,6 +441,9 @@ def fig_sparsity(rows, cols, values, shape: tuple[int, int], *,
         raise FigureInputError(f"{fn}: rows {rows.shape}, cols {cols.shape} and values "
                                f"{values.shape} must have one length")
     n_rows, n_cols = (int(s) for s in shape)
+    if not np.any(values != 0):  # an empty pattern would be a blank, unreadable square
+        return fig_empty(f"No edges: L ({n_rows}\u00d7{n_cols}) has no non-zero entry, "
+                         "so there is no pattern to show", height=GRAPH_HEIGHT)
     outside = rows.size and (rows.min() < 0 or rows.max() >= n_rows
                              or cols.min() < 0 or cols.max() >= n_cols)
     if outside:
@@ -426,7 +459,7 @@ def fig_sparsity(rows, cols, values, shape: tuple[int, int], *,
         grid.reshape(-1)[touched] = flat[touched]
     row_c, col_c = block_centres(n_rows, fr), block_centres(n_cols, fc)
     note = downsample_note((n_rows, n_cols), (fr, fc), "max |value|")
-    fig = new_figure()
+    fig = new_figure(height=GRAPH_HEIGHT)
     fig.add_trace(go.Heatmap(z=grid, x=col_c, y=row_c, colorscale=theme.SEQUENTIAL_ALT,
                              zmin=0, colorbar=dict(title=dict(text="|value|")),
                              hovertemplate="row %{y}, col %{x}<br>|value| = %{z:.4g}"

@@ -55,7 +55,6 @@ function(shapes) {
     return (shapes || []).length;
 }
 """
-MAP_HEIGHT = 620
 
 
 def layout(workspace, **query):
@@ -86,7 +85,7 @@ def layout(workspace, **query):
         None if has_domains else empty_state(NO_DOMAIN, hint=NO_DOMAIN_HINT),
         html.Div(className="domain-items-row", children=[
             figure_card("domain-item-map", "Items of the domain corpus", figure_fn="fig_item_map", figure=first,
-                        height=MAP_HEIGHT, controls=[
+                        controls=[
                             html.Label(["Colour by", dcc.Dropdown(
                                 id="domain-color", value=color, clearable=False, searchable=False,
                                 options=colors, className="control-dropdown")]),
@@ -102,7 +101,7 @@ def layout(workspace, **query):
         ]),
         html.Div(className="row", children=[
             figure_card("domain-feature-graph", "Feature graph", figure_fn="fig_feature_graph", figure=first,
-                        height=480, controls=[
+                        controls=[
                             html.Label(["Eigenvector", dcc.Dropdown(
                                 id="domain-eig", value=eig, clearable=False,
                                 options=initial_eig_options(workspace, domain, eig),
@@ -200,7 +199,6 @@ def _item_map_figure(workspace, domain, data, xy, kind, color, show_edges=True):
         fig.update_xaxes(title_text="PC 1")
         fig.update_yaxes(title_text="PC 2")
         fig.add_annotation(**ui_note("PCA stand-in while UMAP runs"))
-    fig.update_layout(height=MAP_HEIGHT)
     return fig
 
 
