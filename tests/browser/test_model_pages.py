@@ -113,3 +113,21 @@ def test_clicking_a_checkpoint_loads_it_into_the_pickers(demo_app, page):
     assert first_step, status
     assert "run=dot" in page.page.url and f"step={first_step.group(1)}" in page.page.url
     page.assert_healthy()
+
+
+def test_a_diamond_among_all_curves_loads_exactly_that_checkpoint_and_never_compares_a_run_with_itself(
+        demo_app, page):
+    page.open(demo_app + "training", 4)
+    for run, index, step in (("tau", 1, 1000), ("dot", 2, 1500)):  # every curve stays visible
+        x, y = point_position(page, "train-loss", f"{run} checkpoints", index=index)
+        page.page.mouse.move(x, y)
+        page.page.mouse.click(x, y)
+        page.page.wait_for_function(
+            "(want) => document.querySelector('#status-bar').innerText.includes(want)",
+            arg=f"Run {run} ({'dot' if run == 'dot' else 'tau'}) at step {step} ", timeout=60_000)
+        page.wait_idle()
+        assert f"run={run}&" in page.page.url and f"step={step}" in page.page.url
+        status = page.page.locator("#status-bar").inner_text()
+        assert f"Compared with {run}\n" not in status + "\n" and f"compare={run}&" not in page.page.url
+    assert "Compared with tau" in page.page.locator("#status-bar").inner_text()  # dot's twin took its place
+    page.assert_healthy()
