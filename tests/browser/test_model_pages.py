@@ -131,3 +131,20 @@ def test_a_diamond_among_all_curves_loads_exactly_that_checkpoint_and_never_comp
         assert f"Compared with {run}\n" not in status + "\n" and f"compare={run}&" not in page.page.url
     assert "Compared with tau" in page.page.locator("#status-bar").inner_text()  # dot's twin took its place
     page.assert_healthy()
+
+
+def test_the_temperature_multiplier_applies_on_enter_not_per_keystroke(demo_app, page):
+    page.open(demo_app + "whatif", 2)
+    assert "temperature x" in page.page.locator(".whatif-controls").inner_text()
+    box = page.page.locator("#whatif-temperature-x")
+    box.fill("")
+    box.type("0.1", delay=50)  # typing alone commits nothing
+    page.page.wait_for_timeout(800)
+    page.wait_idle()
+    assert "no change" in page.page.locator("#whatif-summary").inner_text()
+    box.press("Enter")
+    page.page.wait_for_function(
+        "() => document.querySelector('#whatif-summary').innerText.includes('temperature x0.1')", timeout=60_000)
+    page.wait_idle()
+    assert re.search(r"temperature=-1(&|$)", page.page.url)
+    page.assert_healthy()
