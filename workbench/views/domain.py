@@ -93,6 +93,8 @@ def layout(workspace, **query):
                                           options=[{"label": " kNN edges", "value": "edges"}],
                                           className="inline-check"),
                             html.Span(id="domain-layout-note", className="layout-note"),
+                            html.P(dv.ITEM_LAMBDA_NOTE, id="domain-lambda-note", className="control-caption",
+                                   title=dv.ITEM_LAMBDA_NOTE),
                         ]),
             html.Aside(className="card neighbours-panel", children=[
                 html.H3("Selected item"),
@@ -265,7 +267,7 @@ def neighbour_panel(data, item, neighbours):
         return truncate(texts[i], limit) if texts is not None else f"item {i}"
 
     cluster = data["clusters"][item] if data["clusters"] is not None else None
-    facts = f"item {item} \u00b7 lambda {lam[item]:.4f}" + (f" \u00b7 cluster {cluster}" if cluster is not None else "")
+    facts = f"item {item} \u00b7 item lambda (reference index) {lam[item]:.4f}" + (f" \u00b7 cluster {cluster}" if cluster is not None else "")
     rows = [html.Li(html.Button(className="neighbour", id={"type": "domain-neighbour", "index": i},
                                 title="Select this item", children=[
                                     html.Span(f"d = {d:.3f}", className="distance"),
@@ -281,6 +283,10 @@ def neighbour_panel(data, item, neighbours):
 
 
 def register_callbacks(app, workspace) -> None:
+    app.clientside_callback(  # the item-lambda caption only while the map is coloured by it
+        "function(color) { return color === 'lambda' ? {} : {display: 'none'}; }",
+        Output("domain-lambda-note", "style"), Input("domain-color", "value"))
+
     @app.callback(Output("domain-summary", "children"), Input("domain-picker", "value"))
     def _summary(domain):
         return summary_line(workspace, domain)
