@@ -295,3 +295,14 @@ def test_item_lambda_is_named_and_explained_as_the_reference_index(ws):
     assert "not the lambda a model head computes" in caption and "(1 - tau) G" in caption
     panel = str(page.neighbour_panel(dv.item_data(ws, "demo"), 0, []))
     assert "item lambda (reference index)" in panel
+
+
+def test_a_laplacian_without_edges_says_so_instead_of_an_empty_pattern(tmp_path):
+    rng = np.random.default_rng(0)
+    memory = build_domain_memory(rng.normal(size=(80, 12)).astype(np.float32), dim=8, eps=1e-9, topk=3)
+    save_domain_memory(memory, tmp_path / "lonely.safetensors")  # eps keeps no edge: L = 0
+    ws = Workspace(domains=[tmp_path / "lonely.safetensors"], cache_dir=tmp_path / "cache")
+    sparsity = spectrum.sparsity_figure(ws, "lonely")
+    assert sparsity.layout.meta["empty"] and sparsity.layout.annotations[0].text.startswith("No edges")
+    graph = domain_parts.feature_graph_figure(ws, "lonely", 1)
+    assert any(str(a.text).startswith("No edges") for a in graph.layout.annotations)

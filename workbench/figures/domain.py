@@ -292,6 +292,8 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     fig.add_trace(cls(x=pos[:, 0], y=pos[:, 1], mode="markers", name="features",
                       customdata=_ids(np.arange(d)), hovertext=labels, marker=marker,
                       hovertemplate=hover + "<extra></extra>", showlegend=False))
+    if len(edges) == 0:
+        fig.add_annotation(**ui_note("No edges: every feature is isolated (L is all zeros)"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     fig.update_layout(legend=dict(title=dict(text="edge weight"), **LEGEND_ON_TOP),
@@ -442,8 +444,7 @@ def fig_sparsity(rows, cols, values, shape: tuple[int, int], *,
                                f"{values.shape} must have one length")
     n_rows, n_cols = (int(s) for s in shape)
     if not np.any(values != 0):  # an empty pattern would be a blank, unreadable square
-        return fig_empty(f"No edges: L ({n_rows}\u00d7{n_cols}) has no non-zero entry, "
-                         "so there is no pattern to show", height=GRAPH_HEIGHT)
+        return fig_empty(f"No edges: L ({n_rows}\u00d7{n_cols}) is all zeros", height=GRAPH_HEIGHT)
     outside = rows.size and (rows.min() < 0 or rows.max() >= n_rows
                              or cols.min() < 0 or cols.max() >= n_cols)
     if outside:
