@@ -155,7 +155,10 @@ def byte_ticks(values, *, log: bool) -> dict:
     finite = finite[np.isfinite(finite) & ((finite > 0) if log else True)]
     if finite.size == 0:
         return {}
-    ticks = _nice_steps(float(finite.min()), float(finite.max()), log)
+    lo, hi = float(finite.min()), float(finite.max())
+    if log:  # plotly pads a log axis by a few percent: label the ticks it will show there too
+        lo, hi = lo / 1.1, hi * 1.1
+    ticks = _nice_steps(lo, hi, log)
     return dict(tickmode="array", tickvals=ticks, ticktext=[format_bytes(t) for t in ticks])
 
 
