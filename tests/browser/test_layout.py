@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 
 PROMPT_PAGES = ["attention", "heads", "why", "whatif"]
 COMPARE_PAGES = PROMPT_PAGES + ["training", "memory"]
-OTHER_PAGES = ["", "domain", "spectrum"]  # the overview, and the domain pages (upload card included)
+OTHER_PAGES = ["", "domain", "spectrum", "spectrum?vs=none"]  # overview, domain pages (upload card included)
 MIN_GRAPH_PX = 100
 
 BOXES_JS = """() => [...document.querySelectorAll('.card, .tile')].filter(c => c.offsetParent !== null).map(c => {
