@@ -120,7 +120,9 @@ def test_a_diamond_among_all_curves_loads_exactly_that_checkpoint_and_never_comp
     page.open(demo_app + "training", 4)
     for run, index, step in (("tau", 1, 1000), ("dot", 2, 1500)):  # every curve stays visible
         x, y = point_position(page, "train-loss", f"{run} checkpoints", index=index)
-        page.page.mouse.move(x, y)
+        page.page.mouse.move(x - 3, y)
+        page.page.mouse.move(x, y)  # plotly clicks what it hovers: wait for the hover label first
+        page.page.wait_for_selector(graph("train-loss") + " .hoverlayer .hovertext", timeout=30_000)
         page.page.mouse.click(x, y)
         page.page.wait_for_function(
             "(want) => document.querySelector('#status-bar').innerText.includes(want)",
