@@ -76,3 +76,10 @@ def test_an_empty_laplacian_says_no_edges(values):
     fig = F.fig_sparsity(list(range(n)), list(range(n)), values, (4, 4))
     assert fig.layout.meta["empty"] is True
     assert "No edges" in fig.layout.annotations[0].text
+
+
+def test_an_axis_reaching_below_a_thousandth_writes_every_tick_as_a_power():
+    text = C.count_ticks([1e-6, 5.0])["ticktext"]
+    assert all("<sup>" in t for t in text) and "10<sup>-2</sup>" in text and "0.01" not in text
+    spectrum = F.fig_spectrum({"a": np.linspace(0, 5, 32)}, log=True)
+    assert list(spectrum.layout.yaxis.ticktext) == ["0.02", "0.05", "0.1", "0.2", "0.5", "1", "2", "5"]

@@ -118,10 +118,11 @@ def format_bytes(value: float) -> str:
     return f"{value / 1000 ** exp:.3g} {BYTE_PREFIXES[exp]}"
 
 
-def format_count(value: float) -> str:
-    """'1', '250', '1000', '10<sup>4</sup>', '2.5×10<sup>6</sup>': the count tick format."""
+def format_count(value: float, *, power: bool = False) -> str:
+    """'1', '250', '1000', '10<sup>4</sup>', '2.5×10<sup>6</sup>': the count tick format
+    (``power`` writes every value as a power of ten, as one axis does once any tick needs it)."""
     value = float(value)
-    if value == 0 or 1e-3 <= abs(value) <= 1000:
+    if value == 0 or (not power and 1e-3 <= abs(value) <= 1000):
         return f"{value:.4g}"
     exp = int(math.floor(math.log10(abs(value))))
     mantissa = value / 10 ** exp
@@ -169,7 +170,10 @@ def count_ticks(values, *, log: bool = True) -> dict:
     if finite.size == 0:
         return {}
     ticks = _nice_steps(float(finite.min()), float(finite.max()), log)
-    return dict(tickmode="array", tickvals=ticks, ticktext=[format_count(t) for t in ticks])
+    text = [format_count(t) for t in ticks]
+    if any("<sup>" in t for t in text) and any(t < 1 for t in ticks):  # 10^-4 beside 0.01: all powers
+        text = [format_count(t, power=True) for t in ticks]
+    return dict(tickmode="array", tickvals=ticks, ticktext=text)
 
 
 # ---------------------------------------------------------------- input checking

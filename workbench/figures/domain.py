@@ -9,10 +9,11 @@ import plotly.graph_objects as go
 
 from workbench import theme
 from workbench.figures._common import (
+    LEGEND_ON_TOP,
     FigureInputError,
     as_array,
     block_centres,
-    LEGEND_ON_TOP,
+    count_ticks,
     described,
     downsample_note,
     fig_empty,
@@ -357,7 +358,7 @@ def fig_spectrum(series: Mapping[str, object], *, log: bool = False,
                   color=colors.get(str(name), theme.NEUTRAL), dash="dot")
     fig.update_xaxes(title_text="mode index (ascending eigenvalue)")
     fig.update_yaxes(title_text="eigenvalue", type="log" if log else "linear",
-                     exponentformat="power")
+                     exponentformat="power", **(count_ticks(shown_values) if log else {}))
     return fig
 
 
