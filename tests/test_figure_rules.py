@@ -9,7 +9,8 @@ import pytest
 from workbench import figures as F
 from workbench import theme
 from workbench.figures import _common as C
-from workbench.figures.domain import gap_label_positions
+from workbench.figures import ticks as T
+from workbench.figures.spectrum import gap_label_positions
 
 
 def test_every_figure_leaves_with_a_pixel_height_inside_the_bounds():
@@ -32,11 +33,11 @@ def test_byte_ticks_always_carry_a_unit_and_counts_never_use_si_letters():
     labels = list(kv.layout.yaxis.ticktext)
     assert labels and all(re.fullmatch(r"[\d.]+ (B|kB|MB|GB)", t) for t in labels), labels
     assert "10 MB" in labels and "20 MB" in labels
-    ticks = C.count_ticks([1.0, 1e24])["ticktext"]
+    ticks = T.count_ticks([1.0, 1e24])["ticktext"]
     assert not any(re.search(r"\d[kMBGT]$", t) for t in ticks), ticks
     assert "10<sup>16</sup>" in ticks and ticks[0] == "1"
-    assert C.format_count(1000) == "1000" and C.format_count(1e4) == "10<sup>4</sup>"
-    assert C.format_bytes(396) == "396 B" and C.format_bytes(1.5e6) == "1.5 MB"
+    assert T.format_count(1000) == "1000" and T.format_count(1e4) == "10<sup>4</sup>"
+    assert T.format_bytes(396) == "396 B" and T.format_bytes(1.5e6) == "1.5 MB"
 
 
 def test_the_resolution_figure_labels_its_ratio_axis_as_counts():
@@ -79,7 +80,7 @@ def test_an_empty_laplacian_says_no_edges(values):
 
 
 def test_an_axis_reaching_below_a_thousandth_writes_every_tick_as_a_power():
-    text = C.count_ticks([1e-6, 5.0])["ticktext"]
+    text = T.count_ticks([1e-6, 5.0])["ticktext"]
     assert all("<sup>" in t for t in text) and "10<sup>-2</sup>" in text and "0.01" not in text
     spectrum = F.fig_spectrum({"a": np.linspace(0, 5, 32)}, log=True)
     assert list(spectrum.layout.yaxis.ticktext) == ["0.02", "0.05", "0.1", "0.2", "0.5", "1", "2", "5"]

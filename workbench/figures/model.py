@@ -20,7 +20,6 @@ from workbench.figures._common import (
     block_reduce,
     check_same_shape,
     content_height,
-    count_ticks,
     described,
     downsample_note,
     fig_empty,
@@ -32,6 +31,7 @@ from workbench.figures._common import (
     token_labels,
     truncate,
 )
+from workbench.figures.ticks import count_ticks
 
 MAX_GRID_PANELS = 256  # layer x head panels in one attention grid
 

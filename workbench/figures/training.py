@@ -23,12 +23,11 @@ from workbench.figures._common import (
     UI_ONLY,
     FigureInputError,
     as_array,
-    byte_ticks,
     described,
     fig_empty,
-    format_bytes,
     new_figure,
 )
+from workbench.figures.ticks import byte_ticks, format_bytes
 
 
 def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
