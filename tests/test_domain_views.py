@@ -89,7 +89,7 @@ def test_item_data_lambdas_and_colours(ws, name):
     values, label, categorical = dv.item_colors(data, "cluster")
     assert categorical and label == "cluster" and len(values) == data["n"]
     values, label, categorical = dv.item_colors(data, "label")  # the demo has no labels
-    assert not categorical and label == "item lambda"
+    assert not categorical and label == "item lambda (reference index)"
     assert [o["value"] for o in dv.color_options(data)] == ["lambda", "energy", "cluster"]
 
 

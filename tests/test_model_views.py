@@ -139,8 +139,7 @@ def test_training_callbacks_and_checkpoint_click(ws, step):
     lam, note = training.update_lambda(ws, "tau-reference", "lambda_q", "all")
     assert drawn(lam) and "correlation" in str(note)
     assert drawn(training.update_entropy(ws, 1))
-    assert training.load_checkpoint(ws, {"points": [{"customdata": ["dot", step - 1]}]}) == (
-        "dot", ws.runs.nearest_step("dot", step - 1))
+    assert training.load_checkpoint(ws, {"points": [{"customdata": ["dot", step - 1]}]}) == ("dot", step)
     assert training.load_checkpoint(ws, {"points": [{"customdata": ["nope", 3]}]})[0] is not None  # no_update
 
 

@@ -98,7 +98,8 @@ def test_prepare_paper_mode_drops_title_and_notes_and_sizes_by_columns():
     paper_pair, _, _ = export.prepare_figure(pair, "svg", columns=2)
     assert {a.font.size for a in paper_pair.layout.annotations} == {theme.pt_to_px(9.0)}
     screen, w, h = export.prepare_figure(fig, "png", paper=False)
-    assert (w, h) == export.DEFAULT_SCREEN_SIZE and screen.layout.title.text == "screen title"
+    # a screen export keeps the figure's own height (every figure function sets one)
+    assert (w, h) == (export.DEFAULT_SCREEN_SIZE[0], fig.layout.height) and screen.layout.title.text == "screen title"
 
 
 def test_prepare_paper_mode_drops_the_screen_selection():

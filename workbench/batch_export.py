@@ -256,8 +256,9 @@ def main(argv=None) -> int:
     try:
         from workbench.data import open_workspace
 
-        workspace = open_workspace(None if args.run is None else [args.run],
-                                   None if args.domain is None else [args.domain], cache_dir=args.cache_dir)
+        # --domain alone exports that domain memory's figures only (the app keeps the demo runs)
+        runs = [args.run] if args.run is not None else ([] if args.domain is not None else None)
+        workspace = open_workspace(runs, None if args.domain is None else [args.domain], cache_dir=args.cache_dir)
         if workspace.problems:
             raise TauformerError("; ".join(workspace.problems))
         state = build_state(workspace, args, warn)

@@ -9,7 +9,8 @@ Importing this module registers two plotly templates:
 Palettes are colour-blind safe: Okabe-Ito for categories, viridis for lambda
 (and any other sequential quantity), a red-blue diverging scale for signed
 differences (always centred at 0 by the figure functions).  The two model kinds
-have fixed colours, :data:`MODEL_COLORS`, used the same way in every figure.
+have fixed colours, :data:`MODEL_COLORS`, for the first run of each kind; every further run
+gets its own hue (:func:`series_colors`), so runs are told apart by colour, not only kinds.
 """
 
 from __future__ import annotations
@@ -159,28 +160,29 @@ def _shade(hex_color: str, amount: float) -> str:
 
 
 def series_colors(names: list[str], kinds: dict[str, str | None] | None = None) -> dict[str, str]:
-    """A colour per series: kind colours for tau/dot (shaded when repeated), else Okabe-Ito.
+    """A distinct colour per series (run): the kind colour for the first run of each kind, then
+    the other Okabe-Ito hues in order.
 
-    The first run of each kind gets the exact kind colour; further runs of the
-    same kind get lighter / darker shades of it so the kind stays recognisable.
-    ``kinds`` overrides the kind guessed from a name by :func:`model_kind`.
+    Runs are told apart by hue, not by a shade of their kind's colour: ``tau`` and
+    ``tau-reference`` side by side must never look alike. Past the palette, hues repeat in
+    lighter / darker shades. ``kinds`` overrides the kind guessed from a name by :func:`model_kind`.
     """
     kinds = kinds or {}
     shades = (0.0, 0.35, -0.35, 0.55, -0.55)
-    colors: dict[str, str] = {}
-    seen = {kind: 0 for kind in MODEL_KINDS}
     others = [c for c in OKABE_ITO if c not in MODEL_COLORS.values()]
+    colors: dict[str, str] = {}
+    first_of_kind: set[str] = set()
     other_index = 0
     for name in names:
         kind = kinds.get(name) or model_kind(name)
-        if kind in MODEL_COLORS:
-            count = seen[kind]
-            seen[kind] += 1
-            shade = shades[count % len(shades)]
-            colors[name] = _shade(MODEL_COLORS[kind], shade) if shade else MODEL_COLORS[kind]
-        else:
-            colors[name] = others[other_index % len(others)]
-            other_index += 1
+        if kind in MODEL_COLORS and kind not in first_of_kind:
+            first_of_kind.add(kind)
+            colors[name] = MODEL_COLORS[kind]
+            continue
+        base = others[other_index % len(others)]
+        shade = shades[(other_index // len(others)) % len(shades)]
+        colors[name] = _shade(base, shade) if shade else base
+        other_index += 1
     return colors
 
 

@@ -113,3 +113,40 @@ def test_clicking_a_checkpoint_loads_it_into_the_pickers(demo_app, page):
     assert first_step, status
     assert "run=dot" in page.page.url and f"step={first_step.group(1)}" in page.page.url
     page.assert_healthy()
+
+
+def test_a_diamond_among_all_curves_loads_exactly_that_checkpoint_and_never_compares_a_run_with_itself(
+        demo_app, page):
+    page.open(demo_app + "training", 4)
+    for run, index, step in (("tau", 1, 1000), ("dot", 2, 1500)):  # every curve stays visible
+        x, y = point_position(page, "train-loss", f"{run} checkpoints", index=index)
+        page.page.mouse.move(x - 3, y)
+        page.page.mouse.move(x, y)  # plotly clicks what it hovers: wait for the hover label first
+        page.page.wait_for_selector(graph("train-loss") + " .hoverlayer .hovertext", timeout=30_000)
+        page.page.mouse.click(x, y)
+        page.page.wait_for_function(
+            "(want) => document.querySelector('#status-bar').innerText.includes(want)",
+            arg=f"Run {run} ({'dot' if run == 'dot' else 'tau'}) at step {step} ", timeout=60_000)
+        page.wait_idle()
+        assert f"run={run}&" in page.page.url and f"step={step}" in page.page.url
+        status = page.page.locator("#status-bar").inner_text()
+        assert f"Compared with {run}\n" not in status + "\n" and f"compare={run}&" not in page.page.url
+    assert "Compared with tau" in page.page.locator("#status-bar").inner_text()  # dot's twin took its place
+    page.assert_healthy()
+
+
+def test_the_temperature_multiplier_applies_on_enter_not_per_keystroke(demo_app, page):
+    page.open(demo_app + "whatif", 2)
+    assert "temperature x" in page.page.locator(".whatif-controls").inner_text()
+    box = page.page.locator("#whatif-temperature-x")
+    box.fill("")
+    box.type("0.1", delay=50)  # typing alone commits nothing
+    page.page.wait_for_timeout(800)
+    page.wait_idle()
+    assert "no change" in page.page.locator("#whatif-summary").inner_text()
+    box.press("Enter")
+    page.page.wait_for_function(
+        "() => document.querySelector('#whatif-summary').innerText.includes('temperature x0.1')", timeout=60_000)
+    page.wait_idle()
+    assert re.search(r"temperature=-1(&|$)", page.page.url)
+    page.assert_healthy()

@@ -61,10 +61,18 @@ def demo_workspace(**kwargs) -> Workspace:
 
 
 def open_workspace(runs=None, domains=None, **kwargs) -> Workspace:
-    """The given runs and domain memories; the bundled demo when neither is given (None)."""
+    """The given runs and domain memories, each defaulting to the bundled demo's when not given.
+
+    ``runs=None`` (no ``--runs``) means the demo's runs, so ``--domain FILE`` alone looks at
+    the demo models against another domain memory. ``domains=None`` means the demo's domain
+    memory only when the runs are the demo's too: runs of one's own are not paired with a
+    domain memory they were not trained on. An empty list means none.
+    """
     if runs is None and domains is None:
         return demo_workspace(**kwargs)
-    return Workspace(runs=runs or [], domains=domains or [], **kwargs)
+    if runs is None:
+        runs = [DEMO_DIR]
+    return Workspace(runs=runs, domains=domains or [], **kwargs)
 
 
 __all__ = ["Workspace", "RunInfo", "RunStore", "DomainStore", "ResultCache", "content_key", "demo_workspace", "open_workspace", "DEMO_DIR"]

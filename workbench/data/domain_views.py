@@ -217,9 +217,16 @@ def item_data(workspace, name: str, tau_mode: str = "median") -> dict | None:
     return workspace.cache.get_or_compute(key, compute)
 
 
+ITEM_LAMBDA = "item lambda (reference index)"
+ITEM_LAMBDA_NOTE = ("Item lambda (reference index): the reference implementation's per-item search score "
+                    "(SPEC section 7), lambda = tau E / (E + tau) + (1 - tau) G from the item's own embedding "
+                    "against L -- E its Rayleigh energy, G how unevenly that energy spreads over the edges. "
+                    "It is not the lambda a model head computes for a query or key.")
+
+
 def color_options(data: dict | None) -> list[dict]:
     """What the item map can be coloured by, given the item data available."""
-    options = [{"label": "item lambda", "value": "lambda"},
+    options = [{"label": ITEM_LAMBDA, "value": "lambda", "title": ITEM_LAMBDA_NOTE},
                {"label": "Rayleigh energy", "value": "energy"}]
     if data is not None and data["clusters"] is not None:
         options.append({"label": "cluster (k-means)", "value": "cluster"})
@@ -236,7 +243,7 @@ def item_colors(data: dict, by: str) -> tuple[np.ndarray, str, bool]:
         return np.asarray(data["labels"], dtype=object), "label", True
     if by == "energy":
         return data["energy"], "Rayleigh energy", False
-    return data["lambdas"], "item lambda", False
+    return data["lambdas"], ITEM_LAMBDA, False
 
 
 def item_edges(workspace, name: str) -> tuple[np.ndarray, np.ndarray] | None:

@@ -4,8 +4,10 @@ No torch, no Dash, no I/O. Each ``fig_*`` function has a one-sentence descriptio
 :data:`DESCRIPTIONS` (also stamped on every figure as ``layout.meta["description"]``);
 points that a click callback must identify carry ``customdata``.
 
-Modules: :mod:`.domain` (domain memory), :mod:`.model` (lambda and attention of a
-checkpoint), :mod:`.training` (histories, cache and latency measurements).
+Modules: :mod:`.domain` (domain memory items and feature graph), :mod:`.spectrum` (its Laplacian),
+:mod:`.model` (lambda and attention of a
+checkpoint), :mod:`.training` (histories, cache and latency measurements); :mod:`.ticks` holds
+the one tick-label rule for bytes and counts.
 """
 
 from workbench.figures._common import (
@@ -15,14 +17,7 @@ from workbench.figures._common import (
     FigureInputError,
     fig_empty,
 )
-from workbench.figures.domain import (
-    fig_eigen_density,
-    fig_feature_graph,
-    fig_item_map,
-    fig_sparsity,
-    fig_spectrum,
-    item_selection_shapes,
-)
+from workbench.figures.domain import fig_feature_graph, fig_item_map, item_selection_shapes
 from workbench.figures.model import (
     fig_attention_difference,
     fig_attention_grid,
@@ -36,6 +31,7 @@ from workbench.figures.model import (
     fig_spectral_decomposition,
     fig_whatif,
 )
+from workbench.figures.spectrum import fig_eigen_density, fig_sparsity, fig_spectrum
 from workbench.figures.training import (
     fig_decode_latency,
     fig_entropy_over_steps,

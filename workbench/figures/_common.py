@@ -16,6 +16,8 @@ from workbench import theme
 GL_THRESHOLD = 5000  # points in one figure from which traces switch to WebGL
 MAX_HEATMAP_SIDE = 512  # heatmaps larger than this are block-averaged down to it
 HOVER_TEXT_LIMIT = 80  # characters of item text shown on hover
+SCREEN_HEIGHT = 450  # px: a figure that does not size itself to its content
+MIN_HEIGHT, MAX_HEIGHT = 160, 2400  # px: no figure is drawn shorter or taller than this
 UI_ONLY = theme.UI_ONLY
 
 DESCRIPTIONS: dict[str, str] = {}
@@ -44,6 +46,7 @@ def described(description: str) -> Callable:
             meta.setdefault("description", description)
             fig.update_layout(meta=meta)
             apply_screen_template(fig)
+            settle_height(fig)
             return fig
 
         wrapper.description = description
@@ -74,6 +77,29 @@ def apply_screen_template(fig: go.Figure) -> None:
         layout.template = pio.templates[theme.SCREEN_TEMPLATE]
     finally:
         layout._validate = was
+
+
+# ------------------------------------------------------------------ heights
+def content_height(n_rows: float, row_px: float, chrome_px: float = 120, *,
+                   minimum: int = MIN_HEIGHT, maximum: int = MAX_HEIGHT) -> int:
+    """Pixel height of a figure whose content is ``n_rows`` rows of ``row_px`` each.
+
+    ``chrome_px`` is the title, axes, legend and margins around them. The one rule for figures
+    that grow with their content (heads, tokens, layers), clipped to [minimum, maximum].
+    """
+    return int(np.clip(round(n_rows * row_px + chrome_px), minimum, maximum))
+
+
+def settle_height(fig: go.Figure) -> None:
+    """Give ``fig`` a definite pixel height: its own (clipped to [MIN_HEIGHT, MAX_HEIGHT]) or
+    :data:`SCREEN_HEIGHT`.
+
+    A figure without ``layout.height`` makes a responsive Dash graph take 100% of its card's
+    auto height -- 0 px -- while plotly still draws 450 px, painting over the next card. Every
+    figure function's result passes through here (``described``), so no graph can collapse.
+    """
+    height = fig.layout.height
+    fig.layout.height = SCREEN_HEIGHT if height is None else int(np.clip(height, MIN_HEIGHT, MAX_HEIGHT))
 
 
 # ---------------------------------------------------------------- input checking

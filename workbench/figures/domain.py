@@ -1,22 +1,19 @@
-"""Figures of the domain memory: item map, feature graph, spectrum, sparsity of L."""
+"""Figures of the domain memory: item map and feature graph (spectrum and sparsity of L: :mod:`.spectrum`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
 from workbench import theme
 from workbench.figures._common import (
+    LEGEND_ON_TOP,
     FigureInputError,
     as_array,
-    block_centres,
     described,
-    downsample_note,
-    LEGEND_ON_TOP,
     fig_empty,
-    log_hline,
     new_figure,
     scatter_class,
     symmetric_range,
@@ -25,6 +22,8 @@ from workbench.figures._common import (
 )
 
 MAX_EDGES = 20_000  # kNN edges drawn on the item map; more are subsampled (seeded)
+ITEM_MAP_HEIGHT = 620  # px: the item map is the Domain page's main figure
+GRAPH_HEIGHT = 480  # px: the feature graph (a square plot)
 
 
 def _ids(values) -> list[int]:
@@ -87,7 +86,7 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
     if n == 0:
         return fig_empty("No items to show yet")
     cls = scatter_class(n)
-    fig = new_figure(title=title, uirevision="item-map", hovermode="closest")
+    fig = new_figure(title=title, uirevision="item-map", hovermode="closest", height=ITEM_MAP_HEIGHT)
     texts_short = None
     if texts is not None:
         if len(texts) != n:
@@ -262,7 +261,7 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     edges = _check_edges(edges, d, fn)
     weights = as_array(weights, "weights", fn, shape=(len(edges),))
     cls = scatter_class(max(d, 3 * len(edges)))
-    fig = new_figure(hovermode="closest", uirevision="feature-graph")
+    fig = new_figure(hovermode="closest", uirevision="feature-graph", height=GRAPH_HEIGHT)
     bins = _width_bins(weights, n_width_bins)
     for b, idx in enumerate(bins):
         lo, hi = weights[idx].min(), weights[idx].max()
@@ -288,155 +287,10 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     fig.add_trace(cls(x=pos[:, 0], y=pos[:, 1], mode="markers", name="features",
                       customdata=_ids(np.arange(d)), hovertext=labels, marker=marker,
                       hovertemplate=hover + "<extra></extra>", showlegend=False))
+    if len(edges) == 0:
+        fig.add_annotation(**ui_note("No edges: every feature is isolated (L is all zeros)"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     fig.update_layout(legend=dict(title=dict(text="edge weight"), **LEGEND_ON_TOP),
                       meta=dict(aspect=1.0))
-    return fig
-
-
-def _series(series: Mapping[str, object], fn: str) -> dict[str, np.ndarray]:
-    if not isinstance(series, Mapping):
-        raise FigureInputError(f"{fn}: series must be a dict name -> 1-D array")
-    out = {str(k): np.sort(as_array(v, f"series[{k!r}]", fn, ndim=1)) for k, v in series.items()}
-    return {k: v for k, v in out.items() if v.size}
-
-
-@described("Sorted eigenvalues of one or more Laplacians on shared axes; crosses mark zero "
-           "eigenvalues (one per connected component), dotted lines the spectral gap.")
-def fig_spectrum(series: Mapping[str, object], *, log: bool = False,
-                 gap: Mapping[str, float] | None = None, zero_tol: float = 1e-8) -> go.Figure:
-    """Index versus eigenvalue for each Laplacian (e.g. the domain memory and a chain).
-
-    Parameters
-    ----------
-    series : dict name -> array [D]
-        Eigenvalues (any order; sorted here).
-    log : bool
-        Log y axis; zero eigenvalues are then drawn at a floor below the smallest
-        positive value (the hover says so).
-    gap : dict name -> float, optional
-        Spectral gap per series, drawn as a dotted horizontal line with a label.
-    zero_tol : float
-        Eigenvalues with ``|mu| <= zero_tol * max(1, max|mu|)`` count as zero.
-    """
-    fn = "fig_spectrum"
-    data = _series(series, fn)
-    if not data:
-        return fig_empty("No spectrum computed yet")
-    colors = theme.series_colors(list(data))
-    positives = [v[v > 0] for v in data.values()]
-    smallest = min((p.min() for p in positives if p.size), default=1.0)
-    floor = smallest / 10.0
-    fig = new_figure(hovermode="closest")
-    for name, values in data.items():
-        is_zero = np.abs(values) <= zero_tol * max(1.0, float(np.abs(values).max()))
-        shown = np.where(is_zero, floor, values) if log else values
-        idx = np.arange(values.size)
-        fig.add_trace(go.Scatter(
-            x=idx, y=shown, mode="lines+markers" if values.size <= 200 else "lines", name=name,
-            line=dict(color=colors[name], width=1.5), marker=dict(size=4),
-            customdata=values,
-            hovertemplate=f"{name}<br>mode %{{x}}: %{{customdata:.5g}}<extra></extra>"))
-        if is_zero.any():
-            fig.add_trace(go.Scatter(
-                x=idx[is_zero], y=shown[is_zero], mode="markers", legendgroup=name,
-                name=f"{name}: {int(is_zero.sum())} zero eigenvalue(s)",
-                marker=dict(symbol="x", size=9, color=colors[name], line=dict(width=1)),
-                hovertemplate=(f"{name}<br>mode %{{x}}: 0"
-                               + (" (drawn at the floor)" if log else "") + "<extra></extra>")))
-    for name, value in (gap or {}).items():
-        if value is None or not np.isfinite(value) or (log and value <= 0):
-            continue
-        log_hline(fig, float(value), log=log, text=f"gap({name}) = {value:.3g}",
-                  color=colors.get(str(name), theme.NEUTRAL), dash="dot")
-    fig.update_xaxes(title_text="mode index (ascending eigenvalue)")
-    fig.update_yaxes(title_text="eigenvalue", type="log" if log else "linear",
-                     exponentformat="power")
-    return fig
-
-
-@described("Distribution of Laplacian eigenvalues, on shared bins so spectra can be compared.")
-def fig_eigen_density(series: Mapping[str, object], bins: int = 40, *,
-                      density: bool = True) -> go.Figure:
-    """Histograms of eigenvalues on shared bin edges, overlaid.
-
-    Parameters
-    ----------
-    series : dict name -> array [D]
-    bins : int
-        Number of shared bins over the joint range.
-    density : bool
-        Normalise each histogram to unit area (else counts).
-    """
-    fn = "fig_eigen_density"
-    data = _series(series, fn)
-    if not data:
-        return fig_empty("No spectrum computed yet")
-    joined = np.concatenate(list(data.values()))
-    lo, hi = float(joined.min()), float(joined.max())
-    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, int(bins) + 1)
-    centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-    colors = theme.series_colors(list(data))
-    fig = new_figure(barmode="overlay", bargap=0)
-    for name, values in data.items():
-        counts, _ = np.histogram(values, bins=edges, density=density)
-        fig.add_trace(go.Bar(x=centres, y=counts, width=widths, name=name, opacity=0.55,
-                             marker=dict(color=colors[name]),
-                             hovertemplate=f"{name}<br>eigenvalue \u2248 %{{x:.4g}}<br>"
-                                           "%{y:.4g}<extra></extra>"))
-    fig.update_xaxes(title_text="eigenvalue")
-    fig.update_yaxes(title_text="density" if density else "count")
-    return fig
-
-
-@described("Where the Laplacian's non-zero entries are (|value| as colour); the diagonal "
-           "holds the degrees.")
-def fig_sparsity(rows, cols, values, shape: tuple[int, int], *,
-                 max_side: int = 512) -> go.Figure:
-    """Sparsity pattern of a COO matrix as a heatmap of ``|value|`` (structural zeros blank).
-
-    Parameters
-    ----------
-    rows, cols : int arrays [nnz]
-    values : array [nnz]
-    shape : (n_rows, n_cols)
-    max_side : int
-        Larger matrices are pooled into blocks (colour = max |value| in the block).
-    """
-    fn = "fig_sparsity"
-    rows = as_array(rows, "rows", fn, ndim=1, dtype=np.int64)
-    cols = as_array(cols, "cols", fn, ndim=1, dtype=np.int64)
-    values = as_array(values, "values", fn, ndim=1)
-    if not (rows.shape == cols.shape == values.shape):
-        raise FigureInputError(f"{fn}: rows {rows.shape}, cols {cols.shape} and values "
-                               f"{values.shape} must have one length")
-    n_rows, n_cols = (int(s) for s in shape)
-    outside = rows.size and (rows.min() < 0 or rows.max() >= n_rows
-                             or cols.min() < 0 or cols.max() >= n_cols)
-    if outside:
-        raise FigureInputError(f"{fn}: an index lies outside the shape {shape}")
-    fr = max(1, -(-n_rows // max_side))
-    fc = max(1, -(-n_cols // max_side))
-    grid = np.full((-(-n_rows // fr), -(-n_cols // fc)), np.nan)  # pooled [R', C']
-    if rows.size:
-        flat = np.zeros(grid.size)
-        np.maximum.at(flat, (rows // fr) * grid.shape[1] + cols // fc, np.abs(values))
-        touched = np.zeros(grid.size, dtype=bool)
-        touched[(rows // fr) * grid.shape[1] + cols // fc] = True
-        grid.reshape(-1)[touched] = flat[touched]
-    row_c, col_c = block_centres(n_rows, fr), block_centres(n_cols, fc)
-    note = downsample_note((n_rows, n_cols), (fr, fc), "max |value|")
-    fig = new_figure()
-    fig.add_trace(go.Heatmap(z=grid, x=col_c, y=row_c, colorscale=theme.SEQUENTIAL_ALT,
-                             zmin=0, colorbar=dict(title=dict(text="|value|")),
-                             hovertemplate="row %{y}, col %{x}<br>|value| = %{z:.4g}"
-                                           + note + "<extra></extra>"))
-    density = rows.size / max(1, n_rows * n_cols)
-    fig.add_annotation(**ui_note(f"{n_rows}\u00d7{n_cols}, {rows.size:,} non-zeros "
-                                 f"({100 * density:.2f}% dense)"))
-    fig.update_xaxes(title_text="column", showgrid=False, constrain="domain")
-    fig.update_yaxes(title_text="row", showgrid=False, autorange="reversed",
-                     scaleanchor="x", scaleratio=1, constrain="domain")
-    fig.update_layout(meta=dict(aspect=1.0, downsample=[fr, fc]))
     return fig

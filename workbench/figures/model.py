@@ -19,6 +19,7 @@ from workbench.figures._common import (
     as_array,
     block_reduce,
     check_same_shape,
+    content_height,
     described,
     downsample_note,
     fig_empty,
@@ -30,6 +31,7 @@ from workbench.figures._common import (
     token_labels,
     truncate,
 )
+from workbench.figures.ticks import count_ticks
 
 MAX_GRID_PANELS = 256  # layer x head panels in one attention grid
 
@@ -108,7 +110,7 @@ def fig_lambda_strip(tokens: Sequence[str], lam, *, title_prefix: str = "lambda_
                        + downsample_note(lam.shape, factors) + "<extra></extra>")))
     fig.update_yaxes(autorange="reversed", showgrid=False)
     fig.update_xaxes(showgrid=False, tickangle=-60, title_text="token")
-    fig.update_layout(height=max(220, 40 * n_heads + 160),
+    fig.update_layout(height=content_height(n_heads, 40, 160, minimum=220),
                       meta=dict(aspect=min(1.0, 0.15 + 0.08 * n_heads)))
     return fig
 
@@ -176,7 +178,7 @@ def fig_lambda_distributions(values, kind: str = "violin", *, max_points: int = 
     else:
         fig.update_xaxes(**value_axis)
         fig.update_yaxes(title_text="layer \u00b7 head", autorange="reversed")
-        fig.update_layout(height=max(300, 22 * len(data) + 120))
+        fig.update_layout(height=content_height(len(data), 22, 120, minimum=300))
     return fig
 
 
@@ -228,7 +230,7 @@ def fig_lambda_resolution(lam_range, temperature, *, uniform_ratio: float = 1.1)
                            "%{customdata[3]:.4g}<br>max weight ratio %{y:.4g}<extra></extra>")))
     fig.update_xaxes(title_text="lambda spread (max \u2212 min)", rangemode="tozero")
     fig.update_yaxes(title_text="max weight ratio exp(spread / t)", type="log",
-                     range=[0, np.log10(top)])
+                     range=[0, np.log10(top)], **count_ticks([1.0, top]))
     return fig
 
 
@@ -282,7 +284,7 @@ def fig_attention_grid(maps, *, title: str | None = None, zmax: float | None = N
     fig = go.Figure(data=traces, layout=layout)  # dicts: much faster than make_subplots + add_trace
     fig.update_layout(title=title, coloraxis=dict(colorscale=theme.SEQUENTIAL, cmin=0, cmax=top,
                                                   colorbar=dict(title=dict(text="weight"))),
-                      height=int(np.clip(80 * n_layers + 120, 300, 2400)),
+                      height=content_height(n_layers, 80, 120, minimum=300),
                       meta=dict(aspect=min(1.6, (n_layers + 0.5) / max(1, n_heads)),
                                 panel_side=side))
     return fig
@@ -427,8 +429,9 @@ def fig_entropy_bars(entropy: Mapping[str, object], *, kind: str = "bars") -> go
                       annotation_text="uniform", annotation_position="top right")
         fig.update_yaxes(title_text="entropy / uniform entropy", range=[0, 1.08])
     else:
+        deficits = [np.clip(1.0 - g.reshape(-1), 1e-7, None) for g in grids.values()]
         fig.update_yaxes(title_text="1 \u2212 entropy / uniform (log)", type="log",
-                         exponentformat="power")
+                         **count_ticks(np.concatenate(deficits)))
     fig.update_xaxes(title_text="layer \u00b7 head", tickangle=-60)
     return fig
 

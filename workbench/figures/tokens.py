@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbench import theme
-from workbench.figures._common import FigureInputError, as_array, described, fig_empty, truncate
+from workbench.figures._common import FigureInputError, as_array, content_height, described, fig_empty, truncate
 
 ROW_HEIGHT = 22  # pixels per line of text
 
@@ -67,6 +67,6 @@ def fig_token_weights(tokens: Sequence[str], weights: Mapping[str, object], quer
                       line=dict(color="#1d2330", width=2), row=i, col=1)
     fig.update_xaxes(visible=False, range=[-0.5, per_row - 0.5])
     fig.update_yaxes(visible=False, autorange="reversed")
-    fig.update_layout(height=int(len(rows) * (n_lines * ROW_HEIGHT + 40) + 30),
+    fig.update_layout(height=content_height(len(rows), n_lines * ROW_HEIGHT + 40, 30),
                       margin=dict(l=10, r=10, t=30, b=10), meta=dict(aspect=0.3))
     return fig

@@ -27,6 +27,7 @@ from workbench.figures._common import (
     fig_empty,
     new_figure,
 )
+from workbench.figures.ticks import byte_ticks, format_bytes
 
 
 def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
@@ -343,11 +344,13 @@ def fig_kv_cache(context, bytes_by_model: Mapping[str, object], *, head_dim: int
     for name, b in series.items():
         fig.add_trace(go.Scatter(x=ctx, y=b, mode="lines+markers", name=name,
                                  line=dict(color=colors[name]),
-                                 hovertemplate=f"{name}<br>context %{{x}}<br>%{{y:.4s}}B"
+                                 customdata=[format_bytes(v) for v in b],
+                                 hovertemplate=f"{name}<br>context %{{x}}<br>%{{customdata}}"
                                                "<extra></extra>"), row=1, col=1)
     log_x = ctx.min() > 0 and ctx.max() / ctx.min() >= 10
-    fig.update_yaxes(title_text="KV cache", ticksuffix="B", tickformat="~s", row=1, col=1,
-                     type="log" if log_x else "linear")
+    all_bytes = np.concatenate([np.ravel(b) for b in series.values()])
+    fig.update_yaxes(title_text="KV cache", row=1, col=1, type="log" if log_x else "linear",
+                     **byte_ticks(all_bytes, log=log_x))
     if with_ratio:
         ratio = np.divide(series[tau], series[dot], out=np.full(ctx.size, np.nan),
                           where=series[dot] != 0)

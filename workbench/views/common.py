@@ -30,13 +30,14 @@ def figure_id(name: str) -> dict:
 
 
 def figure_card(name: str, title: str, *, description: str | None = None, figure: go.Figure | None = None,
-                height: int | None = None, controls=None, figure_fn: str | None = None) -> html.Section:
+                controls=None, figure_fn: str | None = None) -> html.Section:
     """A titled card: optional controls, the graph, a one-sentence explanation and an export menu.
 
     ``figure_fn`` names the figure function whose description is shown when none is given.
+    The graph's height is the figure's own ``layout.height`` (every figure function sets one),
+    never a style here: a fixed card height and a figure of another height would overlap.
     """
     text = description or (describe(figure_fn) if figure_fn else "")
-    style = {"height": f"{height}px"} if height else {}
     return html.Section(className="card", id=f"card-{name}", children=[
         html.Div(className="card-head", children=[
             html.H3(title),
@@ -57,7 +58,7 @@ def figure_card(name: str, title: str, *, description: str | None = None, figure
         html.Div(controls, className="card-controls") if controls else None,
         dcc.Loading(type="circle", delay_show=300, children=dcc.Graph(
             id=figure_id(name), figure=figure if figure is not None else fig_empty("Loading..."),
-            config=GRAPH_CONFIG, style=style)),
+            config=GRAPH_CONFIG, className="card-graph")),
         html.Div(id={"type": "export-message", "id": name}, className="export-message"),
     ])
 

@@ -56,7 +56,6 @@ function(shapes) {
     return (shapes || []).length;
 }
 """
-MAP_HEIGHT = 620
 
 
 def layout(workspace, **query):
@@ -87,7 +86,7 @@ def layout(workspace, **query):
         None if has_domains else empty_state(NO_DOMAIN, hint=NO_DOMAIN_HINT),
         html.Div(className="domain-items-row", children=[
             figure_card("domain-item-map", "Items of the domain corpus", figure_fn="fig_item_map", figure=first,
-                        height=MAP_HEIGHT, controls=[
+                        controls=[
                             html.Label(["Colour by", dcc.Dropdown(
                                 id="domain-color", value=color, clearable=False, searchable=False,
                                 options=colors, className="control-dropdown")]),
@@ -95,6 +94,8 @@ def layout(workspace, **query):
                                           options=[{"label": " kNN edges", "value": "edges"}],
                                           className="inline-check"),
                             html.Span(id="domain-layout-note", className="layout-note"),
+                            html.P(dv.ITEM_LAMBDA_NOTE, id="domain-lambda-note", className="control-caption",
+                                   title=dv.ITEM_LAMBDA_NOTE),
                         ]),
             html.Aside(className="card neighbours-panel", children=[
                 html.H3("Selected item"),
@@ -103,7 +104,7 @@ def layout(workspace, **query):
         ]),
         html.Div(className="row", children=[
             figure_card("domain-feature-graph", "Feature graph", figure_fn="fig_feature_graph", figure=first,
-                        height=480, controls=[
+                        controls=[
                             html.Label(["Eigenvector", dcc.Dropdown(
                                 id="domain-eig", value=eig, clearable=False,
                                 options=initial_eig_options(workspace, domain, eig),
@@ -201,7 +202,6 @@ def _item_map_figure(workspace, domain, data, xy, kind, color, show_edges=True):
         fig.update_xaxes(title_text="PC 1")
         fig.update_yaxes(title_text="PC 2")
         fig.add_annotation(**ui_note("PCA stand-in while UMAP runs"))
-    fig.update_layout(height=MAP_HEIGHT)
     return fig
 
 
@@ -268,7 +268,7 @@ def neighbour_panel(data, item, neighbours):
         return truncate(texts[i], limit) if texts is not None else f"item {i}"
 
     cluster = data["clusters"][item] if data["clusters"] is not None else None
-    facts = f"item {item} \u00b7 lambda {lam[item]:.4f}" + (f" \u00b7 cluster {cluster}" if cluster is not None else "")
+    facts = f"item {item} \u00b7 item lambda (reference index) {lam[item]:.4f}" + (f" \u00b7 cluster {cluster}" if cluster is not None else "")
     rows = [html.Li(html.Button(className="neighbour", id={"type": "domain-neighbour", "index": i},
                                 title="Select this item", children=[
                                     html.Span(f"d = {d:.3f}", className="distance"),
@@ -305,6 +305,10 @@ FEATURES = recipe("domain", "domain-feature-graph", feature_graph_figure, (
 
 
 def register_callbacks(app, workspace) -> None:
+    app.clientside_callback(  # the item-lambda caption only while the map is coloured by it
+        "function(color) { return color === 'lambda' ? {} : {display: 'none'}; }",
+        Output("domain-lambda-note", "style"), Input("domain-color", "value"))
+
     @app.callback(Output("domain-summary", "children"), Input("domain-picker", "value"))
     def _summary(domain):
         return summary_line(workspace, domain)

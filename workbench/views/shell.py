@@ -74,6 +74,16 @@ def register_callbacks(app, workspace, pages) -> None:
         options = [{"label": f"step {s}" + (" (latest)" if s == steps[-1] else ""), "value": s} for s in steps]
         return options, step
 
+    @app.callback(
+        Output("compare-picker", "options", allow_duplicate=True),
+        Output("compare-picker", "value", allow_duplicate=True),
+        Input("run-picker", "value"), State("compare-picker", "value"),
+        prevent_initial_call=True,
+    )
+    def run_picked(run, compare_now):
+        compare = compare_apart(workspace, run, compare_now)
+        return compare_options(workspace, run), (dash.no_update if compare == compare_now else compare)
+
     register_url_sync(app, "shell-url-sync", [(name, f"{name}-picker", "value") for name in GLOBAL_PARAMS],
                       omit=(NONE,))
 
@@ -102,6 +112,22 @@ def global_query(run, step, compare, domain) -> str:
     return ("?" + urlencode(clean)) if clean else ""
 
 
+def compare_apart(workspace, run, compare):
+    """The compared run, never the run itself: a run picked (or clicked) that is the compared one
+    swaps with its tau/dot twin -- the run it was compared with, on the demo -- else compares nothing."""
+    if not run or compare != run:
+        return compare
+    twin = workspace.runs.pair_for(run) if run in workspace.runs.names() else None
+    return twin if twin and twin != run else NONE
+
+
+def compare_options(workspace, run) -> list[dict]:
+    """'nothing' and every run but ``run`` (offered, but disabled, so Compare never equals Run)."""
+    runs = workspace.runs
+    return [{"label": "nothing", "value": NONE}] + [
+        {"label": runs.info(n).label, "value": n, "disabled": n == run} for n in runs.names()]
+
+
 def initial_pickers(workspace, search, run_now=None, compare_now=None, domain_now=None):
     """Picker options and values from the URL query, falling back to the current values and the defaults."""
     runs, domains = workspace.runs, workspace.domains
@@ -119,8 +145,8 @@ def initial_pickers(workspace, search, run_now=None, compare_now=None, domain_no
         domain = domain_names[0] if domain_names else None
     run_options = [{"label": runs.info(n).label, "value": n} for n in run_names]
     domain_options = [{"label": n, "value": n} for n in domain_names]
-    compare_options = [{"label": "nothing", "value": NONE}] + run_options
-    return run_options, run, compare_options, compare, domain_options, domain
+    compare = compare_apart(workspace, run, compare)
+    return run_options, run, compare_options(workspace, run), compare, domain_options, domain
 
 
 def status_line(workspace, run, step, compare, domain) -> list:

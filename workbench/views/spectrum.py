@@ -33,7 +33,6 @@ PAGE = dict(id="spectrum", requires="domain", path="/spectrum", name="Spectrum",
             description="Eigenvalues, spectral gap and components of the domain memory against the "
                         "chain Laplacian; eigenvectors on the feature graph; where L is non-zero.")
 NONE = "none"
-LEGEND_ABOVE = dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom")
 
 
 def layout(workspace, **query):
@@ -59,16 +58,15 @@ def layout(workspace, **query):
         ]),
         html.Div(id="spectrum-facts", className="facts"),
         html.Div(className="row", children=[
-            figure_card("spectrum-eigenvalues", "Eigenvalues", figure_fn="fig_spectrum", height=420, figure=first,
+            figure_card("spectrum-eigenvalues", "Eigenvalues", figure_fn="fig_spectrum", figure=first,
                         description="Sorted eigenvalues on shared axes; crosses mark zero eigenvalues "
                                     "(one per connected component), dotted lines the spectral gap. "
                                     "Click a point to paint its eigenvector below."),
-            figure_card("spectrum-density", "Eigenvalue density", figure_fn="fig_eigen_density", figure=first,
-                        height=420),
+            figure_card("spectrum-density", "Eigenvalue density", figure_fn="fig_eigen_density", figure=first),
         ]),
         html.Div(className="row", children=[
             figure_card("spectrum-feature-graph", "Feature graph", figure=first,
-                        figure_fn="fig_feature_graph", height=480, controls=[
+                        figure_fn="fig_feature_graph", controls=[
                             html.Label(["Eigenvector", dcc.Dropdown(
                                 id="spectrum-eig", value=eig, clearable=False,
                                 options=initial_eig_options(workspace, domain, eig),
@@ -76,8 +74,7 @@ def layout(workspace, **query):
                             dcc.Link("Show on the Domain graph page \u2192", href="/domain",
                                      id="spectrum-to-domain", className="page-link"),
                         ]),
-            figure_card("spectrum-sparsity", "Sparsity pattern of L", figure_fn="fig_sparsity", height=480,
-                        figure=first),
+            figure_card("spectrum-sparsity", "Sparsity pattern of L", figure_fn="fig_sparsity", figure=first),
         ]),
     ])
 
@@ -115,7 +112,6 @@ def spectrum_figures(workspace, domain, vs, log_values):
         table.append((label, other_facts))
     log = "log" in (log_values or [])
     spectrum_fig = fig_spectrum(series, log=log, gap=gaps)
-    spectrum_fig.update_layout(clickmode="event", legend=LEGEND_ABOVE)
     density_fig = fig_eigen_density(series, bins=min(40, max(8, facts["dim"] // 2)))
     return spectrum_fig, density_fig, facts_table(table)
 

@@ -142,14 +142,30 @@ def update_entropy(workspace, layer):
 
 
 def load_checkpoint(workspace, click):
-    """(run, step) for the run-picker and step-picker from a clicked point's customdata [run, step]."""
+    """(run, step) for the run-picker and step-picker from a clicked point's customdata [run, step].
+
+    The run and step come from the point itself, never from its curve or point index. A click on a
+    checkpoint diamond often lands on the evaluation drawn under it (step 999 under the diamond at
+    1000), so a step that is not a checkpoint loads the checkpoint nearest to it in either direction.
+    """
     if not click or not click.get("points"):
         return no_update, no_update
     data = click["points"][0].get("customdata")
+    if isinstance(data, dict):  # a typed-array row arrives as {"0": run, "1": step}
+        data = [data.get("0"), data.get("1")]
     if not isinstance(data, (list, tuple)) or len(data) < 2 or data[0] not in workspace.runs.names():
         return no_update, no_update
     run = data[0]
-    return run, workspace.runs.nearest_step(run, int(data[1]))
+    try:
+        step = int(data[1])
+    except (TypeError, ValueError):
+        return no_update, no_update
+    return run, nearest_checkpoint(workspace.runs.info(run).steps, step)
+
+
+def nearest_checkpoint(steps, step: int) -> int:
+    """The saved step closest to ``step`` (the later one on a tie)."""
+    return min(steps, key=lambda s: (abs(s - step), -s))
 
 
 # ------------------------------------------------------------------ cards: keys -> figures

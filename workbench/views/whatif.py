@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html
+import math
+
+from dash import Input, Output, ctx, dcc, html, no_update
 
 from workbench.figures import fig_entropy_bars, fig_whatif
 
@@ -28,6 +30,7 @@ BASE_LAPLACIANS = [
     {"label": "shuffled domain graph (degrees kept)", "value": "shuffle"},
 ]
 TEMPERATURE_MARKS = {-2: "x0.01", -1: "x0.1", 0: "x1", 1: "x10"}
+LOG_MIN, LOG_MAX = -2.0, 1.0  # the slider holds log10 of the multiplier
 
 
 def layout(workspace, **query):
@@ -43,9 +46,14 @@ def layout(workspace, **query):
                "The loss is measured on fixed validation batches before and after.", className="lead"),
         ms.prompt_box(workspace, query),
         html.Div(className="page-controls whatif-controls", children=[
-            html.Label(className="wide", children=["Temperature (each head's, scaled)", dcc.Slider(
-                id="whatif-temperature", min=-2, max=1, step=0.1, marks=TEMPERATURE_MARKS,
-                value=as_float(query.get("temperature"), 0.0), tooltip={"placement": "bottom"})]),
+            html.Label(className="wide", children=["Temperature: each head's trained temperature times", dcc.Slider(
+                id="whatif-temperature", min=LOG_MIN, max=LOG_MAX, step=0.01, marks=TEMPERATURE_MARKS,
+                value=as_float(query.get("temperature"), 0.0), allow_direct_input=False)]),
+            html.Label(title="A multiplier of every head's temperature (1 = as trained); applied on Enter",
+                       children=["temperature x", dcc.Input(
+                           id="whatif-temperature-x", type="number", min=10 ** LOG_MIN, max=10 ** LOG_MAX,
+                           step="any", debounce=True, className="num-input",
+                           value=multiplier(as_float(query.get("temperature"), 0.0)))]),
             html.Label(["tau", dcc.Dropdown(id="whatif-tau-mode", options=TAU_MODES, clearable=False,
                                             value=query.get("tau") if query.get("tau") in modes else "model")]),
             html.Label(["fixed tau", dcc.Input(id="whatif-tau-value", type="number", min=1e-6, debounce=True,
@@ -69,6 +77,24 @@ def layout(workspace, **query):
 
 
 # ------------------------------------------------------------------ callbacks
+def multiplier(log_scale) -> float:
+    """The temperature multiplier shown in the box for a slider position (log10 of it)."""
+    return float(f"{10.0 ** as_float(log_scale, 0.0):.3g}")
+
+
+def sync_temperature(trigger, log_scale, typed):
+    """(slider, box) after one of them changed: the box shows 10**slider; a multiplier typed in the
+    box (committed on Enter or when it loses focus) moves the slider to its log10, clipped to the
+    slider's range. Anything else typed leaves both as they are."""
+    if trigger == "whatif-temperature-x":
+        value = as_float(typed, float("nan"))
+        if not math.isfinite(value) or value <= 0:
+            return no_update, no_update
+        log = min(LOG_MAX, max(LOG_MIN, math.log10(value)))
+        return round(log, 4), (no_update if 10 ** log == value else multiplier(log))
+    return no_update, multiplier(log_scale)
+
+
 def laplacian_options(workspace, domain_options):
     """The fixed Laplacian choices plus one per domain memory in the domain picker's list."""
     domains = [o["value"] for o in (domain_options or []) if isinstance(o, dict)]
@@ -125,6 +151,10 @@ def register_callbacks(app, workspace) -> None:
         ms.bind(workspace, laplacian_options))
     ms.register_head_choices(app, workspace, "whatif")
     register_page_callback(app, workspace, WHATIF)
+    app.callback(Output("whatif-temperature", "value"), Output("whatif-temperature-x", "value"),
+                 Input("whatif-temperature", "value"), Input("whatif-temperature-x", "value"),
+                 prevent_initial_call=True)(
+        lambda log_scale, typed: sync_temperature(ctx.triggered_id, log_scale, typed))
     app.clientside_callback(  # only the inputs the chosen settings read are enabled
         "function(mode, lap) { return [mode !== 'fixed', mode !== 'percentile', lap !== 'shuffle']; }",
         Output("whatif-tau-value", "disabled"), Output("whatif-percentile", "disabled"), Output("whatif-seed", "disabled"),
