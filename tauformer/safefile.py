@@ -84,11 +84,11 @@ def read_json(path, *, root=None, error=TauformerError, what: str = "JSON"):
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as err:
-        raise error(f"{path}: {what} is not UTF-8 (byte {err.start})") from None
+        raise error(f"{path}: not UTF-8 text ({what}; bad byte at {err.start})") from None
     except json.JSONDecodeError as err:
-        raise error(f"{path}: {what} is not valid JSON ({err})") from None
+        raise error(f"{path}: not valid JSON ({what}: {err})") from None
     except RecursionError:
-        raise error(f"{path}: {what} is nested too deeply") from None
+        raise error(f"{path}: not valid JSON ({what} nested too deeply)") from None
 
 
 def read_safetensors_header(path, *, root=None, error=TauformerError) -> tuple[dict, dict]:
