@@ -69,7 +69,7 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     found = []
     for child in run_dir.iterdir():
         match = _CKPT_RE.match(child.name)
-        if match and child.is_dir() and (child / CONFIG_FILE).is_file():
+        if match and child.is_dir() and (child / CONFIG_FILE).exists():  # a FIFO too: read_meta refuses it
             found.append((int(match.group(1)), child))
     return sorted(found)
 
@@ -154,8 +154,9 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
     return removed
 
 
-def read_meta(path: str | Path) -> CheckpointMeta:
-    """The checkpoint's config and history, validated, without loading weights."""
+def read_meta(path: str | Path, *, history: bool = True) -> CheckpointMeta:
+    """The checkpoint's config and (unless ``history`` is False) history, validated, without
+    loading weights."""
     path = resolve_checkpoint(path)
     config = _read_json(path / CONFIG_FILE, what="config")
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
@@ -177,13 +178,13 @@ def read_meta(path: str | Path) -> CheckpointMeta:
     for key in ("domain", "extra"):
         if config.get(key) is not None and not isinstance(config[key], dict):
             raise CheckpointError(f"{path / CONFIG_FILE}: {key} must be a JSON object or null")
-    history = read_history(path)
+    records = read_history(path) if history else []
     return CheckpointMeta(
         path=path,
         step=step,
         model_config=model_config,
         train_config=train_config,
-        history=history,
+        history=records,
         domain=config.get("domain"),
         created=config.get("created"),
         extra=config.get("extra") or {},
@@ -206,17 +207,19 @@ def read_history(path: Path) -> list:
     return history
 
 
-def load_checkpoint(path: str | Path, *, device="cpu"):
+def load_checkpoint(path: str | Path, *, device="cpu", history: bool = True):
     """Rebuild the model from a checkpoint (or a run directory's latest) -> (GPT, CheckpointMeta).
 
     Nothing is unpickled: weights come from safetensors, everything else from JSON. The weights
     file's header is checked against the config (parameter count, then every tensor's dtype and
     shape) before tensors are read one at a time from the memory-mapped file. Anything that is not
     this format, or is truncated or inconsistent, raises CheckpointError naming the file.
+    ``history=False`` skips history.json (meta.history is then empty), so that a broken history
+    does not keep the weights from loading.
     """
     from .model import GPT
 
-    meta = read_meta(path)
+    meta = read_meta(path, history=history)
     weights_path = meta.path / WEIGHTS_FILE
     header, _ = read_safetensors_header(weights_path, root=meta.path.parent, error=CheckpointError)
     cfg = meta.model_config

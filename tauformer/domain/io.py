@@ -134,8 +134,10 @@ def csr_from_parts(indptr, indices, data, shape, path, *, allow_large: bool = Fa
     indptr, indices, data = (np.asarray(a).ravel() for a in (indptr, indices, data))
     if not (np.issubdtype(indptr.dtype, np.integer) and np.issubdtype(indices.dtype, np.integer)):
         raise DomainError(f"{path}: CSR index arrays must be integers")
-    if len(indptr) != D + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
-        raise DomainError(f"{path}: inconsistent CSR indptr (length {len(indptr)}, expected {D + 1}, non-decreasing from 0)")
+    if len(indptr) != D + 1:
+        raise DomainError(f"{path}: CSR indptr has length {len(indptr)}, a {D} x {D} matrix needs {D + 1}")
+    if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise DomainError(f"{path}: CSR indptr must start at 0 and never decrease (starts at {indptr[0]})")
     if indptr[-1] != len(indices) or len(indices) != len(data):
         raise DomainError(f"{path}: inconsistent CSR arrays (indptr ends at {indptr[-1]}, {len(indices)} indices, {len(data)} values)")
     if len(indices) and (indices.min() < 0 or indices.max() >= D):
