@@ -89,11 +89,12 @@ def check_matrix(X, path) -> np.ndarray:
         raise DomainError(f"{path}: no items (shape {X.shape})")
     if F < 2:
         raise DomainError(f"{path}: need at least 2 features per item, got {F}")
-    X = np.asarray(X, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 becomes inf: refused below
+        X = np.asarray(X, dtype=np.float32)
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
-        raise DomainError(f"{path}: {len(bad)} row(s) contain NaN or inf (first at row {bad[0]})")
+        raise DomainError(f"{path}: {len(bad)} row(s) contain NaN or inf, or values beyond float32 (first at row {bad[0]})")
     return X
 
 
