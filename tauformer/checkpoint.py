@@ -163,7 +163,7 @@ def read_meta(path: str | Path, *, history: bool = True) -> CheckpointMeta:
         found = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise CheckpointError(f"{path / CONFIG_FILE}: not a tauformer checkpoint (format {found!r}, expected {FORMAT_NAME!r})")
     version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path / CONFIG_FILE}: format version {version!r} is not supported (this version reads <= {FORMAT_VERSION})"
         )

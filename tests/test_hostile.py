@@ -178,6 +178,18 @@ def test_app_loaders_refuse_every_hostile_file(corpus, tmp_path):
     assert refused == tried and not (root / MARKER).exists()
 
 
+def test_a_pickle_as_an_item_layout_runs_no_code(tmp_path):
+    from hostile import pickle_bytes
+    from workbench.data.layout_compute import load_layout
+
+    path = tmp_path / "layouts" / "k.npz"
+    path.parent.mkdir()
+    path.write_bytes(pickle_bytes(tmp_path))
+    with pytest.raises(Exception):
+        load_layout(path)
+    assert not (tmp_path / MARKER).exists()
+
+
 def test_workspace_with_good_and_bad_runs_lists_the_good_ones(tmp_path):
     folder = tmp_path / "runs"
     good_run(folder, "alpha")
