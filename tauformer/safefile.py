@@ -28,8 +28,8 @@ SAFETENSORS_ITEMSIZE = {
 
 
 def check_regular(path, *, root=None, error=TauformerError) -> Path:
-    """Refuse anything but a regular file (a FIFO, device, socket or directory), and a symlink
-    that resolves outside ``root`` (when given). Returns the path unchanged."""
+    """Refuse anything but a regular file (a FIFO, device, socket or directory), and a path that
+    resolves outside ``root`` (when given) through a symlink. Returns the path unchanged."""
     path = Path(path)
     try:
         info = path.stat()
@@ -39,10 +39,10 @@ def check_regular(path, *, root=None, error=TauformerError) -> Path:
         raise error(f"{path}: cannot read ({err.strerror or err})") from None
     if not stat.S_ISREG(info.st_mode):
         raise error(f"{path}: not a regular file ({_kind(info.st_mode)})")
-    if root is not None and path.is_symlink():
+    if root is not None:  # the file itself or a directory on the way may be a symlink
         target, base = path.resolve(), Path(root).resolve()
         if base != target and base not in target.parents:
-            raise error(f"{path}: symlink points outside {root} (to {target}); refused")
+            raise error(f"{path}: a symlink leads outside {root} (to {target}); refused")
     return path
 
 

@@ -211,6 +211,7 @@ def build_corpus(root: Path, *, fifos: bool = True) -> list[Case]:
     run_case("history with a text step", lambda c: (c / "history.json").write_text('[{"step": "ten"}]'), "history.json")
     run_case("history nested 100k deep", lambda c: (c / "history.json").write_text("[" * 100_000 + "]" * 100_000), "history.json")
     run_case("config symlink out of the run", lambda c: _symlink(c / "config.json", outside / "config.json"), "config.json")
+    run_case("checkpoint symlinked out of the run", lambda c: _move_out(c, outside / "ckpt-elsewhere"), "config.json")
     run_case("weights from a foreign model", lambda c: _foreign_weights(c, root), "model.safetensors")
 
     for label, edit in BROKEN_CSR.items():
@@ -321,6 +322,12 @@ def _truncate(path: Path, size: int) -> None:
 def _symlink(path: Path, target: Path) -> None:
     path.unlink()
     path.symlink_to(target)
+
+
+def _move_out(path: Path, target: Path) -> None:
+    """Move a directory out and leave a symlink to it in its place."""
+    shutil.move(str(path), str(target))
+    path.symlink_to(target, target_is_directory=True)
 
 
 def _fifo(path: Path) -> None:
