@@ -94,7 +94,7 @@ def check_matrix(X, path) -> np.ndarray:
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
-        raise DomainError(f"{path}: {len(bad)} row(s) contain NaN or inf, or values beyond float32 (first at row {bad[0]})")
+        raise DomainError(f"{path}: {len(bad)} row(s) contain NaN or inf (first at row {bad[0]})")
     return X
 
 
