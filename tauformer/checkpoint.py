@@ -14,16 +14,17 @@ Listing runs and reading their JSON needs no torch; it is imported only to read 
 
 from __future__ import annotations
 
-import json
 import re
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, estimated_parameters
 from .errors import CheckpointError, ConfigError, TauformerError
 from .fsutil import atomic_directory, atomic_write_bytes, atomic_write_json
+from .safefile import read_json, read_safetensors_header
 
 FORMAT_NAME = "tauformer-checkpoint"
 FORMAT_VERSION = 1
@@ -33,6 +34,9 @@ HISTORY_FILE = "history.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINER_FILE = "trainer.json"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)$")
+_LEFTOVER_RE = re.compile(r"^\.ckpt-\d+\.(.+\.tmp|old-\d+)$")  # from a save that was killed
+FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
+TORCH_DTYPES = {"I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 
 
 @dataclass
@@ -65,7 +69,7 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     found = []
     for child in run_dir.iterdir():
         match = _CKPT_RE.match(child.name)
-        if match and child.is_dir() and (child / CONFIG_FILE).is_file():
+        if match and child.is_dir() and (child / CONFIG_FILE).exists():  # a FIFO too: read_meta refuses it
             found.append((int(match.group(1)), child))
     return sorted(found)
 
@@ -77,7 +81,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         raise CheckpointError(f"{path}: no such checkpoint or run directory")
     if not path.is_dir():
         raise CheckpointError(f"{path}: a checkpoint is a directory (ckpt-<step>/ with {WEIGHTS_FILE} and {CONFIG_FILE})")
-    if (path / CONFIG_FILE).is_file() or (path / WEIGHTS_FILE).is_file():
+    if (path / CONFIG_FILE).exists() or (path / WEIGHTS_FILE).exists():
         return path
     checkpoints = list_checkpoints(path)
     if not checkpoints:
@@ -125,6 +129,7 @@ def save_checkpoint(
         "weights_dtype": save_dtype,
         "extra": extra or {},
     }
+    remove_leftovers(path.parent)
     with atomic_directory(path) as tmp:
         atomic_write_bytes(tmp / WEIGHTS_FILE, save_safetensors_bytes(tensors, metadata={"format": FORMAT_NAME}))
         atomic_write_json(tmp / CONFIG_FILE, config)
@@ -136,15 +141,29 @@ def save_checkpoint(
     return path
 
 
-def read_meta(path: str | Path) -> CheckpointMeta:
-    """The checkpoint's config and history, validated, without loading weights."""
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """Delete the temporary ``.ckpt-<step>.*.tmp`` / ``.ckpt-<step>.old-<pid>`` directories a save
+    killed midway left in ``run_dir``; returns what was removed."""
+    removed = []
+    if not run_dir.is_dir():
+        return removed
+    for child in run_dir.iterdir():
+        if _LEFTOVER_RE.match(child.name) and child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child)
+    return removed
+
+
+def read_meta(path: str | Path, *, history: bool = True) -> CheckpointMeta:
+    """The checkpoint's config and (unless ``history`` is False) history, validated, without
+    loading weights."""
     path = resolve_checkpoint(path)
     config = _read_json(path / CONFIG_FILE, what="config")
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
         found = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise CheckpointError(f"{path / CONFIG_FILE}: not a tauformer checkpoint (format {found!r}, expected {FORMAT_NAME!r})")
     version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path / CONFIG_FILE}: format version {version!r} is not supported (this version reads <= {FORMAT_VERSION})"
         )
@@ -153,43 +172,112 @@ def read_meta(path: str | Path) -> CheckpointMeta:
         train_config = TrainConfig.from_dict(config["train"]) if config.get("train") else None
     except (ConfigError, TypeError) as err:
         raise CheckpointError(f"{path / CONFIG_FILE}: invalid configuration: {err}") from None
-    history_path = path / HISTORY_FILE
-    history = _read_json(history_path, what="history") if history_path.exists() else []
-    if not isinstance(history, list):
-        raise CheckpointError(f"{history_path}: expected a list of evaluation records")
+    step = config.get("step", 0)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{path / CONFIG_FILE}: step must be an integer >= 0, got {step!r}")
+    for key in ("domain", "extra"):
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            raise CheckpointError(f"{path / CONFIG_FILE}: {key} must be a JSON object or null")
+    records = read_history(path) if history else []
     return CheckpointMeta(
         path=path,
-        step=int(config.get("step", 0)),
+        step=step,
         model_config=model_config,
         train_config=train_config,
-        history=history,
+        history=records,
         domain=config.get("domain"),
         created=config.get("created"),
         extra=config.get("extra") or {},
     )
 
 
-def load_checkpoint(path: str | Path, *, device="cpu"):
+def read_history(path: Path) -> list:
+    """The evaluation records of the checkpoint directory ``path`` ([] without a history file):
+    a list of JSON objects whose "step", when present, is an integer."""
+    history_path = path / HISTORY_FILE
+    if not history_path.exists() and not history_path.is_symlink():
+        return []
+    history = _read_json(history_path, what="history")
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise CheckpointError(f"{history_path}: expected a list of evaluation records (JSON objects)")
+    for record in history:
+        step = record.get("step", 0)
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise CheckpointError(f"{history_path}: step {step!r} of an evaluation record is not an integer")
+    return history
+
+
+def load_checkpoint(path: str | Path, *, device="cpu", history: bool = True):
     """Rebuild the model from a checkpoint (or a run directory's latest) -> (GPT, CheckpointMeta).
 
-    Nothing is unpickled: weights come from safetensors, everything else from JSON. Anything
-    that is not this format, or is truncated or inconsistent, raises CheckpointError naming the file.
+    Nothing is unpickled: weights come from safetensors, everything else from JSON. The weights
+    file's header is checked against the config (parameter count, then every tensor's dtype and
+    shape) before tensors are read one at a time from the memory-mapped file. Anything that is not
+    this format, or is truncated or inconsistent, raises CheckpointError naming the file.
+    ``history=False`` skips history.json (meta.history is then empty), so that a broken history
+    does not keep the weights from loading.
     """
     from .model import GPT
 
-    meta = read_meta(path)
-    weights = read_safetensors(meta.path / WEIGHTS_FILE)
+    meta = read_meta(path, history=history)
+    weights_path = meta.path / WEIGHTS_FILE
+    header, _ = read_safetensors_header(weights_path, root=meta.path.parent, error=CheckpointError)
     cfg = meta.model_config
+    _check_parameter_count(cfg, header, weights_path)
+    laplacian = None
+    if cfg.attention == "tau" and "laplacian" in header:
+        D = cfg.head_dim
+        if header["laplacian"]["shape"] != [D, D] or header["laplacian"]["dtype"] not in FLOAT_DTYPES:
+            raise CheckpointError(f"{weights_path}: laplacian is {header['laplacian']['dtype']} "
+                                  f"{header['laplacian']['shape']}, the config needs a float [{D}, {D}]")
+        laplacian = _read_tensors(weights_path, ["laplacian"])["laplacian"]
     try:
-        laplacian = weights.get("laplacian") if cfg.attention == "tau" else None
         model = GPT(cfg, laplacian=laplacian)
     except TauformerError as err:
-        raise CheckpointError(f"{meta.path / WEIGHTS_FILE}: {err}") from None
-    _check_state(model, weights, meta.path / WEIGHTS_FILE)
+        raise CheckpointError(f"{weights_path}: {err}") from None
+    expected = model.state_dict()
+    _check_header(expected, header, weights_path)
+    weights = _read_tensors(weights_path, list(expected))
+    _check_state(model, weights, weights_path)
     model.load_state_dict(weights, strict=True)
     model.to(device)
     model.eval()
     return model, meta
+
+
+def _check_parameter_count(cfg: ModelConfig, header: dict, path: Path) -> None:
+    """Refuse, before the model is built, a config that needs more numbers than the file holds."""
+    held = 0
+    for info in header.values():
+        count = 1
+        for s in info["shape"]:
+            count *= s
+        held += count
+    needed = estimated_parameters(cfg)
+    if held < needed:
+        raise CheckpointError(f"{path}: the config needs at least {needed:,} parameters, the file holds {held:,} values "
+                              f"(weights and config do not match)")
+
+
+def _check_header(expected: dict, header: dict, path: Path) -> None:
+    """Every tensor the model needs is in the header with its shape and a fitting dtype (a float
+    for floating-point tensors, the exact integer type otherwise); nothing else is."""
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match the configured model (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    for name, tensor in expected.items():
+        info = header[name]
+        if list(tensor.shape) != info["shape"]:
+            raise CheckpointError(f"{path}: {name} has shape {tuple(info['shape'])}, the config needs {tuple(tensor.shape)}")
+        if tensor.is_floating_point():
+            ok = info["dtype"] in FLOAT_DTYPES
+        else:
+            ok = TORCH_DTYPES.get(info["dtype"]) == str(tensor.dtype).removeprefix("torch.")
+        if not ok:
+            raise CheckpointError(f"{path}: {name} is stored as {info['dtype']}, the model needs {tensor.dtype}")
 
 
 def load_training_state(path: str | Path) -> tuple[dict, dict]:
@@ -199,22 +287,30 @@ def load_training_state(path: str | Path) -> tuple[dict, dict]:
         raise CheckpointError(f"{path}: holds no optimizer state ({OPTIMIZER_FILE}); it cannot be resumed")
     flat = read_safetensors(path / OPTIMIZER_FILE)
     trainer = _read_json(path / TRAINER_FILE, what="trainer state")
+    if not isinstance(trainer, dict) or not isinstance(trainer.get("param_groups", []), list):
+        raise CheckpointError(f"{path / TRAINER_FILE}: expected a JSON object with a list of param_groups")
+    for key in flat:
+        parts = key.split(".", 2)
+        if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
+            raise CheckpointError(f"{path / OPTIMIZER_FILE}: unexpected tensor name {key!r}")
     return _unflatten_optimizer(flat, trainer.pop("param_groups", [])), trainer
 
 
 def read_safetensors(path: Path) -> dict:
-    """Tensors of a safetensors file written by this package, or CheckpointError."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_safetensors_bytes
+    """Tensors of a safetensors file written by this package, or CheckpointError (header checked
+    first; tensors read one by one from the memory-mapped file)."""
+    header, _ = read_safetensors_header(path, root=path.parent.parent, error=CheckpointError)
+    return _read_tensors(path, list(header))
 
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
-    data = path.read_bytes()
+
+def _read_tensors(path: Path, names: list[str]) -> dict:
+    from safetensors import safe_open
+
     try:
-        tensors = load_safetensors_bytes(data)
-    except (SafetensorError, ValueError, RuntimeError) as err:
+        with safe_open(str(path), framework="pt") as fh:
+            return {name: fh.get_tensor(name) for name in names}
+    except Exception as err:  # the library's errors carry no file name
         raise CheckpointError(f"{path}: cannot be read (truncated or not a safetensors file: {err})") from None
-    return tensors
 
 
 def _check_state(model, weights: dict, path: Path) -> None:
@@ -237,12 +333,10 @@ def _check_state(model, weights: dict, path: Path) -> None:
 
 
 def _read_json(path: Path, *, what: str):
-    if not path.is_file():
+    """JSON of a checkpoint file: a regular file inside the run directory, parsed safely."""
+    if not path.exists() and not path.is_symlink():
         raise CheckpointError(f"{path}: missing ({what}); not a tauformer checkpoint")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    return read_json(path, root=path.parent.parent, error=CheckpointError, what=what)
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict, list]:

@@ -6,6 +6,7 @@ are refused with a message naming them (a silent drop could change the model).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from .errors import ConfigError
@@ -17,6 +18,74 @@ TAU_KERNELS = ("auto", "dense", "fast")
 # Keys written by earlier versions -> their current names.
 _RENAMED_MODEL_KEYS = {"n_kv_heads": "n_kv_head", "attn": "attention", "learnable_temperature": "learn_temperature"}
 _RENAMED_TRAIN_KEYS = {"max_steps": "steps", "warmup": "warmup_steps"}
+
+
+# --- Validation of values that may come from a file: types, limits, parameter count ---------------
+# A config.json is input like any other: "4", 4.5 and true are not an int, NaN is not a tau, and a
+# model of 10^7 layers is refused before a single tensor is allocated.
+
+MODEL_LIMITS = {  # inclusive upper bounds of the shape settings (lower bound 1 for each)
+    "vocab_size": 1 << 21,
+    "block_size": 1 << 20,
+    "n_layer": 1024,
+    "n_head": 1024,
+    "n_kv_head": 1024,
+    "n_embd": 1 << 16,
+}
+MAX_PARAMETERS = 20_000_000_000  # 80 GB of float32 weights; far beyond anything trained here
+
+
+def check_field_types(obj, what: str) -> None:
+    """ConfigError unless every field of the dataclass ``obj`` holds its annotated type.
+
+    int fields take only int (not bool, "4" or 4.5); float fields take int or float, finite;
+    bool fields take only bool; ``X | None`` fields also take None.
+    """
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        if value is None and "None" in kinds:
+            continue
+        if not any(_has_kind(value, kind) for kind in kinds if kind != "None"):
+            raise ConfigError(f"{what}: {f.name} must be {' or '.join(kinds)}, got {value!r} ({type(value).__name__})")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{what}: {f.name} must be finite, got {value!r}")
+
+
+def _has_kind(value, kind: str) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    return True  # a type this check does not know: left to the other checks
+
+
+def check_model_limits(cfg) -> None:
+    """ConfigError for shape settings outside MODEL_LIMITS or a model above MAX_PARAMETERS."""
+    for name, top in MODEL_LIMITS.items():
+        value = getattr(cfg, name)
+        if not 1 <= value <= top:
+            raise ConfigError(f"model config: {name} must be between 1 and {top:,}, got {value:,}")
+    if cfg.rope_base <= 0:
+        raise ConfigError(f"model config: rope_base must be > 0, got {cfg.rope_base}")
+    if cfg.softcap is not None and cfg.softcap <= 0:
+        raise ConfigError(f"model config: softcap must be > 0 or null, got {cfg.softcap}")
+    count = estimated_parameters(cfg)
+    if count > MAX_PARAMETERS:
+        raise ConfigError(f"model config: about {count:,} parameters, above the limit of {MAX_PARAMETERS:,}")
+
+
+def estimated_parameters(cfg) -> int:
+    """A lower bound on the model's parameter count, from the config alone (no allocation):
+    token embedding and head, and per layer the q / k / v / output projections and the MLP."""
+    C, hd = cfg.n_embd, cfg.n_embd // cfg.n_head
+    per_layer = 2 * C * C + 2 * C * cfg.n_kv_head * hd + 8 * C * C
+    return 2 * cfg.vocab_size * C + cfg.n_layer * per_layer
+# --- end of file-input validation ---------------------------------------------------------------
 
 
 @dataclass
@@ -56,6 +125,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise ConfigError on any inconsistent setting."""
+        check_field_types(self, "model config")
         if self.attention not in ATTENTION_KINDS:
             raise ConfigError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
         if self.tau_mode not in TAU_MODES:
@@ -79,6 +149,7 @@ class ModelConfig:
             raise ConfigError(f"tau and temperature must be > 0, got tau={self.tau}, temperature={self.temperature}")
         if not 0 <= self.calibration_momentum < 1:
             raise ConfigError(f"calibration_momentum must be in [0, 1), got {self.calibration_momentum}")
+        check_model_limits(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,6 +185,7 @@ class TrainConfig:
     save_optimizer: bool = True  # keep optimizer state in checkpoints (needed for --resume)
 
     def __post_init__(self) -> None:
+        check_field_types(self, "train config")
         if self.steps < 1 or self.batch_size < 1:
             raise ConfigError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
         if not 0 < self.val_fraction < 1:

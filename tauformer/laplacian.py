@@ -45,6 +45,7 @@ def as_laplacian_tensor(laplacian, head_dim: int, *, name: str = "laplacian") ->
         memory = load_domain_memory(laplacian)
         name = str(laplacian)
         laplacian = memory.laplacian
+    _check_shape_first(getattr(laplacian, "shape", None), head_dim, name)
     if isinstance(laplacian, torch.Tensor):
         L = laplacian.to_dense() if laplacian.layout != torch.strided else laplacian
         L = L.detach().to(torch.float32).cpu()
@@ -54,6 +55,15 @@ def as_laplacian_tensor(laplacian, head_dim: int, *, name: str = "laplacian") ->
         L = torch.as_tensor(np.asarray(laplacian, dtype=np.float32))
     validate_laplacian(L, head_dim, name=name)
     return L.contiguous()
+
+
+def _check_shape_first(shape, head_dim: int, name: str) -> None:
+    """The size check before a sparse Laplacian is made dense: a 65,536-node one would take 17 GB."""
+    if shape is not None and len(shape) == 2 and tuple(int(s) for s in shape) != (head_dim, head_dim):
+        raise ShapeError(
+            f"{name}: Laplacian is {int(shape[0])} x {int(shape[1])} but the model's head_dim is {head_dim}; "
+            f"rebuild the domain memory with --dim {head_dim}"
+        )
 
 
 def validate_laplacian(L: torch.Tensor, head_dim: int, *, name: str = "laplacian", atol: float = 1e-4) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..build_defaults import BUILD_DEFAULTS
 from ..errors import ConfigError
 from .cluster import default_n_clusters, kmeans
 from .graph import build_feature_graph, laplacian_from_adjacency
@@ -20,6 +21,21 @@ from .phases import PhaseTimer, tqdm_progress
 from .reduce import reduce_items
 
 REDUCTIONS = ("random", "pca", None)
+MAX_COMPONENTS_FRACTION = 0.25  # more than D/4 components: the graph has fallen apart
+
+
+def connectivity_problem(memory: DomainMemory) -> str | None:
+    """Why a built graph is unusable (no edges, or more than D/4 components), naming the
+    parameters to change; None when it is fine."""
+    summary = memory.summary()
+    D, parts, p = summary["dim"], summary["components"], memory.params
+    settings = f"eps={p.get('eps')}, topk={p.get('topk')}, k={p.get('k')}"
+    if summary["edges"] == 0:
+        return f"the feature graph has no edges ({settings}); raise --eps or --topk, or pass --allow-disconnected"
+    if parts > MAX_COMPONENTS_FRACTION * D:
+        return (f"the feature graph falls apart into {parts} components for D = {D} ({settings}); "
+                f"raise --eps or --topk, or pass --allow-disconnected")
+    return None
 
 
 def _check(name: str, value, ok: bool, want: str) -> None:
@@ -58,16 +74,16 @@ def build_domain_memory(
     X,
     *,
     dim: int | None = None,
-    reduction: str | None = "random",
+    reduction: str | None = BUILD_DEFAULTS["reduction"],
     n_clusters: int | None = None,
-    eps: float = 1e-3,
-    k: int = 6,
-    topk: int = 3,
-    p: float = 2.0,
-    sigma: float = 1.0,
+    eps: float = BUILD_DEFAULTS["eps"],
+    k: int = BUILD_DEFAULTS["k"],
+    topk: int = BUILD_DEFAULTS["topk"],
+    p: float = BUILD_DEFAULTS["p"],
+    sigma: float = BUILD_DEFAULTS["sigma"],
     sparsify: bool = True,
     normalised: bool = False,
-    seed: int = 0,
+    seed: int = BUILD_DEFAULTS["seed"],
     progress=None,
     keep_items: bool = False,
     name: str | None = None,
@@ -81,7 +97,7 @@ def build_domain_memory(
     dim : D, the Laplacian size (the model's head dim); None keeps F
     reduction : "random" (seeded Gaussian, scaled 1/sqrt(D)), "pca" or None; unused when D == F
     n_clusters : K centroids; None -> max(2, ceil(sqrt(N / 10)))
-    eps, k, topk, p, sigma : graph parameters (see tauformer.domain.graph)
+    eps, k, topk, p, sigma : graph parameters (see tauformer.domain.graph); defaults: BUILD_DEFAULTS
     sparsify : keep each node's best half of its edges when the mean degree exceeds 10
     normalised : normalised Laplacian I - D^-1/2 W D^-1/2 instead of D_w - W
     seed : seeds the projection and the clustering

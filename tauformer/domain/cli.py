@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import DomainError
+from ..build_defaults import BUILD_DEFAULTS
 from .embed import EMBEDDERS
 
 
@@ -19,16 +21,19 @@ def register(subparsers) -> None:
     b.add_argument("input", help=".npy .npz .safetensors .parquet .csv, or a .txt / .md corpus")
     b.add_argument("--out", required=True, help="output: NAME.safetensors, or a directory")
     b.add_argument("--dim", type=int, default=None, help="Laplacian size D (the model's head dim); default: F")
-    b.add_argument("--reduction", choices=["random", "pca", "none"], default="random")
+    d = BUILD_DEFAULTS
+    b.add_argument("--reduction", choices=["random", "pca", "none"], default=d["reduction"] or "none")
     b.add_argument("--n-clusters", type=int, default=None, help="K centroids (default max(2, ceil(sqrt(N/10))))")
-    b.add_argument("--eps", type=float, default=1e-3, help="keep a neighbour when cosine distance <= eps")
-    b.add_argument("--k", type=int, default=6, help="cap on neighbours per feature")
-    b.add_argument("--topk", type=int, default=3, help="nearest features queried per feature")
-    b.add_argument("--p", type=float, default=2.0, help="kernel exponent")
-    b.add_argument("--sigma", type=float, default=1.0, help="kernel scale")
+    b.add_argument("--eps", type=float, default=d["eps"], help="keep a neighbour when cosine distance <= eps")
+    b.add_argument("--k", type=int, default=d["k"], help="cap on neighbours per feature")
+    b.add_argument("--topk", type=int, default=d["topk"], help="nearest features queried per feature")
+    b.add_argument("--p", type=float, default=d["p"], help="kernel exponent")
+    b.add_argument("--sigma", type=float, default=d["sigma"], help="kernel scale")
+    b.add_argument("--allow-disconnected", action="store_true",
+                   help="write the memory even when its graph has no edges or more than D/4 components")
     b.add_argument("--no-sparsify", dest="sparsify", action="store_false", help="never halve dense neighbourhoods")
     b.add_argument("--normalised", action="store_true", help="normalised Laplacian I - D^-1/2 W D^-1/2")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=int, default=d["seed"])
     b.add_argument("--embedder", choices=EMBEDDERS, default="auto", help="for text input")
     b.add_argument("--embed-dims", type=int, default=384, help="TF-IDF dimensions for text input")
     b.add_argument("--per-line", action="store_true", help="text input: one document per line")
@@ -42,12 +47,15 @@ def register(subparsers) -> None:
 
     i = sub.add_parser("info", help="print the summary of a domain memory (also a reference .parquet)")
     i.add_argument("path")
+    i.add_argument("--allow-large", action="store_true", help="load a Laplacian above 65,536 x 65,536")
     i.set_defaults(func=_info)
 
     m = sub.add_parser("import", help="convert the reference implementation's parquet manifold")
     m.add_argument("parquet")
-    m.add_argument("--json", default=None, help="the JSON sidecar with the builder parameters")
+    m.add_argument("--json", default=None,
+                   help="the JSON sidecar with the builder parameters (default: NAME.json beside NAME.parquet)")
     m.add_argument("--out", required=True)
+    m.add_argument("--allow-large", action="store_true", help="import a Laplacian above 65,536 x 65,536")
     m.set_defaults(func=_import)
 
 
@@ -60,7 +68,7 @@ def format_summary(s: dict) -> str:
         f"  features     {s.get('n_features')} -> D = {s['dim']}",
         f"  nnz          {s['nnz']}  ({s['edges']} edges, density {s['density']:.4f})",
         f"  components   {s['components']}",
-        f"  spectral gap {s['spectral_gap']:.6g}   eigenvalues [{s['eigenvalue_min']:.3g}, {s['eigenvalue_max']:.6g}]",
+        _spectrum_line(s),
         f"  degree       min {s['degree_min']:.4g}  mean {s['degree_mean']:.4g}  max {s['degree_max']:.4g}"
         f"  (neighbours {s['neighbours_min']}..{s['neighbours_max']}, {s['isolated']} isolated)",
     ]
@@ -73,8 +81,15 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _spectrum_line(s: dict) -> str:
+    if s.get("spectral_gap") is None:
+        return (f"  spectral gap not computed (D = {s['dim']:,} is too large for eigenvalues); "
+                f"eigenvalues in [0, {s['eigenvalue_max']:.6g}] (bound)")
+    return f"  spectral gap {s['spectral_gap']:.6g}   eigenvalues [{s['eigenvalue_min']:.3g}, {s['eigenvalue_max']:.6g}]"
+
+
 def _build(args: argparse.Namespace) -> int:
-    from .builder import build_domain_memory
+    from .builder import build_domain_memory, connectivity_problem
     from .io import save_domain_memory
     from .loaders import load_embedding
 
@@ -92,6 +107,9 @@ def _build(args: argparse.Namespace) -> int:
         name=args.name or Path(args.input).stem,
     )
     memory.timings = {"load": load_s, **memory.timings}
+    problem = connectivity_problem(memory)
+    if problem and not args.allow_disconnected:
+        raise DomainError(f"{args.input}: {problem}; nothing written")
     summary = memory.summary()
     out = save_domain_memory(memory, args.out, keep_items=args.keep_items)
     print(format_summary(summary))
@@ -102,7 +120,7 @@ def _build(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from .io import load_domain_memory
 
-    memory = load_domain_memory(args.path)
+    memory = load_domain_memory(args.path, allow_large=args.allow_large)
     print(format_summary(memory.summary()))
     print(f"  params       {memory.params}")
     if memory.has_items:
@@ -113,7 +131,7 @@ def _info(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from .io import import_reference_manifold, save_domain_memory
 
-    memory = import_reference_manifold(args.parquet, args.json)
+    memory = import_reference_manifold(args.parquet, args.json, allow_large=args.allow_large)
     out = save_domain_memory(memory, args.out)
     print(format_summary(memory.summary()))
     print(f"wrote {out}", file=sys.stdout)

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from ..errors import DomainError
 from .memory import DomainMemory, params_json
 from ..fsutil import atomic_write_bytes
+from ..safefile import check_regular, read_bytes
 from .stfile import read_header, read_tensors, write_tensors
 
 FORMAT = "tauformer-domain-memory"
@@ -34,6 +35,13 @@ ITEMS_FILE = "items.safetensors"
 ITEMS_JSON = "items.json"
 CSR_KEYS = ("laplacian.indptr", "laplacian.indices", "laplacian.data", "laplacian.shape")
 FLOAT16_MAX = 65000.0
+MAX_DIM = 65_536
+"""Largest Laplacian (D x D) loaded without ``allow_large``: a head dim is rarely above 1,024, and
+past this size an accidental dense step (toarray, eigh) would take minutes and gigabytes."""
+INDEX_DTYPES = ("I32", "I64")
+VALUE_DTYPES = ("F32", "F64")
+ITEM_DTYPES = ("F16", "BF16", "F32", "F64")
+CLUSTER_DTYPES = ("I32", "I64")
 
 
 def _items_tensors(memory: DomainMemory) -> dict[str, np.ndarray]:
@@ -97,30 +105,45 @@ def save_domain_memory(memory: DomainMemory, path, *, keep_items: bool | None = 
 def _json_field(meta: dict, key: str, path: Path) -> dict:
     try:
         value = json.loads(meta[key])
-    except KeyError as err:
-        raise DomainError(f"{path}: missing metadata {key!r}") from err
-    except json.JSONDecodeError as err:
-        raise DomainError(f"{path}: metadata {key!r} is not valid JSON") from err
+    except KeyError:
+        raise DomainError(f"{path}: missing metadata {key!r}") from None
+    except (json.JSONDecodeError, RecursionError):
+        raise DomainError(f"{path}: metadata {key!r} is not valid JSON") from None
     if not isinstance(value, dict):
         raise DomainError(f"{path}: metadata {key!r} must be a JSON object")
     return value
 
 
-def csr_from_parts(indptr, indices, data, shape, path) -> sp.csr_matrix:
+def check_dim(D: int, path, *, allow_large: bool = False) -> None:
+    """DomainError for a Laplacian larger than MAX_DIM x MAX_DIM unless ``allow_large``."""
+    if D > MAX_DIM and not allow_large:
+        raise DomainError(f"{path}: Laplacian is {D:,} x {D:,}, above the {MAX_DIM:,} limit "
+                          f"(pass --allow-large / allow_large=True to load it anyway)")
+
+
+def csr_from_parts(indptr, indices, data, shape, path, *, allow_large: bool = False) -> sp.csr_matrix:
     """Build a CSR matrix from its parts after checking they are consistent, square, finite, symmetric."""
-    shape = tuple(int(s) for s in np.asarray(shape).ravel())
-    if len(shape) != 2 or shape[0] != shape[1] or shape[0] < 1:
+    shape = np.asarray(shape)
+    if not np.issubdtype(shape.dtype, np.integer) or shape.size != 2:
+        raise DomainError(f"{path}: Laplacian shape must be two integers [D, D], got {shape.tolist()!r}")
+    shape = tuple(int(s) for s in shape.ravel())
+    if shape[0] != shape[1] or shape[0] < 1:
         raise DomainError(f"{path}: Laplacian shape must be square [D, D], got {shape}")
     D = shape[0]
+    check_dim(D, path, allow_large=allow_large)
     indptr, indices, data = (np.asarray(a).ravel() for a in (indptr, indices, data))
     if not (np.issubdtype(indptr.dtype, np.integer) and np.issubdtype(indices.dtype, np.integer)):
         raise DomainError(f"{path}: CSR index arrays must be integers")
-    if len(indptr) != D + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
-        raise DomainError(f"{path}: inconsistent CSR indptr (length {len(indptr)}, expected {D + 1}, non-decreasing from 0)")
+    if len(indptr) != D + 1:
+        raise DomainError(f"{path}: CSR indptr has length {len(indptr)}, a {D} x {D} matrix needs {D + 1}")
+    if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise DomainError(f"{path}: CSR indptr must start at 0 and never decrease (starts at {indptr[0]})")
     if indptr[-1] != len(indices) or len(indices) != len(data):
         raise DomainError(f"{path}: inconsistent CSR arrays (indptr ends at {indptr[-1]}, {len(indices)} indices, {len(data)} values)")
     if len(indices) and (indices.min() < 0 or indices.max() >= D):
         raise DomainError(f"{path}: CSR column index out of range for a {D} x {D} matrix")
+    if not np.issubdtype(data.dtype, np.floating) and not np.issubdtype(data.dtype, np.integer):
+        raise DomainError(f"{path}: Laplacian values must be numbers, got dtype {data.dtype}")
     if not np.all(np.isfinite(data)):
         raise DomainError(f"{path}: Laplacian has NaN or infinite values")
     L = sp.csr_matrix((data.astype(np.float64), indices.astype(np.int64), indptr.astype(np.int64)), shape=(D, D))
@@ -137,36 +160,83 @@ def check_symmetric(L: sp.spmatrix, path, rtol: float = 1e-10) -> None:
         raise DomainError(f"{path}: Laplacian is not symmetric (max |L - L^T| = {worst:.3g})")
 
 
+def _check_item_header(header: dict, dim: int, path: Path) -> None:
+    """Dtypes and shapes of the item tensors, from the header (before reading their bytes)."""
+    checks = {"items": ITEM_DTYPES, "clusters": CLUSTER_DTYPES, "centroids": ITEM_DTYPES}
+    for name, dtypes in checks.items():
+        if name in header and header[name]["dtype"] not in dtypes:
+            raise DomainError(f"{path}: tensor {name!r} has dtype {header[name]['dtype']}, expected one of {dtypes}")
+    for name in ("items", "centroids"):
+        if name in header and (len(header[name]["shape"]) != 2 or header[name]["shape"][1] != dim):
+            raise DomainError(f"{path}: {name} must be [N, {dim}], got shape {header[name]['shape']}")
+    if "clusters" in header:
+        n_items = header["items"]["shape"][0] if "items" in header else None
+        if header["clusters"]["shape"] != [n_items]:
+            raise DomainError(f"{path}: clusters must be [{n_items}] (one per item), got shape {header['clusters']['shape']}")
+
+
 def _load_items(memory: DomainMemory, tensors: dict, items_json: str | None, path: Path) -> None:
     items = np.asarray(tensors["items"], dtype=np.float32)
     if items.ndim != 2 or items.shape[1] != memory.dim:
         raise DomainError(f"{path}: items must be [N, {memory.dim}], got shape {items.shape}")
+    if not np.isfinite(items).all():
+        raise DomainError(f"{path}: items contain NaN or infinite values")
     memory.items = items
     if "clusters" in tensors:
-        memory.clusters = np.asarray(tensors["clusters"], dtype=np.int64)
+        clusters = np.asarray(tensors["clusters"], dtype=np.int64)
+        if clusters.shape != (len(items),) or (clusters.size and clusters.min() < 0):
+            raise DomainError(f"{path}: clusters must be one index >= 0 per item, got shape {clusters.shape}")
+        memory.clusters = clusters
     if "centroids" in tensors:
         memory.centroids = np.asarray(tensors["centroids"], dtype=np.float32)
     if items_json:
         try:
             extra = json.loads(items_json)
-        except json.JSONDecodeError as err:
-            raise DomainError(f"{path}: item texts / labels are not valid JSON") from err
+        except (json.JSONDecodeError, RecursionError):
+            raise DomainError(f"{path}: item texts / labels are not valid JSON") from None
+        if not isinstance(extra, dict):
+            raise DomainError(f"{path}: item texts / labels must be a JSON object")
         for key in ("texts", "labels"):
             values = extra.get(key)
-            if values is not None and len(values) != len(items):
-                raise DomainError(f"{path}: {len(values)} {key} for {len(items)} items (mismatched lengths)")
-            setattr(memory, key, values)
+            if values is not None and (not isinstance(values, list) or len(values) != len(items)):
+                n = len(values) if isinstance(values, list) else type(values).__name__
+                raise DomainError(f"{path}: {n} {key} for {len(items)} items (mismatched lengths)")
+            setattr(memory, key, None if values is None else ["" if v is None else str(v) for v in values])
 
 
-def _load_safetensors(path: Path, items_dir: Path | None) -> DomainMemory:
-    header, meta = parsed = read_header(path)
+def _check_csr_header(header: dict, path: Path, allow_large: bool) -> None:
+    """CSR part dtypes and lengths from the header, and the size cap, before any part is read."""
+    missing = [k for k in CSR_KEYS if k not in header]
+    if missing:
+        raise DomainError(f"{path}: missing tensor(s) {', '.join(missing)}")
+    want = {"laplacian.indptr": INDEX_DTYPES, "laplacian.indices": INDEX_DTYPES,
+            "laplacian.data": VALUE_DTYPES, "laplacian.shape": INDEX_DTYPES}
+    for key, dtypes in want.items():
+        if header[key]["dtype"] not in dtypes:
+            raise DomainError(f"{path}: {key} has dtype {header[key]['dtype']}, expected one of {dtypes}")
+    if header["laplacian.shape"]["shape"] != [2]:
+        raise DomainError(f"{path}: laplacian.shape must hold 2 integers, has shape {header['laplacian.shape']['shape']}")
+    n_ptr = header["laplacian.indptr"]["shape"]
+    if len(n_ptr) != 1 or n_ptr[0] < 2:
+        raise DomainError(f"{path}: laplacian.indptr must be 1-D of length D + 1, has shape {n_ptr}")
+    check_dim(n_ptr[0] - 1, path, allow_large=allow_large)
+    if header["laplacian.indices"]["shape"] != header["laplacian.data"]["shape"]:
+        raise DomainError(f"{path}: laplacian.indices and laplacian.data differ in length "
+                          f"({header['laplacian.indices']['shape']} vs {header['laplacian.data']['shape']})")
+
+
+def _load_safetensors(path: Path, items_dir: Path | None, allow_large: bool = False) -> DomainMemory:
+    root = items_dir  # in a directory layout, no file may lead outside it
+    header, meta = parsed = read_header(path, root=root)
     if meta.get("format") != FORMAT:
         raise DomainError(f"{path}: not a domain-memory file (a safetensors file without format={FORMAT!r})")
     if meta.get("format_version") != FORMAT_VERSION:
         raise DomainError(f"{path}: unsupported domain-memory format version {meta.get('format_version')!r}")
+    _check_csr_header(header, path, allow_large)
     names = list(CSR_KEYS) + [k for k in ("items", "clusters", "centroids") if k in header]
-    tensors, _ = read_tensors(path, names, header=parsed)  # raises on missing CSR tensors
-    L = csr_from_parts(*(tensors[k] for k in CSR_KEYS), path)
+    tensors, _ = read_tensors(path, names, header=parsed)
+    L = csr_from_parts(*(tensors[k] for k in CSR_KEYS), path, allow_large=allow_large)
+    _check_item_header(header, L.shape[0], path)
     memory = DomainMemory(
         laplacian=L,
         params=_json_field(meta, "params", path),
@@ -181,34 +251,43 @@ def _load_safetensors(path: Path, items_dir: Path | None) -> DomainMemory:
         _load_items(memory, tensors, meta.get("items_json"), path)
     elif items_dir is not None and (items_dir / ITEMS_FILE).exists():
         items_path = items_dir / ITEMS_FILE
-        item_tensors, _ = read_tensors(items_path)
-        if "items" not in item_tensors:
+        item_header = read_header(items_path, root=root)
+        if "items" not in item_header[0]:
             raise DomainError(f"{items_path}: missing tensor 'items'")
+        _check_item_header(item_header[0], memory.dim, items_path)
+        item_tensors, _ = read_tensors(items_path, header=item_header)
         json_path = items_dir / ITEMS_JSON
-        text = json_path.read_text(encoding="utf-8") if json_path.exists() else None
-        _load_items(memory, item_tensors, text, items_path)
+        text = None
+        if json_path.exists():
+            raw = read_bytes(json_path, root=root, error=DomainError)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DomainError(f"{json_path}: not UTF-8 text") from None
+        _load_items(memory, item_tensors, text, json_path if text else items_path)
     return memory
 
 
-def load_domain_memory(path) -> DomainMemory:
+def load_domain_memory(path, *, allow_large: bool = False) -> DomainMemory:
     """Load a domain memory from a ``.safetensors`` file, a directory, or a reference ``.parquet``.
 
-    Everything is validated (format tag, keys, CSR consistency, shape, finiteness, symmetry,
-    fingerprint); any problem raises DomainError naming the file.
+    Everything is validated (regular files only, no symlink out of a directory layout, format tag,
+    keys, CSR dtypes and consistency, shape, size cap :data:`MAX_DIM` unless ``allow_large``,
+    finiteness, symmetry, fingerprint); any problem raises DomainError naming the file.
     """
     path = Path(path)
     if path.is_dir():
         inner = path / DOMAIN_FILE
-        if not inner.is_file():
+        if not inner.exists():
             raise DomainError(f"{path}: directory has no {DOMAIN_FILE}")
-        return _load_safetensors(inner, path)
+        return _load_safetensors(inner, path, allow_large)
     if not path.exists():
         raise DomainError(f"{path}: file not found")
+    check_regular(path, error=DomainError)
     if path.suffix == ".safetensors":
-        return _load_safetensors(path, None)
+        return _load_safetensors(path, None, allow_large)
     if path.suffix == ".parquet":
-        sidecar = path.with_suffix(".json")
-        return import_reference_manifold(path, sidecar if sidecar.exists() else None)
+        return import_reference_manifold(path, allow_large=allow_large)
     raise DomainError(f"{path}: unknown domain-memory format {path.suffix!r} (expected .safetensors, a directory or .parquet)")
 
 
@@ -234,13 +313,19 @@ def _unwrap(value):
     return value
 
 
+def reference_sidecar(parquet_path) -> Path | None:
+    """The reference's JSON sidecar beside a manifold parquet (``NAME.json`` for ``NAME.parquet``),
+    or None when there is none."""
+    sidecar = Path(parquet_path).with_suffix(".json")
+    return sidecar if sidecar.exists() else None
+
+
 def read_reference_sidecar(json_path) -> dict:
     """The reference JSON sidecar as plain values: builder_config unwrapped, other fields kept."""
+    from ..safefile import read_json
+
     json_path = Path(json_path)
-    try:
-        raw = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DomainError(f"{json_path}: unreadable reference sidecar ({err})") from err
+    raw = read_json(json_path, error=DomainError, what="reference sidecar")
     if not isinstance(raw, dict):
         raise DomainError(f"{json_path}: reference sidecar must be a JSON object")
     config = raw.get("builder_config", {})
@@ -249,12 +334,12 @@ def read_reference_sidecar(json_path) -> dict:
     return {**{k: v for k, v in raw.items() if k != "builder_config"}, "builder_config": {k: _unwrap(v) for k, v in config.items()}}
 
 
-def import_reference_manifold(parquet_path, json_path=None) -> DomainMemory:
+def import_reference_manifold(parquet_path, json_path=None, *, allow_large: bool = False) -> DomainMemory:
     """Read the reference implementation's manifold parquet (COO triplets) as a DomainMemory.
 
     The parquet has one row per non-zero with columns name_id, n_rows, n_cols, nnz, row, col,
-    value; the optional JSON sidecar holds the builder parameters as one-key type-tagged
-    objects. The matrix is checked (consistent sizes, indices in range, no duplicates, finite,
+    value; the JSON sidecar (default: the one beside the parquet, see :func:`reference_sidecar`)
+    holds the builder parameters as one-key type-tagged objects. The matrix is checked (consistent sizes, indices in range, no duplicates, finite,
     symmetric) and the parameters mapped to this package's names (originals kept under
     params["reference"]).
     """
@@ -263,24 +348,34 @@ def import_reference_manifold(parquet_path, json_path=None) -> DomainMemory:
     from .loaders import file_sha256
 
     path = Path(parquet_path)
-    if not path.is_file():
+    if not path.exists():
         raise DomainError(f"{path}: file not found")
+    check_regular(path, error=DomainError)
+    json_path = reference_sidecar(path) if json_path is None else json_path
     try:
         table = pq.read_table(path)
+        missing = [c for c in REFERENCE_COLUMNS if c not in table.column_names]
+        if missing:
+            raise DomainError(f"{path}: not a reference manifold (missing column(s) {', '.join(missing)})")
+        cols = {c: table.column(c).to_numpy(zero_copy_only=False) for c in REFERENCE_COLUMNS}
+    except DomainError:
+        raise
     except Exception as err:  # pyarrow raises ArrowInvalid / OSError for foreign or truncated files
-        raise DomainError(f"{path}: unreadable parquet file ({type(err).__name__}: {err})") from err
-    missing = [c for c in REFERENCE_COLUMNS if c not in table.column_names]
-    if missing:
-        raise DomainError(f"{path}: not a reference manifold (missing column(s) {', '.join(missing)})")
-    cols = {c: table.column(c).to_numpy() for c in REFERENCE_COLUMNS}
+        raise DomainError(f"{path}: unreadable parquet file ({type(err).__name__}: {err})") from None
+    for c in ("n_rows", "n_cols", "nnz", "row", "col"):
+        if not np.issubdtype(cols[c].dtype, np.integer):
+            raise DomainError(f"{path}: column {c!r} must hold integers, has {cols[c].dtype}")
+    if not np.issubdtype(cols["value"].dtype, np.number):
+        raise DomainError(f"{path}: column 'value' must hold numbers, has {cols['value'].dtype}")
     if len(cols["row"]) == 0:
         raise DomainError(f"{path}: no entries")
     for c in ("n_rows", "n_cols", "nnz"):
         if len(np.unique(cols[c])) != 1:
             raise DomainError(f"{path}: column {c!r} is not constant")
     n_rows, n_cols, nnz = (int(cols[c][0]) for c in ("n_rows", "n_cols", "nnz"))
-    if n_rows != n_cols:
+    if n_rows != n_cols or n_rows < 1:
         raise DomainError(f"{path}: Laplacian must be square, file says {n_rows} x {n_cols}")
+    check_dim(n_rows, path, allow_large=allow_large)
     if nnz != len(cols["row"]):
         raise DomainError(f"{path}: nnz column says {nnz} but the file has {len(cols['row'])} rows (truncated?)")
     row, col = cols["row"].astype(np.int64), cols["col"].astype(np.int64)
@@ -290,7 +385,7 @@ def import_reference_manifold(parquet_path, json_path=None) -> DomainMemory:
     if len(np.unique(row * n_cols + col)) != len(row):
         raise DomainError(f"{path}: duplicate (row, col) entries")
     coo = sp.coo_matrix((value, (row, col)), shape=(n_rows, n_cols)).tocsr()
-    L = csr_from_parts(coo.indptr, coo.indices, coo.data, coo.shape, path)
+    L = csr_from_parts(coo.indptr, coo.indices, coo.data, coo.shape, path, allow_large=allow_large)
 
     sidecar = read_reference_sidecar(json_path) if json_path else {"builder_config": {}}
     config = sidecar["builder_config"]

@@ -22,6 +22,9 @@ from .embed import embed_texts
 
 TEXT_SUFFIXES = (".txt", ".md")
 SUFFIXES = (".npy", ".npz", ".safetensors", ".parquet", ".csv") + TEXT_SUFFIXES
+MAX_ARRAY_BYTES = 8 << 30  # one embedding array; 300,000 x 384 float32 is 0.46 GB
+BOMB_RATIO = 100  # an .npz member that inflates more than this ...
+BOMB_MIN_BYTES = 16 << 20  # ... to more than this is refused as a zip bomb
 
 
 @dataclass
@@ -86,7 +89,8 @@ def check_matrix(X, path) -> np.ndarray:
         raise DomainError(f"{path}: no items (shape {X.shape})")
     if F < 2:
         raise DomainError(f"{path}: need at least 2 features per item, got {F}")
-    X = np.asarray(X, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 becomes inf: refused below
+        X = np.asarray(X, dtype=np.float32)
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
@@ -107,11 +111,59 @@ def _strings(values, n: int, what: str, path) -> list[str]:
     return ["" if v is None else str(v) for v in values]
 
 
+def _npy_bytes(fh, path, where: str) -> int:
+    """Bytes of array data an .npy header announces (read from ``fh``, left after the header)."""
+    from numpy.lib import format as npformat
+
+    version = npformat.read_magic(fh)
+    read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+    shape, _, dtype = read(fh, max_header_size=10_000)
+    if dtype.hasobject:
+        raise DomainError(f"{path}: {where} holds Python objects (a pickle); refused")
+    count = 1
+    for s in shape:
+        count *= int(s)
+    return count * dtype.itemsize
+
+
+def _check_npy(path: Path) -> None:
+    """Refuse an .npy whose header asks for more bytes than the file has, or than MAX_ARRAY_BYTES."""
+    from ..safefile import open_regular
+
+    with open_regular(path, error=DomainError) as fh:
+        need = _npy_bytes(fh, path, "the array")
+        have = path.stat().st_size - fh.tell()
+    if need > have:
+        raise DomainError(f"{path}: truncated .npy file (the header announces {need:,} bytes, {have:,} present)")
+    if need > MAX_ARRAY_BYTES:
+        raise DomainError(f"{path}: array of {need:,} bytes is above the {MAX_ARRAY_BYTES:,} byte limit")
+
+
+def _check_npz(path: Path) -> None:
+    """Refuse an .npz member that is not a plain .npy, asks for more than MAX_ARRAY_BYTES, holds
+    objects, or inflates like a zip bomb -- all from the zip directory and .npy headers."""
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            where = f"member {info.filename!r}"
+            if info.file_size > MAX_ARRAY_BYTES:
+                raise DomainError(f"{path}: {where} inflates to {info.file_size:,} bytes, above the limit")
+            if info.file_size > BOMB_MIN_BYTES and info.file_size > BOMB_RATIO * max(1, info.compress_size):
+                raise DomainError(f"{path}: {where} inflates {info.file_size // max(1, info.compress_size):,}-fold "
+                                  f"to {info.file_size:,} bytes (a zip bomb?); refused")
+            with zf.open(info) as fh:
+                need = _npy_bytes(fh, path, where)
+                header = fh.tell() if fh.seekable() else 0
+            if header and need > info.file_size - header:
+                raise DomainError(f"{path}: {where} announces {need:,} bytes but holds {info.file_size - header:,}")
+
+
 def _read_npy(path: Path, key, text_column, label_column):
-    return np.load(path, allow_pickle=False), None, None
+    _check_npy(path)
+    return np.load(path, allow_pickle=False, mmap_mode="r"), None, None
 
 
 def _read_npz(path: Path, key, text_column, label_column):
+    _check_npz(path)
     with np.load(path, allow_pickle=False) as npz:
         names = list(npz.files)
         extras = {c for c in (text_column, label_column) if c}
@@ -207,8 +259,11 @@ def load_embedding(
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise DomainError(f"{path}: unknown format {suffix or '(no suffix)'!r} (expected one of {', '.join(SUFFIXES)})")
-    if not path.is_file():
+    if not path.exists():
         raise DomainError(f"{path}: file not found")
+    from ..safefile import check_regular
+
+    check_regular(path, error=DomainError)
     feature_names = None
     used = "precomputed"
     try:
@@ -223,8 +278,8 @@ def load_embedding(
             X, texts, labels = reader(path, key, text_column, label_column)
     except TauformerError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
-        raise DomainError(f"{path}: unreadable or truncated {suffix} file ({type(err).__name__}: {err})") from err
+    except (ValueError, OSError, EOFError, KeyError, IndexError, zipfile.BadZipFile, RecursionError, MemoryError) as err:
+        raise DomainError(f"{path}: unreadable or truncated {suffix} file ({type(err).__name__}: {err})") from None
     except Exception as err:  # parquet / csv engines raise their own error types
         if type(err).__module__.split(".")[0] not in ("pyarrow", "pandas", "safetensors"):
             raise

@@ -1,7 +1,10 @@
 """Spectral facts of a Laplacian: eigen-decomposition, components, spectral gap, degrees.
 
 D <= 2048 uses a dense symmetric solver (all eigenpairs); larger Laplacians use scipy's
-eigsh for the k smallest (shift-invert just below 0) and k largest eigenvalues.
+eigsh for the k smallest (shift-invert just below 0) and k largest eigenvalues. The summary of a
+Laplacian above SUMMARY_EIGSH_MAX skips eigenvalues altogether (ARPACK on a 300,000-node chain,
+whose eigenvalues crowd together, runs for many minutes): its components and zero eigenvalues
+come from the graph, its largest eigenvalue is bounded by twice the largest degree.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components as _cc
-from scipy.sparse.linalg import eigsh
+from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
 DENSE_MAX = 2048
+SUMMARY_EIGSH_MAX = 8192
+SUMMARY_EIGSH_K = 6
+SUMMARY_EIGSH_MAXITER = 300
 
 
 @dataclass
@@ -29,8 +35,10 @@ class Spectrum:
     complete: bool
 
 
-def laplacian_spectrum(L: sp.spmatrix, *, k: int = 32, vectors: bool = True) -> Spectrum:
-    """All eigenpairs for D <= 2048, else the k smallest and k largest (float64)."""
+def laplacian_spectrum(L: sp.spmatrix, *, k: int = 32, vectors: bool = True, maxiter: int | None = None) -> Spectrum:
+    """All eigenpairs for D <= 2048, else the k smallest and k largest (float64).
+
+    ``maxiter`` caps ARPACK's restarts; past it ArpackNoConvergence is raised."""
     D = L.shape[0]
     if D <= DENSE_MAX:
         dense = L.toarray() if sp.issparse(L) else np.asarray(L, dtype=np.float64)
@@ -41,8 +49,8 @@ def laplacian_spectrum(L: sp.spmatrix, *, k: int = 32, vectors: bool = True) -> 
     k = min(k, D // 2 - 1)
     L = sp.csr_matrix(L, dtype=np.float64)
     scale = max(1.0, float(abs(L.diagonal()).max()))
-    lo_vals, lo_vecs = eigsh(L, k=k, sigma=-1e-3 * scale, which="LM")
-    hi_vals, hi_vecs = eigsh(L, k=k, which="LA")
+    lo_vals, lo_vecs = eigsh(L, k=k, sigma=-1e-3 * scale, which="LM", maxiter=maxiter)
+    hi_vals, hi_vecs = eigsh(L, k=k, which="LA", maxiter=maxiter)
     order_lo, order_hi = np.argsort(lo_vals), np.argsort(hi_vals)
     vals = np.concatenate([lo_vals[order_lo], hi_vals[order_hi]])
     vecs = np.hstack([lo_vecs[:, order_lo], hi_vecs[:, order_hi]]) if vectors else None
@@ -93,16 +101,32 @@ def degree_stats(L: sp.spmatrix) -> dict:
 
 
 def spectrum_summary(L: sp.spmatrix) -> dict:
-    """Components, zero-eigenvalue count, spectral gap, eigenvalue range and degree statistics."""
-    spec = laplacian_spectrum(L, vectors=False)
-    vals = spec.eigenvalues
+    """Components, zero-eigenvalue count, spectral gap, eigenvalue range and degree statistics.
+
+    Past :data:`SUMMARY_EIGSH_MAX` nodes, or when ARPACK does not converge within its iteration
+    cap, ``spectral_gap`` is None, ``eigenvalue_min`` 0, ``eigenvalue_max`` an upper bound and
+    ``zero_eigenvalues`` the number of components (exact for a graph Laplacian).
+    """
     n_comp, _ = connected_components(L)
+    degrees = degree_stats(L)
+    vals = None
+    if L.shape[0] <= DENSE_MAX:
+        vals = laplacian_spectrum(L, vectors=False).eigenvalues
+    elif L.shape[0] <= SUMMARY_EIGSH_MAX:
+        try:
+            vals = laplacian_spectrum(L, k=SUMMARY_EIGSH_K, vectors=False, maxiter=SUMMARY_EIGSH_MAXITER).eigenvalues
+        except ArpackNoConvergence:
+            vals = None
+    if vals is None:
+        bound = 2.0 * float(abs(sp.csr_matrix(L).diagonal()).max())
+        return {"components": n_comp, "zero_eigenvalues": n_comp, "spectral_gap": None,
+                "eigenvalue_min": 0.0, "eigenvalue_max": bound, "spectrum_complete": False, **degrees}
     return {
         "components": n_comp,
         "zero_eigenvalues": int((np.abs(vals) <= zero_tolerance(vals)).sum()),
         "spectral_gap": spectral_gap(vals),
         "eigenvalue_min": float(vals.min()),
         "eigenvalue_max": float(vals.max()),
-        "spectrum_complete": spec.complete,
-        **degree_stats(L),
+        "spectrum_complete": L.shape[0] <= DENSE_MAX,
+        **degrees,
     }

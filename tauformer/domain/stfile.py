@@ -8,20 +8,17 @@ with a message that says which, instead of a library traceback. Nothing here exe
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DomainError
 from ..fsutil import atomic_write_bytes
+from ..safefile import read_safetensors_header
 
-_MAX_HEADER = 100 * 1024 * 1024
 
-
-def read_header(path: Path) -> tuple[dict, dict]:
-    """Parse and check the header of a safetensors file.
+def read_header(path: Path, *, root=None) -> tuple[dict, dict]:
+    """Parse and check the header of a safetensors file (see safefile.read_safetensors_header).
 
     Returns
     -------
@@ -30,43 +27,11 @@ def read_header(path: Path) -> tuple[dict, dict]:
     metadata : dict
         The ``__metadata__`` strings (empty when absent).
     """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                raise DomainError(f"{path}: truncated safetensors file ({size} bytes, no header)")
-            (n,) = struct.unpack("<Q", head)
-            if n > min(size - 8, _MAX_HEADER):
-                raise DomainError(
-                    f"{path}: not a safetensors file or truncated (header claims {n} bytes, file has {size})"
-                )
-            raw = fh.read(n)
-    except OSError as err:
-        raise DomainError(f"{path}: cannot read ({err.strerror or err})") from err
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DomainError(f"{path}: not a safetensors file (header is not JSON)") from err
-    if not isinstance(header, dict):
-        raise DomainError(f"{path}: not a safetensors file (header is not an object)")
-    metadata = header.pop("__metadata__", None) or {}
-    data_size = size - 8 - n
-    for name, info in header.items():
-        try:
-            start, end = info["data_offsets"]
-        except (TypeError, KeyError, ValueError) as err:
-            raise DomainError(f"{path}: malformed safetensors header entry {name!r}") from err
-        if end > data_size or start > end:
-            raise DomainError(
-                f"{path}: truncated file: tensor {name!r} needs bytes up to {end}, only {data_size} present"
-            )
-    return header, dict(metadata)
+    return read_safetensors_header(path, root=root, error=DomainError)
 
 
 def read_tensors(
-    path: Path, names: list[str] | None = None, *, header: tuple[dict, dict] | None = None
+    path: Path, names: list[str] | None = None, *, header: tuple[dict, dict] | None = None, root=None
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Load tensors (all, or ``names``) of a checked safetensors file as numpy arrays.
 
@@ -75,7 +40,7 @@ def read_tensors(
     and returned as float32.
     """
     path = Path(path)
-    header, metadata = read_header(path) if header is None else header
+    header, metadata = read_header(path, root=root) if header is None else header
     wanted = list(header) if names is None else names
     missing = [n for n in wanted if n not in header]
     if missing:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tauformer.checkpoint import list_checkpoints, load_checkpoint, read_meta
-from tauformer.errors import TauformerError
+from tauformer.checkpoint import HISTORY_FILE, list_checkpoints, load_checkpoint, read_history, read_meta
+from tauformer.errors import CheckpointError, TauformerError
 
 from .cache import ResultCache, content_key
 
@@ -44,33 +44,50 @@ class RunInfo:
 
 
 def discover_runs(paths) -> tuple[list[RunInfo], list[str]]:
-    """Runs found under each path (a run directory, a checkpoint, or a folder of runs) and problems."""
+    """Runs found under each path (a run directory, a checkpoint, or a folder of runs) and problems.
+
+    A path or run that cannot be used becomes one problem line naming it; the others still load.
+    """
     runs: list[RunInfo] = []
     problems: list[str] = []
     for raw in paths:
         path = Path(raw)
-        if not path.exists():
-            problems.append(f"{path}: no such run directory")
+        try:
+            candidates = _candidates(path)
+        except (TauformerError, OSError) as err:
+            problems.append(str(err) if isinstance(err, TauformerError) else f"{path}: cannot be listed ({err.strerror or err})")
             continue
-        candidates = [path] if list_checkpoints(path) or (path / "config.json").is_file() else sorted(
-            p for p in path.iterdir() if p.is_dir() and list_checkpoints(p))
-        if not candidates:
-            problems.append(f"{path}: holds no runs (directories with ckpt-<step>/ checkpoints)")
         for run_dir in candidates:
             try:
                 runs.append(_run_info(run_dir, {r.name for r in runs}))
             except TauformerError as err:
                 problems.append(str(err))
+            except (OSError, RecursionError, MemoryError) as err:
+                problems.append(f"{run_dir}: cannot be read ({type(err).__name__}: {err})")
     return runs, problems
+
+
+def _candidates(path: Path) -> list[Path]:
+    """The run (or checkpoint) directories under one --runs path; CheckpointError if there are none."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such run directory")
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: not a directory (give a run directory or a folder of runs)")
+    if list_checkpoints(path) or (path / "config.json").exists():
+        return [path]
+    found = sorted(p for p in path.iterdir() if p.is_dir() and list_checkpoints(p))
+    if not found:
+        raise CheckpointError(f"{path}: holds no runs (directories with ckpt-<step>/ checkpoints)")
+    return found
 
 
 def _run_info(run_dir: Path, taken: set[str]) -> RunInfo:
     checkpoints = dict(list_checkpoints(run_dir))
     if checkpoints:
-        meta = read_meta(checkpoints[max(checkpoints)])
+        meta = read_meta(checkpoints[max(checkpoints)], history=False)
         name, path = run_dir.name, run_dir
     else:  # a single checkpoint directory given directly
-        meta = read_meta(run_dir)
+        meta = read_meta(run_dir, history=False)
         checkpoints = {meta.step: run_dir}
         name = run_dir.parent.name if run_dir.name.startswith("ckpt-") else run_dir.name
         path = run_dir.parent
@@ -119,7 +136,7 @@ class RunStore:
     def load(self, name: str, step: int | None = None):
         """(model, meta) of a checkpoint, cached."""
         path = self.checkpoint_path(name, step)
-        return self._models.get_or_compute(str(path), lambda: load_checkpoint(path))
+        return self._models.get_or_compute(str(path), lambda: load_checkpoint(path, history=False))
 
     def pair_for(self, name: str) -> str | None:
         """The run of the other attention kind with the same shape (and training data / seed if known)."""
@@ -145,8 +162,9 @@ class RunStore:
         return None, (dots[0] if dots else None)
 
     def history(self, name: str) -> list[dict]:
-        """The evaluation records of a run (from its latest checkpoint's metadata; no weights read)."""
-        return read_meta(self.checkpoint_path(name)).history
+        """The evaluation records of a run (its latest checkpoint's history.json; no weights read).
+        A broken history raises CheckpointError naming the file; the run itself stays loaded."""
+        return read_history(self.checkpoint_path(name))
 
     def histories(self) -> dict:
         """Every run's history arrays (history_arrays), cached per set of latest checkpoints;
@@ -168,6 +186,13 @@ class RunStore:
     def history_arrays(self, name: str) -> dict:
         """History as arrays: step, losses, lr, tokens/s [S]; lambda stats and entropy [S, L, H]."""
         records = self.history(name)
+        try:
+            return self._arrays(name, records)
+        except (ValueError, TypeError, KeyError, IndexError) as err:
+            path = self.checkpoint_path(name) / HISTORY_FILE
+            raise CheckpointError(f"{path}: evaluation records do not fit together ({type(err).__name__}: {err})") from None
+
+    def _arrays(self, name: str, records: list[dict]) -> dict:
         out: dict = {"kind": self.info(name).attention, "checkpoints": list(self.info(name).steps)}
         for key in ("step", "train_loss", "val_loss", "val_bpb", "lr", "tokens_per_s"):
             out[key] = np.array([r.get(key, np.nan) for r in records], dtype=float)

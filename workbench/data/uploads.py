@@ -17,6 +17,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tauformer.build_defaults import BUILD_DEFAULTS
 from tauformer.errors import DomainError
 from tauformer.fsutil import atomic_write_bytes, atomic_write_json
 
@@ -27,9 +28,8 @@ SUFFIXES = (".npy", ".npz", ".safetensors", ".parquet", ".csv", ".txt", ".md")
 DEFAULT_DIM = 32
 BUILD_PHASES = ("read", "reduce", "cluster", "graph", "laplacian", "save")
 BUILD_VERSION = 2
-BUILD_PARAMS = dict(reduction="pca", eps=1.0, k=6, topk=6, p=2.0, sigma=0.5, seed=0)
-"""Graph settings for uploads: the bundled demo's (each feature joins its 6 nearest features);
-the reference default eps 1e-3 leaves the graph of most embeddings without a single edge."""
+BUILD_PARAMS = dict(BUILD_DEFAULTS)
+"""Graph settings for uploads: the builder's defaults, the same as ``domain build``'s."""
 
 
 @dataclass
