@@ -17,6 +17,7 @@ from dash.exceptions import PreventUpdate
 
 from tauformer.errors import TauformerError
 from workbench.data import uploads
+from workbench.data.cache_size import trim_workspace_cache
 from workbench.data.jobs import JobRegistry
 
 
@@ -93,6 +94,7 @@ def receive(workspace, contents, filename, dim, run, last=None, rebuild=False):
     except TauformerError as err:
         return no_update, no_update, message("error", str(err)), no_update
     last = {"sha": job.sha, "suffix": job.suffix, "filename": job.filename, "size": job.size}
+    trim_workspace_cache(workspace, [uploads.upload_dir(workspace.cache_dir) / f"{job.sha}{job.suffix}"])
     done = uploads.finished(workspace.cache_dir, job)
     if done is not None:
         result = {"path": str(done), "name": uploads.display_name(job.filename), "cached": True}
@@ -140,6 +142,7 @@ def poll(workspace, registry, job):
     if state.state == "running":
         return str(state.step), str(state.total), state.text, shown, True, False, no_update
     registry.forget(parsed.key)  # its domain directory now answers a repeat at once
+    trim_workspace_cache(workspace, [uploads.domain_dir(cache_dir, parsed.key)])
     if state.state == "failed":
         result = {"error": f"{parsed.filename}: {type(state.result).__name__}: {state.result}"}
     else:
