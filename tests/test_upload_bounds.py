@@ -239,8 +239,11 @@ def test_a_forged_job_or_result_from_the_browser_is_refused(ws):
     for forged in ({**job, "sha": "../../etc/passwd"}, {**job, "suffix": ".pkl"}, {"sha": "ab" * 32}):
         with pytest.raises(DomainError):
             uploads.UploadJob.from_dict(forged)
+    from dash import no_update
+
     from workbench.views import upload
 
-    options, value, message = upload.register(ws, {"path": "/etc", "name": "x"})
-    assert options is None or value is None or "no upload of this app" in str(message)
-    assert "x" not in ws.domains.names()
+    for path in ("/etc", str(ws.cache_dir / "domains" / ".." / ".." / "x"), str(ws.cache_dir / "domains" / "abc")):
+        options, value, message = upload.register(ws, {"path": path, "name": "x"})
+        assert options is no_update and value is no_update and "no upload of this app" in str(message.children)
+    assert ws.domains.names() == []
