@@ -247,3 +247,12 @@ def test_a_forged_job_or_result_from_the_browser_is_refused(ws):
         options, value, message = upload.register(ws, {"path": path, "name": "x"})
         assert options is no_update and value is no_update and "no upload of this app" in str(message.children)
     assert ws.domains.names() == []
+
+
+def test_a_text_corpus_with_too_many_paragraphs_is_refused_before_embedding(ws, monkeypatch):
+    monkeypatch.setattr(upload_checks, "MAX_ITEMS", 10)
+    text = "\n\n".join(f"paragraph {i} about something" for i in range(12)).encode()
+    with pytest.raises(DomainError, match=r"notes\.md: declares 12 items"):
+        uploads.receive_upload(ws.cache_dir, data_url(text), "notes.md")
+    fine = "\n\n".join(f"paragraph {i}" for i in range(10)).encode()
+    assert uploads.receive_upload(ws.cache_dir, data_url(fine), "ok.txt").suffix == ".txt"

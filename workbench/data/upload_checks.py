@@ -4,8 +4,9 @@ A 4 MB ``.npz`` can declare a 4 GB array: numpy allocates the shape its ``.npy``
 states before it reads a byte, and a zip member inflates to the size its header states.
 So the sizes an upload declares -- zip member sizes, ``.npy`` headers, safetensors and
 parquet metadata, a CSV's rows and columns -- are read first and compared with the bounds
-below; only a file within them is loaded. The same bounds are checked again on what was
-actually loaded (a text corpus declares nothing). Nothing here runs code from the file.
+below; only a file within them is loaded (a text corpus: its paragraphs are counted before
+they are embedded). The same bounds are checked again on what was actually loaded.
+Nothing here runs code from the file.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def limits_text() -> str:
 def check_bounds(name: str, declared: Declared, what: str = "declares") -> None:
     """Raise DomainError naming ``name`` when ``declared`` exceeds the bounds."""
     n, f, nbytes = declared.n_items, declared.n_features, declared.nbytes
-    shape = f"{n:,} items x {f:,} features" if n is not None and f is not None else "an array"
+    shape = " x ".join(t for t in (f"{n:,} items" if n is not None else "", f"{f:,} features" if f is not None
+                                   else "") if t) or "an array"
     size = f" ({_fmt_bytes(nbytes)})" if nbytes else ""
     if (n is not None and n > MAX_ITEMS) or (f is not None and f > MAX_FEATURES) \
             or (nbytes is not None and nbytes > MAX_ARRAY_MB * 2**20):
@@ -123,13 +125,23 @@ def declared_csv(path: Path) -> Declared:
     return Declared(rows, header.count(b",") + 1, None)
 
 
+def declared_text(path: Path) -> Declared:
+    """Paragraphs (blank-line separated blocks) of a text corpus: its items once embedded."""
+    import re
+
+    with open(path, "rb") as fh:
+        blocks = re.split(rb"\n[ \t\r]*\n", fh.read())
+    return Declared(sum(1 for b in blocks if b.strip()), None, None)
+
+
 READERS = {".npy": declared_npy, ".safetensors": declared_safetensors, ".parquet": declared_parquet,
-           ".csv": declared_csv}
+           ".csv": declared_csv, ".txt": declared_text, ".md": declared_text}
 
 
 def check_declared(path, suffix: str, name: str) -> Declared:
     """Read what the upload at ``path`` declares and refuse it (DomainError naming ``name``)
-    when it exceeds the bounds or its headers cannot be read. Text corpora declare nothing."""
+    when it exceeds the bounds or its headers cannot be read. A text corpus declares its
+    paragraphs (the items it will have)."""
     path = Path(path)
     try:
         if suffix == ".npz":
