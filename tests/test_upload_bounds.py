@@ -256,3 +256,24 @@ def test_a_text_corpus_with_too_many_paragraphs_is_refused_before_embedding(ws, 
         uploads.receive_upload(ws.cache_dir, data_url(text), "notes.md")
     fine = "\n\n".join(f"paragraph {i}" for i in range(10)).encode()
     assert uploads.receive_upload(ws.cache_dir, data_url(fine), "ok.txt").suffix == ".txt"
+
+
+def test_the_card_polls_its_build_to_the_end_then_registers_it(ws):
+    from workbench.views import upload
+
+    npy = io.BytesIO()
+    rng = np.random.default_rng(0)
+    np.save(npy, rng.normal(size=(50, 10)).astype(np.float32), allow_pickle=False)
+    job = upload.receive(ws, data_url(npy.getvalue()), "polled.npy", None, None)[0]
+    registry = JobRegistry()
+    deadline = time.time() + 60
+    while True:
+        value, total, label, style, upload_off, poll_off, result = upload.poll(ws, registry, job)
+        if not poll_off or time.time() > deadline:
+            assert upload_off and style == {"display": "flex"}
+        if poll_off:
+            break
+        time.sleep(0.05)
+    assert value == total == str(len(uploads.BUILD_PHASES)) and not upload_off and "error" not in result
+    options, name, message = upload.register(ws, result)
+    assert name == "polled" and ws.domains.load("polled").has_items
