@@ -269,10 +269,9 @@ def test_the_card_polls_its_build_to_the_end_then_registers_it(ws):
     deadline = time.time() + 60
     while True:
         value, total, label, style, upload_off, poll_off, result = upload.poll(ws, registry, job)
-        if not poll_off or time.time() > deadline:
-            assert upload_off and style == {"display": "flex"}
         if poll_off:
             break
+        assert upload_off and style == {"display": "flex"} and time.time() < deadline
         time.sleep(0.05)
     assert value == total == str(len(uploads.BUILD_PHASES)) and not upload_off and "error" not in result
     options, name, message = upload.register(ws, result)
