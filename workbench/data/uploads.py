@@ -2,9 +2,12 @@
 
 An upload is only ever written to ``<cache_dir>/uploads/<sha256><suffix>`` (the name the
 browser sent is never used as a path) and read with the same loaders as the command
-line, which never unpickle. The domain memory built from it goes to
+line, which never unpickle. Before that, what the file declares (zip members, array
+headers, table metadata) is checked against the bounds of :mod:`.upload_checks`, so a zip
+bomb is refused without being inflated. The domain memory built from it goes to
 ``<cache_dir>/domains/<key>/`` where the key hashes the file's content and the build
-request, so uploading the same file again finds the finished memory at once.
+request, so uploading the same file again finds the finished memory at once. Tables keep
+their text and label columns (:mod:`.table_columns`).
 """
 
 from __future__ import annotations
@@ -21,9 +24,8 @@ from tauformer.errors import DomainError
 from tauformer.fsutil import atomic_write_bytes, atomic_write_json
 
 from .cache import content_key
-from .upload_checks import build_bytes, check_bounds, check_declared, check_memory
-from .upload_checks import Declared
 from .table_columns import table_columns
+from .upload_checks import Declared, build_bytes, check_bounds, check_declared, check_memory
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]{8,64}")
