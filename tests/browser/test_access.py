@@ -45,3 +45,29 @@ def test_the_token_url_opens_the_app_and_its_callbacks_answer(tmp_path, page):
         page.assert_healthy()
     finally:
         stop_app(proc)
+
+
+def test_a_file_over_the_upload_limit_is_refused_in_the_page_without_being_sent(tmp_path, page):
+    import numpy as np
+
+    from .conftest import start_app
+
+    proc, url = start_app(["--max-upload-mb", "0.05"], tmp_path)
+    try:
+        np.save(tmp_path / "big.npy", np.zeros((300, 64), np.float32))  # 75 KB > 0.05 MB (51 KB)
+        np.save(tmp_path / "small.npy", np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32))
+        page.goto(url + "domain")
+        page.wait_idle()
+        sent = []
+        page.page.on("request", lambda r: sent.append(len(r.post_data_buffer or b"")) if "_dash-update" in r.url else None)
+        upload = page.page.locator("#domain-upload input[type=file]")
+        upload.set_input_files(str(tmp_path / "big.npy"))
+        page.page.wait_for_selector(".upload-error", timeout=30_000)
+        text = page.page.locator("#upload-message").inner_text()
+        assert "big.npy: 0.1 MB is over the upload limit of 0.05 MB (start the app with --max-upload-mb" in text, text
+        assert all(size < 40_000 for size in sent)  # the file never went to the server
+        upload.set_input_files(str(tmp_path / "small.npy"))
+        page.page.wait_for_selector(".upload-done", timeout=90_000)
+        page.assert_healthy()
+    finally:
+        stop_app(proc)

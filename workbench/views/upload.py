@@ -49,6 +49,8 @@ def upload_card(workspace) -> html.Section:
         ]),
         html.Div(id="upload-message", className="upload-message", role="status"),
         dcc.Store(id="upload-job"), dcc.Store(id="upload-result"), dcc.Store(id="upload-last"),
+        dcc.Store(id="upload-payload"),
+        dcc.Store(id="upload-limit", data={"bytes": int(workspace.max_upload_mb * 2**20), "text": limit}),
         dcc.Interval(id="upload-poll", interval=500, disabled=True),
     ])
 
@@ -174,8 +176,30 @@ def register(workspace, result):
     return options, name, message("done", text)
 
 
+_SIZE_CHECK_JS = """
+function(contents, filename, limit) {
+    const nu = window.dash_clientside.no_update;
+    if (!contents) { return [nu, nu, nu]; }
+    const bytes = Math.floor((contents.length - contents.indexOf(',') - 1) * 3 / 4);
+    if (bytes <= limit.bytes + 4) { return [{contents: contents, filename: filename}, nu, nu]; }
+    const text = `${filename}: ${(bytes / 1048576).toFixed(1)} MB is over the upload limit of ${limit.text} ` +
+                 '(start the app with --max-upload-mb to change it)';
+    const div = {namespace: 'dash_html_components', type: 'Div', props: {className: 'upload-error', children: text}};
+    return [nu, div, null];
+}
+"""
+"""Checks an upload's size in the browser: a file over the limit is never sent (the server
+would refuse a request that large with 413 and the card would say nothing)."""
+
+
 def register_callbacks(app, workspace) -> None:
     registry = JobRegistry()
+    app.clientside_callback(
+        _SIZE_CHECK_JS,
+        Output("upload-payload", "data"), Output("upload-message", "children", allow_duplicate=True),
+        Output("domain-upload", "contents", allow_duplicate=True),
+        Input("domain-upload", "contents"), State("domain-upload", "filename"), State("upload-limit", "data"),
+        prevent_initial_call=True)
 
     @app.callback(Output("upload-dim-hint", "children"), Input("run-picker", "value"))
     def _hint(run):
@@ -184,12 +208,12 @@ def register_callbacks(app, workspace) -> None:
     @app.callback(Output("upload-job", "data"), Output("upload-result", "data"),
                   Output("upload-message", "children"), Output("upload-last", "data"),
                   Output("domain-upload", "contents"), Output("upload-rebuild", "disabled"),
-                  Input("domain-upload", "contents"), Input("upload-rebuild", "n_clicks"),
-                  State("domain-upload", "filename"), State("upload-dim", "value"),
-                  State("run-picker", "value"), State("upload-last", "data"),
+                  Input("upload-payload", "data"), Input("upload-rebuild", "n_clicks"),
+                  State("upload-dim", "value"), State("run-picker", "value"), State("upload-last", "data"),
                   prevent_initial_call=True)
-    def _receive(contents, _clicks, filename, dim, run, last):
+    def _receive(payload, _clicks, dim, run, last):
         rebuild = ctx.triggered_id == "upload-rebuild"
+        contents, filename = (payload or {}).get("contents"), (payload or {}).get("filename")
         job, result, text, new_last = receive(workspace, contents, filename, dim, run, last, rebuild)
         has_last = bool(new_last if new_last is not no_update else last)
         return job, result, text, new_last, None, not has_last
