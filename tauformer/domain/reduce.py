@@ -32,19 +32,22 @@ PCA_POWER_ITERATIONS = 7
 def top_right_singular_vectors(S: np.ndarray, dim: int, seed: int = 0) -> np.ndarray:
     """The top-``dim`` right singular vectors [F, dim] of S [N, F] by seeded randomized SVD.
 
-    Halko, Martinsson & Tropp (2011): a Gaussian sketch of ``dim + 10`` columns, refined by
-    7 power iterations (QR-orthonormalised each time), then an exact SVD of the small
-    [k, F] projection. Memory is O((N + F) k): no F x F covariance is ever formed, so
-    uploads with thousands of features stay cheap. Exact (up to rounding) when k reaches
-    min(N, F).
+    Halko, Martinsson & Tropp (2011), as scikit-learn's ``randomized_svd``: a Gaussian
+    sketch of ``dim + 10`` columns refined by 7 power iterations (LU-normalised between
+    products: a QR of the tall [N, k] block each time cost seconds here), one QR, then an
+    exact SVD of the small [k, F] projection. Memory is O((N + F) k): no F x F covariance is
+    ever formed. Exact (up to rounding) when k reaches min(N, F).
     """
+    from scipy import linalg
+
     N, F = S.shape
     k = min(dim + PCA_OVERSAMPLE, N, F)
     rng = np.random.default_rng([seed, 0x9CA, 1])
-    Q, _ = np.linalg.qr(S @ rng.standard_normal((F, k)))  # [N, k]
+    Q = rng.standard_normal((F, k))  # [F, k]
     for _ in range(PCA_POWER_ITERATIONS):
-        W, _ = np.linalg.qr(S.T @ Q)  # [F, k]
-        Q, _ = np.linalg.qr(S @ W)  # [N, k]
+        Q, _ = linalg.lu(S @ Q, permute_l=True)  # [N, k]
+        Q, _ = linalg.lu(S.T @ Q, permute_l=True)  # [F, k]
+    Q, _ = linalg.qr(S @ Q, mode="economic")  # [N, k] orthonormal
     _, _, Vt = np.linalg.svd(Q.T @ S, full_matrices=False)  # [k, F] -> Vt [k, F]
     return Vt[:dim].T  # [F, dim], largest singular value first
 
