@@ -1,7 +1,10 @@
 """Start the Tauformer Workbench: python app.py [--runs DIR ...] [--domain FILE ...] [--host H] [--port P].
 
-With no --runs / --domain it opens on the bundled demo in assets/demo/. The server binds to
-127.0.0.1 unless --host says otherwise and never runs in debug mode unless --debug is given.
+With no --runs / --domain it opens on the bundled demo in assets/demo/. It is served by
+waitress and binds to 127.0.0.1 unless --host says otherwise; on another interface every
+request needs the access token printed in the URL (or given with --token). The cache
+directory must be private to the user (exit code 2 otherwise). Debug mode (Flask's
+development server) only with --debug, and only on loopback.
 """
 
 from __future__ import annotations
@@ -19,9 +22,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--domain", nargs="+", default=None, metavar="FILE", help="domain-memory files or directories")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8050)
-    p.add_argument("--cache-dir", default=None, help="where layouts and uploads are cached (default: a temp folder)")
+    p.add_argument("--cache-dir", default=None,
+                   help="where layouts and uploads are cached (default: $XDG_CACHE_HOME/tauformer-workbench, "
+                        "else ~/.cache/tauformer-workbench; must be yours and not writable by others)")
+    p.add_argument("--cache-max-mb", type=float, default=None,
+                   help="largest size of the cache directory on disk; the oldest entries go first (default 2048)")
     p.add_argument("--max-upload-mb", type=float, default=50.0,
                    help="largest embedding / corpus file the app accepts for upload (default 50)")
+    p.add_argument("--token", default=None,
+                   help="access token every request must carry (default: none on 127.0.0.1, a random one "
+                        "printed in the URL on any other --host)")
+    p.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
     p.add_argument("--profile", action="store_true", help="log the server time of every callback")
     p.add_argument("--debug", action="store_true", help="Dash debug mode (development only)")
     return p.parse_args(argv)
@@ -32,9 +43,19 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     from workbench.app import create_app
-    from workbench.data import DEMO_DIR, open_workspace
+    from workbench.data import DEMO_DIR, CacheDirError, open_workspace
+    from workbench.serving import install_guards, is_loopback, make_server, new_token
 
-    workspace = open_workspace(args.runs, args.domain, cache_dir=args.cache_dir, max_upload_mb=args.max_upload_mb)
+    if args.debug and not is_loopback(args.host):
+        print(f"error: --debug serves Flask's development server and only on 127.0.0.1, not {args.host}",
+              file=sys.stderr)
+        return 2
+    try:
+        workspace = open_workspace(args.runs, args.domain, cache_dir=args.cache_dir,
+                                   max_upload_mb=args.max_upload_mb, cache_max_mb=args.cache_max_mb)
+    except CacheDirError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.runs is None and args.domain is None:
         what = f"the bundled demo ({DEMO_DIR})"
     else:
@@ -42,9 +63,25 @@ def main(argv=None) -> int:
     for problem in workspace.problems:
         print(f"warning: {problem}", file=sys.stderr)
     app = create_app(workspace, profile=args.profile)
-    url = f"http://{args.host}:{args.port}/"
+    token = args.token or (None if is_loopback(args.host) else new_token())
+    install_guards(app.server, host=args.host, port=args.port, token=token)
+    url = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
+    if args.debug:
+        print(f"Tauformer Workbench on {what} (debug mode)\nopen {url}", flush=True)
+        app.run(host=args.host, port=args.port, debug=True, use_reloader=False)
+        return 0
+    try:
+        server = make_server(app, host=args.host, port=args.port, threads=args.threads)
+    except OSError as err:
+        print(f"error: cannot listen on {args.host}:{args.port} ({err.strerror or err})", file=sys.stderr)
+        return 2
     print(f"Tauformer Workbench on {what}\nready in {time.perf_counter() - started:.1f} s: open {url}", flush=True)
-    app.run(host=args.host, port=args.port, debug=args.debug, use_reloader=False)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
     return 0
 
 

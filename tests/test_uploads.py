@@ -156,3 +156,51 @@ def test_the_card_shows_errors_and_keeps_going(ws):
     with pytest.raises(PreventUpdate):
         upload.receive(ws, None, None, None, None)
     assert "Files up to 1 MB." in text_of(upload.upload_card(ws))
+
+
+def table_bytes(kind: str, n=60, seed=0) -> bytes:
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    X = clustered(n, 6, seed)
+    topics = np.array(["sports", "politics", "science"])[rng.integers(3, size=n)]
+    df = pd.DataFrame({"text": [f"document {i} about {t}" for i, t in enumerate(topics)], "label": topics,
+                       **{f"f{j}": X[:, j] for j in range(X.shape[1])}})
+    if kind == "csv":
+        return df.to_csv(index=False).encode()
+    buffer = io.BytesIO()
+    df.rename(columns={"text": "Sentence", "label": "topic"}).to_parquet(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_table_uploads_keep_their_text_and_label_columns(ws, kind):
+    from workbench.data import domain_views as dv
+
+    contents = data_url(table_bytes(kind))
+    job, result, message, last = upload.receive(ws, contents, f"topics.{kind}", None, None)
+    built = upload.build(ws.cache_dir, lambda p: None, job)
+    assert "error" not in built, built
+    upload.register(ws, built)
+    memory = ws.domains.load("topics")
+    assert memory.items.shape == (60, 6)  # the text and label columns are not features
+    assert memory.texts[0] == "document 0 about " + memory.labels[0]
+    assert set(memory.labels) == {"sports", "politics", "science"}
+    data = dv.item_data(ws, "topics")
+    assert {"label": "label", "value": "label"} in dv.color_options(data)
+    record = uploads.upload_record(built["path"])
+    assert record["label_column"] == ("label" if kind == "csv" else "topic")
+
+
+def test_table_columns_are_detected_by_name_or_content():
+    import pandas as pd
+
+    from workbench.data.table_columns import pick_columns
+
+    n = 40
+    df = pd.DataFrame({"a": np.arange(n), "b": np.arange(n) * 2.0,
+                       "kind": ["x", "y"] * (n // 2), "words": [f"a long free text number {i}" for i in range(n)]})
+    assert pick_columns(df) == {"text_column": "words", "label_column": "kind"}
+    assert pick_columns(df[["a", "b"]]) == {"text_column": None, "label_column": None}
+    numeric_label = pd.DataFrame({"x": np.arange(n) * 1.5, "y2": np.ones(n), "label": np.arange(n) % 3})
+    assert pick_columns(numeric_label) == {"text_column": None, "label_column": "label"}

@@ -19,9 +19,13 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 log = logging.getLogger("workbench")
 
 
-def create_app(workspace, *, profile: bool = False, background_dir: str | Path | None = None) -> dash.Dash:
-    """Build the Dash app for a Workspace. Nothing is computed until a page asks for it."""
-    manager = _background_manager(background_dir or workspace.cache_dir / "background")
+def create_app(workspace, *, profile: bool = False) -> dash.Dash:
+    """Build the Dash app for a Workspace. Nothing is computed until a page asks for it.
+
+    There is no background-callback manager: Dash's disk-backed one unpickles what it finds
+    in its directory. Long work runs in the in-process job registry (workbench.data.jobs)
+    and is polled by dcc.Interval. Requests are bounded by the workspace's upload limit.
+    """
     app = dash.Dash(
         __name__,
         use_pages=True,
@@ -30,7 +34,6 @@ def create_app(workspace, *, profile: bool = False, background_dir: str | Path |
         assets_ignore=r"demo/.*",
         title="Tauformer Workbench",
         suppress_callback_exceptions=True,
-        background_callback_manager=manager,
         update_title=None,
     )
     modules = [importlib.import_module(path) for path in PAGE_MODULES]
@@ -43,6 +46,7 @@ def create_app(workspace, *, profile: bool = False, background_dir: str | Path |
             title=f"{page['name']} - Tauformer Workbench", description=page["description"],
             layout=_page_layout(module, workspace, pages),
         )
+    app.server.config["MAX_CONTENT_LENGTH"] = max_request_bytes(workspace.max_upload_mb)
     app.layout = shell.layout(workspace, pages)
     shell.register_callbacks(app, workspace, pages)
     common.register_export(app, workspace, pages)
@@ -87,12 +91,10 @@ def warm_up_after_first_request(app, warm, delay: float = 3.0) -> None:
             timer.start()
 
 
-def _background_manager(directory: Path):
-    import diskcache
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    return dash.DiskcacheManager(diskcache.Cache(str(directory)))
+def max_request_bytes(max_upload_mb: float) -> int:
+    """Largest request body Flask accepts: an upload arrives base64-encoded (4/3 of its size)
+    inside the JSON of a callback request, plus room for the rest of that request."""
+    return int(max_upload_mb * 2**20 * 4 / 3) + 2**20
 
 
 def install_timings(app: dash.Dash, *, profile: bool) -> None:

@@ -7,7 +7,9 @@ every callable is one interaction (what a callback computes for it). A case's ti
 serialising its result the way Dash does, since that is part of the server's answer. The first
 call is reported apart (cold caches), then the median of ``--repeat`` further calls.
 With ``--layout`` the item layout (kNN + UMAP in the worker process) is timed first, from
-nothing and then from the disk cache as after a restart.
+nothing and then from the disk cache as after a restart. ``--load USERS --seconds S`` is a
+load test of the served app instead (workbench/loadtest.py): USERS concurrent users issuing
+the Attention page's callback requests, cached and with fresh prompts.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cold-start", nargs="*", default=None, metavar="PATH",
                    help="time `python app.py` (the demo) until PATH (default / and /domain) has "
                         "answered its callbacks in headless Chromium (needs playwright)")
+    p.add_argument("--load", type=int, default=None, metavar="USERS",
+                   help="load test: start the app on 127.0.0.1 and simulate USERS concurrent users")
+    p.add_argument("--seconds", type=float, default=10.0, help="--load: seconds per phase (default 10)")
+    p.add_argument("--threads", type=int, default=8, help="--load: the app's waitress threads (default 8)")
     return p.parse_args(argv)
 
 
@@ -148,6 +154,18 @@ def main(argv=None) -> int:
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
+
+    if args.load is not None:
+        from workbench.loadtest import format_rows, load_test
+
+        try:
+            rows = load_test(args.load, args.seconds, runs=args.runs, domains=args.domain, threads=args.threads,
+                             log=log)
+        except (ValueError, RuntimeError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(format_rows(rows), flush=True)
+        return 0
 
     if args.cold_start is not None:
         time_cold_start(args.cold_start or ["/", "/domain"], log)

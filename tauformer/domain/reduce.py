@@ -25,12 +25,40 @@ def random_projection_matrix(n_features: int, dim: int, seed: int) -> np.ndarray
 PCA_SAMPLE = 65536
 
 
+PCA_OVERSAMPLE = 10
+PCA_POWER_ITERATIONS = 7
+
+
+def top_right_singular_vectors(S: np.ndarray, dim: int, seed: int = 0) -> np.ndarray:
+    """The top-``dim`` right singular vectors [F, dim] of S [N, F] by seeded randomized SVD.
+
+    Halko, Martinsson & Tropp (2011), as scikit-learn's ``randomized_svd``: a Gaussian
+    sketch of ``dim + 10`` columns refined by 7 power iterations (LU-normalised between
+    products: a QR of the tall [N, k] block each time cost seconds here), one QR, then an
+    exact SVD of the small [k, F] projection. Memory is O((N + F) k): no F x F covariance is
+    ever formed. Exact (up to rounding) when k reaches min(N, F).
+    """
+    from scipy import linalg
+
+    N, F = S.shape
+    k = min(dim + PCA_OVERSAMPLE, N, F)
+    rng = np.random.default_rng([seed, 0x9CA, 1])
+    Q = rng.standard_normal((F, k))  # [F, k]
+    for _ in range(PCA_POWER_ITERATIONS):
+        Q, _ = linalg.lu(S @ Q, permute_l=True)  # [N, k]
+        Q, _ = linalg.lu(S.T @ Q, permute_l=True)  # [F, k]
+    Q, _ = linalg.qr(S @ Q, mode="economic")  # [N, k] orthonormal
+    _, _, Vt = np.linalg.svd(Q.T @ S, full_matrices=False)  # [k, F] -> Vt [k, F]
+    return Vt[:dim].T  # [F, dim], largest singular value first
+
+
 def pca_basis(X: np.ndarray, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Mean [F] and top-``dim`` principal directions [F, D] (float64).
 
     Fitted on a seeded sample of at most 65,536 rows (the covariance of F <= a few thousand
-    features is well estimated by that many); signs are fixed (largest-magnitude loading
-    positive) so the basis is reproducible.
+    features is well estimated by that many) with :func:`top_right_singular_vectors` of the
+    centred sample -- never a features x features matrix; signs are fixed (largest-magnitude
+    loading positive) so the basis is reproducible.
     """
     N, F = X.shape
     rng = np.random.default_rng([seed, 0x9CA])
@@ -38,9 +66,10 @@ def pca_basis(X: np.ndarray, dim: int, seed: int = 0) -> tuple[np.ndarray, np.nd
     S = np.asarray(X[rows], dtype=np.float64)
     mean = S.mean(axis=0)
     S -= mean
-    cov = (S.T @ S) / len(S)
-    evals, evecs = np.linalg.eigh(cov)
-    V = evecs[:, ::-1][:, :dim]  # [F, D], largest variance first
+    V = top_right_singular_vectors(S, dim, seed)  # [F, D]
+    if V.shape[1] < dim:  # fewer rows than dim: pad with directions orthogonal to those found
+        extra = np.linalg.qr(np.hstack([V, np.eye(F)[:, : dim]]))[0][:, V.shape[1] : dim]
+        V = np.hstack([V, extra])
     flip = np.sign(V[np.abs(V).argmax(axis=0), np.arange(dim)])
     V *= np.where(flip == 0, 1.0, flip)
     return mean, V

@@ -8,29 +8,31 @@ views stay free of torch.
 
 from __future__ import annotations
 
-import tempfile
 from functools import cached_property
 from pathlib import Path
 
 from .cache import ResultCache, content_key
+from .cachedir import CacheDirError, default_cache_dir, ensure_private_dir
 from .domains import DomainStore
 from .runs import RunInfo, RunStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO_ROOT / "assets" / "demo"
+DEFAULT_CACHE_MAX_MB = 2048.0
 
 
 class Workspace:
     """Runs + domain memories + caches, shared by every view of one app."""
 
     def __init__(self, runs=(), domains=(), *, cache_dir: str | Path | None = None,
-                 max_upload_mb: float = 50.0):
+                 max_upload_mb: float = 50.0, cache_max_mb: float | None = None):
+        self.cache_dir = ensure_private_dir(cache_dir)  # CacheDirError when others could write there
         self.runs = RunStore(runs)
         self.domains = DomainStore(domains)
         self.cache = ResultCache()
-        self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "tauformer-workbench"
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.max_upload_mb = float(max_upload_mb)  # cap on files uploaded in the app
+        # cap on the cache directory's size on disk (oldest entries evicted); None: the default
+        self.cache_max_mb = float(DEFAULT_CACHE_MAX_MB if cache_max_mb is None else cache_max_mb)
 
     @cached_property
     def probes(self):
@@ -75,4 +77,4 @@ def open_workspace(runs=None, domains=None, **kwargs) -> Workspace:
     return Workspace(runs=runs, domains=domains or [], **kwargs)
 
 
-__all__ = ["Workspace", "RunInfo", "RunStore", "DomainStore", "ResultCache", "content_key", "demo_workspace", "open_workspace", "DEMO_DIR"]
+__all__ = ["Workspace", "CacheDirError", "default_cache_dir", "ensure_private_dir", "DEFAULT_CACHE_MAX_MB", "RunInfo", "RunStore", "DomainStore", "ResultCache", "content_key", "demo_workspace", "open_workspace", "DEMO_DIR"]

@@ -5,6 +5,10 @@ stored as ``<cache_dir>/layouts/<key>.npz``, so a restarted app finds it instant
 first request for a layout starts ``layout_compute.py`` as a separate process (numba
 compilation there never blocks the server) and answers "running"; pages show a PCA
 projection meanwhile and poll :func:`request` until the layout is "ready".
+
+One worker runs at a time (each takes a core and hundreds of MB): a second request is
+"queued" and starts when the first is done. A layout whose estimated memory exceeds what
+is available (psutil) is refused ("failed", with the figures) instead of started.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass
 class Layout:
-    """Where an item layout stands: status "ready", "running" or "failed".
+    """Where an item layout stands: status "ready", "running", "queued" or "failed".
 
     Ready layouts carry xy [N, 2], edges [M, 2] and distances [M]; running ones carry the
     seconds since the worker started; failed ones a message.
@@ -50,13 +54,16 @@ class Layout:
 class LayoutJobs:
     """Layout workers and results of one cache directory."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, available_bytes=None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
+        self._running: dict[str, tuple[subprocess.Popen, float, Path]] = {}  # at most one worker
+        self._queue: dict[str, tuple[np.ndarray, object]] = {}  # key -> (X, clusters), in order
         self._failed: dict[str, str] = {}
         self._loaded: dict[str, dict] = {}
+        self.available_bytes = available_bytes or _available_bytes  # () -> bytes (psutil); tests replace it
+        self.on_finished = None  # called (outside the lock) when a worker's layout is written
 
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.npz"
@@ -76,26 +83,69 @@ class LayoutJobs:
         return Layout("ready", key, r["xy"], r["edges"], r["distances"], seconds=r.get("seconds", {}))
 
     def request(self, key: str, X: np.ndarray, clusters=None) -> Layout:
-        """The layout for ``key``: ready from disk, or running (a worker is started if none is)."""
+        """The layout for ``key``: ready from disk, running, or queued behind the one running
+        worker; a worker is started when none runs (and the memory it needs is available)."""
         with self._lock:
+            finished = self._reap()
+            self._start_next()
             ready = self._ready(key)
-            if ready is not None:
-                return ready
-            if key in self._running:
-                proc, started, log = self._running[key]
-                code = proc.poll()
-                if code is None:
-                    return Layout("running", key, elapsed=time.time() - started)
-                del self._running[key]
-                ready = self._ready(key)
-                if ready is not None:
-                    return ready
+            if ready is None:
+                if key in self._running:
+                    _, started, _ = self._running[key]
+                    found = Layout("running", key, elapsed=time.time() - started)
+                elif key in self._failed:
+                    found = Layout("failed", key, message=self._failed[key])
+                else:
+                    if key not in self._queue:
+                        self._queue[key] = (X, clusters)
+                    self._start_next()
+                    found = self._where(key)
+            else:
+                found = ready
+        if finished and self.on_finished is not None:
+            self.on_finished()
+        return found
+
+    def _where(self, key: str) -> Layout:
+        if key in self._running:
+            return Layout("running", key)
+        if key in self._failed:
+            return Layout("failed", key, message=self._failed[key])
+        ahead = list(self._queue).index(key) + len(self._running)
+        return Layout("queued", key, message=f"queued behind {ahead} other layout(s)")
+
+    def _reap(self) -> bool:
+        """Collect a finished worker (its result, or why it failed); True when one finished."""
+        finished = False
+        for key, (proc, _, log) in list(self._running.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            finished = True
+            del self._running[key]
+            (self.directory / f"{key}.items.npz").unlink(missing_ok=True)
+            if not self.path(key).is_file():
                 tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
                 self._failed[key] = f"the layout worker exited with status {code}: " + " / ".join(tail)
-            if key in self._failed:
-                return Layout("failed", key, message=self._failed[key])
+        return finished
+
+    def _start_next(self) -> None:
+        """Start the first queued layout if no worker runs; refuse it when memory is short."""
+        while not self._running and self._queue:
+            key = next(iter(self._queue))
+            X, clusters = self._queue.pop(key)
+            needed, available = layout_bytes(*np.shape(X)), int(self.available_bytes())
+            if needed > available:
+                self._failed[key] = (f"needs about {needed / 2**30:.1f} GiB of memory and "
+                                     f"{available / 2**30:.1f} GiB is available")
+                continue
             self._start(key, X, clusters)
-            return Layout("running", key)
+
+    def busy_paths(self) -> list[Path]:
+        """Files of running workers (never evicted from the cache while they run)."""
+        with self._lock:
+            return [p for key in self._running for p in (self.path(key), self.directory / f"{key}.items.npz",
+                                                         self.directory / f"{key}.log")]
 
     def _start(self, key: str, X: np.ndarray, clusters) -> None:
         items = self.directory / f"{key}.items.npz"
@@ -127,17 +177,35 @@ class LayoutJobs:
         deadline = time.time() + timeout
         while True:
             layout = self.request(key, X, clusters=clusters)
-            if layout.status != "running" or time.time() > deadline:
+            if layout.status not in ("running", "queued") or time.time() > deadline:
                 return layout
             time.sleep(poll)
 
     def stop(self) -> None:
-        """End running workers (at interpreter exit)."""
+        """End running workers (at interpreter exit) and forget the queue."""
         with self._lock:
             for proc, _, _ in self._running.values():
                 if proc.poll() is None:
                     proc.terminate()
             self._running.clear()
+            self._queue.clear()
+
+
+def _available_bytes() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def layout_bytes(n_items: int, n_dims: int = 32) -> int:
+    """Rough peak memory of one layout worker for N items of D dims: the interpreter with
+    numba, UMAP and scikit-learn (~500 MB), the items, the exact distance matrix up to
+    EXACT_MAX items, kNN tables and UMAP's fuzzy graph and embedding."""
+    from .layout_compute import EXACT_MAX
+
+    n, d = int(n_items), int(n_dims)
+    exact = n * n * 8 if n <= EXACT_MAX else 2048 * n * 4
+    return 500 * 2**20 + n * d * 4 * 3 + exact + n * 15 * 80
 
 
 _JOBS: dict[Path, LayoutJobs] = {}
@@ -145,11 +213,19 @@ _JOBS_LOCK = threading.Lock()
 
 
 def jobs_for(workspace) -> LayoutJobs:
-    """The LayoutJobs of a workspace's cache directory (one per directory per process)."""
+    """The LayoutJobs of a workspace's cache directory (one per directory per process); a
+    finished layout trims the cache to its cap."""
     directory = Path(workspace.cache_dir) / "layouts"
     with _JOBS_LOCK:
         if directory not in _JOBS:
-            _JOBS[directory] = LayoutJobs(directory)
+            jobs = _JOBS[directory] = LayoutJobs(directory)
+
+            def trim():
+                from .cache_size import trim_workspace_cache
+
+                trim_workspace_cache(workspace)
+
+            jobs.on_finished = trim
         return _JOBS[directory]
 
 

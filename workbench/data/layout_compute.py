@@ -162,6 +162,14 @@ def load_layout(path) -> dict:
         return {"xy": f["xy"], "edges": f["edges"], "distances": f["distances"], **meta}
 
 
+def read_inputs(path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The worker's input: X [N, D] and optional clusters [N] from an .npz (no pickles)."""
+    with np.load(path, allow_pickle=False) as inputs:
+        X = inputs["X"]
+        clusters = inputs["clusters"] if "clusters" in inputs.files else None
+    return X, clusters
+
+
 def _exit_with_parent() -> None:
     """End this worker when the app that started it is gone (it would compute for nobody)."""
     parent = os.getppid()
@@ -186,9 +194,7 @@ def main(argv=None) -> int:
         os.nice(10)  # yield the CPU to the app's server and browser: this work can wait
     except (AttributeError, OSError):
         pass
-    with np.load(args[0], allow_pickle=False) as inputs:
-        X = inputs["X"]
-        clusters = inputs["clusters"] if "clusters" in inputs.files else None
+    X, clusters = read_inputs(args[0])
     result = compute_layout(X, log=lambda m: print(m, file=sys.stderr, flush=True),
                             clusters=clusters)
     save_layout(result, args[1])

@@ -2,9 +2,12 @@
 
 An upload is only ever written to ``<cache_dir>/uploads/<sha256><suffix>`` (the name the
 browser sent is never used as a path) and read with the same loaders as the command
-line, which never unpickle. The domain memory built from it goes to
+line, which never unpickle. Before that, what the file declares (zip members, array
+headers, table metadata) is checked against the bounds of :mod:`.upload_checks`, so a zip
+bomb is refused without being inflated. The domain memory built from it goes to
 ``<cache_dir>/domains/<key>/`` where the key hashes the file's content and the build
-request, so uploading the same file again finds the finished memory at once.
+request, so uploading the same file again finds the finished memory at once. Tables keep
+their text and label columns (:mod:`.table_columns`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from tauformer.errors import DomainError
 from tauformer.fsutil import atomic_write_bytes, atomic_write_json
 
 from .cache import content_key
+from .table_columns import table_columns
+from .upload_checks import Declared, build_bytes, check_bounds, check_declared, check_memory
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX = re.compile(r"[0-9a-f]{8,64}")
 
 DEFAULT_MAX_UPLOAD_MB = 50.0
 SUFFIXES = (".npy", ".npz", ".safetensors", ".parquet", ".csv", ".txt", ".md")
@@ -49,7 +57,15 @@ class UploadJob:
 
     @classmethod
     def from_dict(cls, data: dict) -> UploadJob:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        """The job a dcc.Store sent back, checked: it comes from the browser, and its sha and
+        suffix name a file under the cache dir, so nothing but a sha256 and a known suffix passes."""
+        try:
+            job = cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        except (KeyError, TypeError):
+            raise DomainError("the upload request is incomplete; upload the file again") from None
+        if not (_HEX64.fullmatch(str(job.sha)) and job.suffix in SUFFIXES and _HEX.fullmatch(str(job.key))):
+            raise DomainError("the upload request names no stored upload; upload the file again")
+        return job
 
 
 def upload_dir(cache_dir) -> Path:
@@ -60,6 +76,19 @@ def upload_dir(cache_dir) -> Path:
 
 def domain_dir(cache_dir, key: str) -> Path:
     return Path(cache_dir) / "domains" / key
+
+
+def built_path(cache_dir, path) -> Path | None:
+    """``path`` when it is a built upload's directory ``<cache_dir>/domains/<key>``, else None
+    (a path that came back from the browser is only trusted this far)."""
+    if not isinstance(path, str) or not path:
+        return None
+    candidate = Path(path)
+    key = candidate.name
+    if not _HEX.fullmatch(key) or candidate != domain_dir(cache_dir, key):
+        return None
+    done = domain_dir(cache_dir, key)
+    return done if (done / "upload.json").is_file() else None
 
 
 def display_name(filename: str) -> str:
@@ -136,8 +165,16 @@ def receive_upload(cache_dir, contents, filename, *, dim=None, head_dim: int | N
                    max_mb: float = DEFAULT_MAX_UPLOAD_MB) -> UploadJob:
     """Check and store an upload; returns the build job for it (DomainError when refused)."""
     data, suffix = decode_upload(contents, filename, max_mb)
-    sha, _ = store_upload(cache_dir, data, suffix)
-    return make_job(sha, suffix, str(filename), len(data), parse_dim(dim), head_dim)
+    dim = parse_dim(dim)
+    sha, path = store_upload(cache_dir, data, suffix)
+    try:
+        declared = check_declared(path, suffix, str(filename))
+        if declared.n_items and declared.n_features:
+            check_memory(str(filename), build_bytes(declared.n_items, declared.n_features))
+    except DomainError:
+        path.unlink(missing_ok=True)  # refused uploads are not kept
+        raise
+    return make_job(sha, suffix, str(filename), len(data), dim, head_dim)
 
 
 def make_job(sha: str, suffix: str, filename: str, size: int, dim: int | None,
@@ -179,10 +216,15 @@ def build_upload(cache_dir, job: UploadJob, progress=None) -> Path:
     total = len(BUILD_PHASES)
     source = upload_dir(cache_dir) / f"{job.sha}{job.suffix}"
     report(0, total, f"reading {job.filename}" + (" and embedding its text" if job.suffix in (".txt", ".md") else ""))
+    if not source.is_file():
+        raise DomainError(f"{job.filename}: the stored upload is gone (evicted from the cache); upload it again")
+    check_declared(source, job.suffix, job.filename)  # again: the file may predate these checks
+    columns = table_columns(source, job.suffix)
     try:
-        emb = load_embedding(source)
+        emb = load_embedding(source, **columns)
     except DomainError as err:
         raise DomainError(str(err).replace(str(source), job.filename)) from None
+    check_bounds(job.filename, Declared(emb.n_items, emb.n_features, emb.X.nbytes), "holds")
     dim = resolve_dim(job.dim, job.head_dim, emb.n_features)
     if emb.n_items < 2:
         raise DomainError(f"{job.filename}: need at least 2 items, got {emb.n_items}")
@@ -198,7 +240,7 @@ def build_upload(cache_dir, job: UploadJob, progress=None) -> Path:
     report(total - 1, total, "saving")
     out = domain_dir(cache_dir, job.key)
     save_domain_memory(memory, out, keep_items=True)
-    atomic_write_json(out / "upload.json", {**job.to_dict(), "resolved_dim": dim})  # its presence means "built"
+    atomic_write_json(out / "upload.json", {**job.to_dict(), "resolved_dim": dim, **columns})  # its presence means "built"
     report(total, total, "done")
     return out
 

@@ -149,7 +149,7 @@ def layout_status(workspace, domain, status_now=None):
     else:
         found = item_layout.request(workspace, memory)
         status = f"{found.status}:{domain}:{found.key}"
-    running = status.startswith("running")
+    running = status.startswith(("running", "queued"))
     return unchanged_if(status, status_now), not running
 
 
@@ -176,9 +176,13 @@ def item_map(workspace, status, color, edges=("edges",)):
         note = f"UMAP layout of {data['n']:,} items"
     else:
         xy, kind = _pca(workspace, domain, data), "pca"
-        note = ("UMAP layout is being computed" + (f" ({found.elapsed:.0f} s so far)" if found.elapsed else "")
-                + "; showing the first two principal components meanwhile"
-                if found.status == "running" else f"UMAP layout failed ({found.message}); showing PCA")
+        if found.status == "running":
+            note = ("UMAP layout is being computed" + (f" ({found.elapsed:.0f} s so far)" if found.elapsed else "")
+                    + "; showing the first two principal components meanwhile")
+        elif found.status == "queued":
+            note = f"UMAP layout {found.message}; showing the first two principal components meanwhile"
+        else:
+            note = f"UMAP layout failed ({found.message}); showing PCA"
     show_edges = "edges" in (edges or [])
     key = content_key("item-map", found.key, kind, color or "lambda", domain, show_edges)
     fig = workspace.cache.get_or_compute(

@@ -1,9 +1,11 @@
 """Upload an embedding or a text corpus and build its domain memory (a card on the Domain page).
 
-Three steps, each a callback: receive (check the file, store it under the cache dir: fast,
-in the server), build (a Dash background callback in its own process, with a progress
-bar) and register (add the built memory to the workspace and select it in the domain
-picker). A file built before with the same request skips the build.
+Three steps, each a callback: receive (check the file and its declared array sizes, store
+it under the cache dir: fast, in the server), build (a job in the workspace's in-process
+job registry, polled by a dcc.Interval that drives the progress bar; builds run one at a
+time and a second one is told it is queued) and register (add the built memory to the
+workspace and select it in the domain picker). A file built before with the same request
+skips the build. Nothing of a job is stored on disk but the upload and its domain memory.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dash.exceptions import PreventUpdate
 
 from tauformer.errors import TauformerError
 from workbench.data import uploads
+from workbench.data.cache_size import trim_workspace_cache
+from workbench.data.jobs import JobRegistry
 
 
 def upload_card(workspace) -> html.Section:
@@ -45,6 +49,9 @@ def upload_card(workspace) -> html.Section:
         ]),
         html.Div(id="upload-message", className="upload-message", role="status"),
         dcc.Store(id="upload-job"), dcc.Store(id="upload-result"), dcc.Store(id="upload-last"),
+        dcc.Store(id="upload-payload"),
+        dcc.Store(id="upload-limit", data={"bytes": int(workspace.max_upload_mb * 2**20), "text": limit}),
+        dcc.Interval(id="upload-poll", interval=500, disabled=True),
     ])
 
 
@@ -89,6 +96,7 @@ def receive(workspace, contents, filename, dim, run, last=None, rebuild=False):
     except TauformerError as err:
         return no_update, no_update, message("error", str(err)), no_update
     last = {"sha": job.sha, "suffix": job.suffix, "filename": job.filename, "size": job.size}
+    trim_workspace_cache(workspace, [uploads.upload_dir(workspace.cache_dir) / f"{job.sha}{job.suffix}"])
     done = uploads.finished(workspace.cache_dir, job)
     if done is not None:
         result = {"path": str(done), "name": uploads.display_name(job.filename), "cached": True}
@@ -115,13 +123,49 @@ def build(cache_dir, set_progress, job):
     return {"path": str(path), "name": uploads.display_name(job.filename), "cached": False}
 
 
+def poll(workspace, registry, job):
+    """Submit ``job`` (once) to the job registry and report where it stands.
+
+    Returns (progress value, progress max, label, progress-row style, upload disabled,
+    poll disabled, result): ``result`` is no_update until the build has finished.
+    """
+    if not job:
+        raise PreventUpdate
+    parsed = uploads.UploadJob.from_dict(job)  # DomainError on a forged job: caught by the caller
+    cache_dir = Path(workspace.cache_dir)
+    state = registry.poll(parsed.key)
+    if state is None:
+        state = registry.submit(parsed.key, lambda progress: build(
+            cache_dir, lambda p: progress(int(p[0]), int(p[1]), p[2]), job))
+    hidden, shown = {"display": "none"}, {"display": "flex"}
+    total = str(len(uploads.BUILD_PHASES))
+    if state.state == "queued":
+        return "0", total, f"queued: {state.position} build(s) ahead", shown, True, False, no_update
+    if state.state == "running":
+        return str(state.step), str(state.total), state.text, shown, True, False, no_update
+    registry.forget(parsed.key)  # its domain directory now answers a repeat at once
+    trim_workspace_cache(workspace, [uploads.domain_dir(cache_dir, parsed.key)])
+    if state.state == "failed":
+        result = {"error": f"{parsed.filename}: {type(state.result).__name__}: {state.result}"}
+    else:
+        result = state.result
+    return total, total, "", hidden, False, True, result
+
+
 def register(workspace, result):
-    """Add a built domain memory to the workspace and select it; (options, value, message)."""
+    """Add a built domain memory to the workspace and select it; (options, value, message).
+
+    ``result`` comes back from the browser, so its path must be a built upload inside
+    this workspace's cache directory; anything else is refused.
+    """
     if not result:
         raise PreventUpdate
     if "error" in result:
         return no_update, no_update, message("error", result["error"])
-    name = workspace.domains.add(Path(result["path"]), name=result["name"])
+    path = uploads.built_path(workspace.cache_dir, result.get("path"))
+    if path is None:
+        return no_update, no_update, message("error", "the build result names no upload of this app")
+    name = workspace.domains.add(path, name=uploads.display_name(result.get("name", "upload")))
     memory, problem = workspace.domains.try_load(name) if name else (None, "the built file is missing")
     if memory is None:
         return no_update, no_update, message("error", f"{result['name']}: {problem}")
@@ -132,8 +176,30 @@ def register(workspace, result):
     return options, name, message("done", text)
 
 
+_SIZE_CHECK_JS = """
+function(contents, filename, limit) {
+    const nu = window.dash_clientside.no_update;
+    if (!contents) { return [nu, nu, nu]; }
+    const bytes = Math.floor((contents.length - contents.indexOf(',') - 1) * 3 / 4);
+    if (bytes <= limit.bytes + 4) { return [{contents: contents, filename: filename}, nu, nu]; }
+    const text = `${filename}: ${(bytes / 1048576).toFixed(1)} MB is over the upload limit of ${limit.text} ` +
+                 '(start the app with --max-upload-mb to change it)';
+    const div = {namespace: 'dash_html_components', type: 'Div', props: {className: 'upload-error', children: text}};
+    return [nu, div, null];
+}
+"""
+"""Checks an upload's size in the browser: a file over the limit is never sent (the server
+would refuse a request that large with 413 and the card would say nothing)."""
+
+
 def register_callbacks(app, workspace) -> None:
-    cache_dir = Path(workspace.cache_dir)
+    registry = JobRegistry()
+    app.clientside_callback(
+        _SIZE_CHECK_JS,
+        Output("upload-payload", "data"), Output("upload-message", "children", allow_duplicate=True),
+        Output("domain-upload", "contents", allow_duplicate=True),
+        Input("domain-upload", "contents"), State("domain-upload", "filename"), State("upload-limit", "data"),
+        prevent_initial_call=True)
 
     @app.callback(Output("upload-dim-hint", "children"), Input("run-picker", "value"))
     def _hint(run):
@@ -142,25 +208,27 @@ def register_callbacks(app, workspace) -> None:
     @app.callback(Output("upload-job", "data"), Output("upload-result", "data"),
                   Output("upload-message", "children"), Output("upload-last", "data"),
                   Output("domain-upload", "contents"), Output("upload-rebuild", "disabled"),
-                  Input("domain-upload", "contents"), Input("upload-rebuild", "n_clicks"),
-                  State("domain-upload", "filename"), State("upload-dim", "value"),
-                  State("run-picker", "value"), State("upload-last", "data"),
+                  Input("upload-payload", "data"), Input("upload-rebuild", "n_clicks"),
+                  State("upload-dim", "value"), State("run-picker", "value"), State("upload-last", "data"),
                   prevent_initial_call=True)
-    def _receive(contents, _clicks, filename, dim, run, last):
+    def _receive(payload, _clicks, dim, run, last):
         rebuild = ctx.triggered_id == "upload-rebuild"
+        contents, filename = (payload or {}).get("contents"), (payload or {}).get("filename")
         job, result, text, new_last = receive(workspace, contents, filename, dim, run, last, rebuild)
         has_last = bool(new_last if new_last is not no_update else last)
         return job, result, text, new_last, None, not has_last
 
-    @app.callback(Output("upload-result", "data", allow_duplicate=True),
-                  Input("upload-job", "data"),
-                  background=True, prevent_initial_call=True, interval=500,
-                  progress=[Output("upload-progress", "value"), Output("upload-progress", "max"),
-                            Output("upload-progress-label", "children")],
-                  running=[(Output("domain-upload", "disabled"), True, False),
-                           (Output("upload-progress-row", "style"), {"display": "flex"}, {"display": "none"})])
-    def _build(set_progress, job):
-        return build(cache_dir, set_progress, job)
+    @app.callback(Output("upload-progress", "value"), Output("upload-progress", "max"),
+                  Output("upload-progress-label", "children"), Output("upload-progress-row", "style"),
+                  Output("domain-upload", "disabled"), Output("upload-poll", "disabled"),
+                  Output("upload-result", "data", allow_duplicate=True),
+                  Input("upload-job", "data"), Input("upload-poll", "n_intervals"),
+                  prevent_initial_call=True)
+    def _poll(job, _n):
+        try:
+            return poll(workspace, registry, job)
+        except TauformerError as err:
+            return "0", "1", "", {"display": "none"}, False, True, {"error": str(err)}
 
     @app.callback(Output("domain-picker", "options", allow_duplicate=True),
                   Output("domain-picker", "value", allow_duplicate=True),
