@@ -131,8 +131,7 @@ class TauAttention(CausalSelfAttention):
         lambda_q, lambda_k = self.hook_lambda_q(lambda_q), self.hook_lambda_k(lambda_k)
         if cache is not None:
             lambda_k, v = cache.update(self.layer_idx, lambda_k, v)  # only (lambda_k, V) are kept
-        n_rep = self.n_head // self.n_kv_head
-        lambda_k, v = repeat_kv(lambda_k, n_rep), repeat_kv(v, n_rep)
+        # lambda_k, v stay at H_kv heads: the kernels read them by index (GQA)
         return tau_attention(lambda_q, lambda_k, v, temperature=self.temperature(), causal=True, kernel=self.kernel)
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..fast_tau import tau_attention_fast
+from ..kernels.fast import tau_attention_fast
 from ..kernels import tau_attention_dense
 from ..laplacian import chain_laplacian
 from ..taumode import bound_energy, rayleigh_energy
