@@ -108,7 +108,7 @@ def block_sizes(D: int, dtype: torch.dtype) -> dict:
     """Tile sizes and warps.  The interpreter gets small tiles (fewer numpy ops per program)."""
     block_d = max(16, 1 << (D - 1).bit_length())
     if interpreting():
-        return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_D=block_d, num_warps=1, num_stages=1)
+        return dict(BLOCK_M=32, BLOCK_N=32, BLOCK_D=block_d, num_warps=1, num_stages=1)
     wide = block_d > 64 or dtype == torch.float32
     return dict(BLOCK_M=128 if not wide else 64, BLOCK_N=64, BLOCK_D=block_d,
                 num_warps=8 if block_d > 64 else 4, num_stages=2 if wide else 3)
