@@ -31,7 +31,8 @@ def make_inputs(B, H, H_kv, Tq, Tk, D, *, seed=0, device="cpu", dtype=torch.floa
     lk = torch.rand(B, H_kv, Tk, generator=g, dtype=torch.float64)
     if ties:  # a few distinct values: many exact ties between queries and keys (sign 0)
         lq, lk = (lq * 4).floor() / 4, (lk * 4).floor() / 4
-    v = torch.randn(B, H_kv, Tk, D, generator=g, dtype=torch.float64)
+    # laid out as the model hands it over: [B, T, H_kv, D] viewed as [B, H_kv, T, D] (not contiguous)
+    v = torch.randn(B, Tk, H_kv, D, generator=g, dtype=torch.float64).transpose(1, 2)
     return lq.float().to(device), lk.float().to(device), v.to(device=device, dtype=dtype)
 
 
@@ -48,7 +49,7 @@ def compare_with_dense(shape, t, *, causal, device="cpu", dtype=torch.float32, t
     B, H, H_kv, Tq, Tk, D = shape
     lq, lk, v = make_inputs(B, H, H_kv, Tq, Tk, D, seed=seed, device=device, dtype=dtype, ties=ties)
     t = torch.as_tensor(t, dtype=torch.float32, device=device)
-    out_grad = torch.randn(B, H, Tq, D, generator=torch.Generator().manual_seed(seed + 1)).to(device)
+    out_grad = torch.randn(B, Tq, H, D, generator=torch.Generator().manual_seed(seed + 1)).to(device).transpose(1, 2)
     got = forward_and_grads("triton", lq, lk, v, t, out_grad.to(dtype), causal)
     # the reference: the dense kernel in float64 on the same (rounded) inputs
     ref = forward_and_grads("dense", lq.double(), lk.double(), v.double(), t.double(), out_grad.double(), causal)
@@ -162,3 +163,58 @@ def test_cuda_decode_matches_dense():
     with torch.no_grad():
         assert rel_err(tau_attention(lq, lk, v, temperature=t, kernel="triton"),
                        tau_attention(lq, lk, v, temperature=t, kernel="dense")) <= 1e-5
+
+
+# ---------------------------------------------------------------------------------------------
+# the model with tau_kernel="triton"
+
+
+def _tiny_pair(**overrides):
+    from conftest import tiny_model
+
+    return tiny_model("tau", tau_kernel="dense", **overrides), tiny_model("tau", tau_kernel="triton", **overrides)
+
+
+@needs_interpreter
+def test_model_forward_and_cached_decode_match_dense(tokens):
+    from tauformer.cache import make_cache
+
+    dense, fused = _tiny_pair()  # GQA: 4 query heads, 2 kv heads
+    with torch.no_grad():
+        ref, _ = dense(tokens)
+        got, _ = fused(tokens)
+        assert rel_err(got, ref) <= 1e-5
+        cache = make_cache(fused, tokens.shape[0], tokens.shape[1])
+        fused(tokens[:, :16], cache=cache)
+        steps = [fused(tokens[:, i:i + 1], cache=cache)[0] for i in range(16, tokens.shape[1])]
+    assert rel_err(torch.cat(steps, 1), ref[:, 16:]) <= 1e-5
+
+
+@needs_interpreter
+def test_training_steps_follow_the_dense_kernel():
+    from conftest import tiny_config
+
+    from tauformer.config import TrainConfig
+    from tauformer.model import GPT
+    from tauformer.train import build_optimizer
+
+    g = torch.Generator().manual_seed(7)
+    batches = [torch.randint(0, 256, (2, 33), generator=g) for _ in range(3)]
+    losses = {}
+    for kernel in ("dense", "triton"):
+        torch.manual_seed(0)
+        model = GPT(tiny_config("tau", tau_kernel=kernel, learn_temperature=True)).train()
+        opt = build_optimizer(model, TrainConfig(lr=3e-3))
+        losses[kernel] = []
+        for b in batches:
+            _, loss = model(b[:, :-1], b[:, 1:])
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses[kernel].append(loss.item())
+        losses[kernel + "_temp"] = [m.attn.log_temperature.detach().clone() for m in model.transformer.h]
+    assert losses["triton"] == pytest.approx(losses["dense"], rel=1e-5, abs=0)
+    for a, b in zip(losses["triton_temp"], losses["dense_temp"]):  # the temperature gradient reached it
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not torch.equal(losses["dense_temp"][0], torch.full_like(losses["dense_temp"][0],
+                                                                    losses["dense_temp"][0][0].item()))

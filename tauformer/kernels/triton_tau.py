@@ -148,11 +148,12 @@ def _bwd_impl(grad_out, lq, lk, v, t_bh, out, lse2, causal):
     B, H, Tq = lq.shape
     H_kv, Tk, D = v.shape[1], v.shape[2], v.shape[3]
     n_rep = H // H_kv
+    lq, lk, v = _flat(lq), _flat(lk), _flat(v)
     grad_out = _flat(grad_out.to(v.dtype))
     delta = (grad_out.float() * out.float()).sum(-1)  # [B, H, Tq] = dO_i . o_i
     scale = (LOG2E / _flat(t_bh)).reshape(B * H)
     cfg = block_sizes(D, v.dtype)
-    dv = torch.empty_like(v)
+    dv = torch.empty(v.shape, device=v.device, dtype=v.dtype)
     dlk = torch.empty((B, H_kv, Tk), device=v.device, dtype=torch.float32)
     grid_kv = (math.ceil(Tk / cfg["BLOCK_N"]), B * H_kv)
     bwd_kv_kernel[grid_kv](lq, lk, v, scale, grad_out, lse2, delta, dv, dlk, H, n_rep, Tq, Tk, D, Tk - Tq,
