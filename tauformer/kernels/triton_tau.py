@@ -20,7 +20,7 @@ model compiles with torch.compile without graph breaks and the ops can be CUDA-g
 
 from __future__ import annotations
 
-import functools
+import importlib.util
 import math
 import os
 
@@ -32,14 +32,8 @@ from .dense import temperature_bh
 LOG2E = 1.4426950408889634
 
 
-@functools.lru_cache(maxsize=1)
-def _triton():
-    """The triton module, or None where it is not installed."""
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return None
-    return triton
+# looked up without importing triton: TRITON_INTERPRET must be set before its first import
+HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
 def interpreting() -> bool:
@@ -49,7 +43,7 @@ def interpreting() -> bool:
 
 def triton_available(device=None) -> bool:
     """Whether the Triton kernels can run on ``device`` (None: on CUDA)."""
-    if _triton() is None:
+    if not HAS_TRITON:
         return False
     kind = "cuda" if device is None else torch.device(device).type
     if kind == "cuda":
@@ -60,7 +54,7 @@ def triton_available(device=None) -> bool:
 def check_device(*tensors) -> None:
     """ConfigError unless Triton can run on these tensors' device."""
     device = tensors[0].device
-    if _triton() is None:
+    if not HAS_TRITON:
         raise ConfigError("tau_attention(kernel='triton') needs the triton package (pip install triton)")
     if not triton_available(device):
         raise ConfigError(f"tau_attention(kernel='triton') runs on CUDA, or on CPU only with TRITON_INTERPRET=1 "
