@@ -72,6 +72,12 @@ class CausalSelfAttention(nn.Module):
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
 
     def forward(self, x, cos, sin, cache=None, laplacian=None):
+        q, k, v = self.project(x, cos, sin)
+        y = self.attend(q, k, v, cache, laplacian)  # [B,H,T,D]
+        return self.merge(y)
+
+    def project(self, x, cos, sin):
+        """q [B,H,T,D], k and v [B,Hkv,T,D] of x [B,T,C]: projections, clamp, RoPE, QK-norm, hooks."""
         B, T, C = x.shape
         D = self.head_dim
         q = self.c_q(x).clamp(-QKV_CLAMP, QKV_CLAMP).view(B, T, self.n_head, D).transpose(1, 2)  # [B,H,T,D]
@@ -79,10 +85,12 @@ class CausalSelfAttention(nn.Module):
         v = self.c_v(x).clamp(-QKV_CLAMP, QKV_CLAMP).view(B, T, self.n_kv_head, D).transpose(1, 2)  # [B,Hkv,T,D]
         q = rms_norm(apply_rotary(q, cos, sin))
         k = rms_norm(apply_rotary(k, cos, sin))
-        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
-        y = self.attend(q, k, v, cache, laplacian)  # [B,H,T,D]
-        y = y.transpose(1, 2).reshape(B, T, C)  # merge heads
-        return self.c_proj(y)
+        return self.hook_q(q), self.hook_k(k), self.hook_v(v)
+
+    def merge(self, y):
+        """Heads of y [B,H,T,D] merged and projected back to [B,T,C]."""
+        B, H, T, D = y.shape
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, H * D))
 
     def attend(self, q, k, v, cache, laplacian):
         raise NotImplementedError
