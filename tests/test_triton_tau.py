@@ -85,6 +85,15 @@ def test_scalar_temperature():
 
 
 @needs_interpreter
+@pytest.mark.parametrize("shape", [(2, 4, 2, 37, 53, 20), (1, 2, 2, 40, 40, 16)], ids=["gqa", "mha"])
+def test_deterministic_backward_matches_dense(shape, monkeypatch):
+    monkeypatch.setattr(triton_tau, "DETERMINISTIC_BACKWARD", True)  # the second, query-tile kernel
+    errs = compare_with_dense(shape, TEMPERATURES[: shape[1]], causal=True)
+    for name, tol in F32_TOL.items():
+        assert errs[name] <= tol, f"{name}: {errs[name]:.2e}"
+
+
+@needs_interpreter
 def test_ties_get_sign_zero_like_the_dense_gradient():
     errs = compare_with_dense((1, 2, 2, 24, 40, 8), torch.tensor([0.1, 1.0]), causal=True, ties=True)
     assert max(errs.values()) <= 1e-4, errs

@@ -6,6 +6,9 @@ key position i + off (off = Tk - Tq) and, when causal, sees keys j <= i + off.  
 (tile, flat head); query head h of batch b reads kv head h // n_rep.  Tiles that every row of the
 tile sees whole run without a mask; the tiles on the diagonal (and the last, partial one) with it.
 Padded query rows load lse2 = +inf, so their P is 0 and they add nothing to dV or d lk.
+The backward either runs `bwd_kv_kernel` alone with FUSE_Q (d lq and the d t sums added
+atomically: one exp2 and two products per (query, key) pair, order of the additions not fixed)
+or `bwd_kv_kernel` and then `bwd_q_kernel` (deterministic; P and dO . v computed twice).
 """
 
 import triton
@@ -86,9 +89,10 @@ def fwd_kernel(LQ, LK, V, SCALE, OUT, LSE, H, n_rep, Tq, Tk, D, off,
 
 
 @triton.jit
-def _bwd_kv_tile(dv, dlk, lk, v, c, LQ_h, DO_h, LSE_h, DELTA_h, start_m, offs_n, offs_d, Tq, D, off,
-                 MASK: tl.constexpr, IEEE: tl.constexpr, BLOCK_M: tl.constexpr):
-    """One query tile's share of dV and sum_i dS_ij sign(lq_i - lk_j) for a key tile."""
+def _bwd_kv_tile(dv, dlk, dt, lk, v, c, LQ_h, DO_h, LSE_h, DELTA_h, DLQ_h, start_m, offs_n, offs_d, Tq, Tk, D, off,
+                 MASK: tl.constexpr, IEEE: tl.constexpr, FUSE_Q: tl.constexpr, BLOCK_M: tl.constexpr):
+    """One query tile's share of dV and sum_i dS_ij sign(lq_i - lk_j) for a key tile; with FUSE_Q
+    also its rows' d lq (atomically added: one scalar per row) and sum dS |lq - lk| for d t."""
     offs_m = start_m + tl.arange(0, BLOCK_M)
     m_valid = offs_m < Tq
     lq = tl.load(LQ_h + offs_m, mask=m_valid, other=0.0)
@@ -104,13 +108,17 @@ def _bwd_kv_tile(dv, dlk, lk, v, c, LQ_h, DO_h, LSE_h, DELTA_h, start_m, offs_n,
     dv = _pv(tl.trans(p), do, dv, IEEE)  # [BLOCK_N, BLOCK_D]
     dp = _pv(do, tl.trans(v), tl.zeros(p.shape, tl.float32), IEEE)  # dO_i . v_j
     ds = p * (dp - delta[:, None])
-    sgn = tl.where(diff > 0, 1.0, tl.where(diff < 0, -1.0, 0.0))
-    return dv, dlk + tl.sum(ds * sgn, 0)
+    g = ds * tl.where(diff > 0, 1.0, tl.where(diff < 0, -1.0, 0.0))
+    if FUSE_Q:  # padded key columns (past Tk) are not masked in unmasked tiles: leave them out here
+        keys = offs_n[None, :] < Tk
+        tl.atomic_add(DLQ_h + offs_m, -tl.sum(tl.where(keys, g, 0.0), 1) * (c * LN2), mask=m_valid)
+        dt += tl.sum(tl.sum(tl.where(keys, ds * tl.abs(diff), 0.0), 1), 0)
+    return dv, dlk + tl.sum(g, 0), dt
 
 
 @triton.jit
-def bwd_kv_kernel(LQ, LK, V, SCALE, DO, LSE, DELTA, DV, DLK, H, n_rep, Tq, Tk, D, off,
-                  CAUSAL: tl.constexpr, IEEE: tl.constexpr,
+def bwd_kv_kernel(LQ, LK, V, SCALE, DO, LSE, DELTA, DV, DLK, DLQ, DT, H, n_rep, Tq, Tk, D, off,
+                  CAUSAL: tl.constexpr, IEEE: tl.constexpr, FUSE_Q: tl.constexpr,
                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     pid_n = tl.program_id(0)
     bhk = tl.program_id(1)
@@ -136,14 +144,18 @@ def bwd_kv_kernel(LQ, LK, V, SCALE, DO, LSE, DELTA, DV, DLK, H, n_rep, Tq, Tk, D
         bh = (b * H + (bhk % H_kv) * n_rep + r).to(tl.int64)
         c = tl.load(SCALE + bh)
         LQ_h, LSE_h, DELTA_h, DO_h = LQ + bh * Tq, LSE + bh * Tq, DELTA + bh * Tq, DO + bh * Tq * D
+        DLQ_h = DLQ + bh * Tq
         dlk_h = tl.zeros([BLOCK_N], tl.float32)
+        dt = tl.sum(tl.zeros([BLOCK_N], tl.float32), 0)
         for start_m in range(lo, mid, BLOCK_M):
-            dv, dlk_h = _bwd_kv_tile(dv, dlk_h, lk, v, c, LQ_h, DO_h, LSE_h, DELTA_h, start_m, offs_n, offs_d,
-                                     Tq, D, off, True, IEEE, BLOCK_M)
+            dv, dlk_h, dt = _bwd_kv_tile(dv, dlk_h, dt, lk, v, c, LQ_h, DO_h, LSE_h, DELTA_h, DLQ_h, start_m, offs_n,
+                                         offs_d, Tq, Tk, D, off, True, IEEE, FUSE_Q, BLOCK_M)
         for start_m in range(tl.maximum(lo, mid), q_end, BLOCK_M):
-            dv, dlk_h = _bwd_kv_tile(dv, dlk_h, lk, v, c, LQ_h, DO_h, LSE_h, DELTA_h, start_m, offs_n, offs_d,
-                                     Tq, D, off, False, IEEE, BLOCK_M)
+            dv, dlk_h, dt = _bwd_kv_tile(dv, dlk_h, dt, lk, v, c, LQ_h, DO_h, LSE_h, DELTA_h, DLQ_h, start_m, offs_n,
+                                         offs_d, Tq, Tk, D, off, False, IEEE, FUSE_Q, BLOCK_M)
         dlk += dlk_h * (c * LN2)  # / t of this head
+        if FUSE_Q:
+            tl.atomic_add(DT + bh, dt)
     tl.store(DV + v_off, dv.to(DV.dtype.element_ty), mask=kv_mask)
     tl.store(DLK + bhk.to(tl.int64) * Tk + offs_n, dlk, mask=n_valid)
 

@@ -62,7 +62,7 @@ def tau_decode_triton(lq, lk, v, t_bh, length: torch.Tensor | None = None):
     l_part = torch.empty_like(m_part)
     acc_part = torch.empty((B * H, splits, D), device=v.device, dtype=torch.float32)
     block_d = max(16, 1 << (D - 1).bit_length())
-    block_r = 1 << (n_rep - 1).bit_length()
+    block_r = max(2, 1 << (n_rep - 1).bit_length())  # padded query heads are masked
     block_n = max(16, min(BLOCK_N, 8192 // (block_r * block_d)))
     has_len = length is not None
     decode_split_kernel[(splits, B * H_kv)](

@@ -6,11 +6,13 @@ P V in float32; the only matrix product is P V.  Work is done in base 2 (c = log
 exp(s) = exp2(-|lq - lk| c)); the saved log-sum-exp is in the same units.
 
 Backward, FlashAttention-2 style, recomputes P = exp2(s2 - lse2) from the saved log-sum-exp:
-- `_bwd_kv_kernel`, one program per key tile and key / value head, walks the queries of every
-  query head that reads that kv head (GQA by index, so nothing is repeated or atomically added):
-  dV_j = sum_i P_ij dO_i and d lk_j = sum_i dS_ij sign(lq_i - lk_j) / t;
-- `_bwd_q_kernel`, one program per query tile and head: d lq_i = -sum_j dS_ij sign(.) / t and the
-  tile's part of d t = sum_ij dS_ij |lq_i - lk_j| / t^2,
+- `bwd_kv_kernel`, one program per key tile and key / value head, walks the queries of every
+  query head that reads that kv head (GQA by index: dV and d lk need no atomics):
+  dV_j = sum_i P_ij dO_i and d lk_j = sum_i dS_ij sign(lq_i - lk_j) / t; it also adds
+  d lq_i = -sum_j dS_ij sign(.) / t (one scalar per row and key tile) and the head's
+  d t = sum_ij dS_ij |lq_i - lk_j| / t^2 atomically;
+- with DETERMINISTIC_BACKWARD, `bwd_q_kernel` (one program per query tile and head) computes
+  d lq and the d t sums instead, in a fixed order,
 with dS_ij = P_ij (dO_i . v_j - Delta_i) and Delta_i = dO_i . o_i.  Ties get sign 0.
 
 The kernels run on CUDA tensors, or on CPU tensors under Triton's interpreter (TRITON_INTERPRET=1,
@@ -30,6 +32,9 @@ from ..errors import ConfigError
 from .dense import temperature_bh
 
 LOG2E = 1.4426950408889634
+# True: the backward's d lq and d t come from a second kernel over query tiles (bit-reproducible,
+# but P and dO . v are computed twice); False: the key-tile kernel adds them atomically.
+DETERMINISTIC_BACKWARD = False
 
 
 # looked up without importing triton: TRITON_INTERPRET must be set before its first import
@@ -149,15 +154,19 @@ def _bwd_impl(grad_out, lq, lk, v, t_bh, out, lse2, causal):
     cfg = block_sizes(D, v.dtype)
     dv = torch.empty(v.shape, device=v.device, dtype=v.dtype)
     dlk = torch.empty((B, H_kv, Tk), device=v.device, dtype=torch.float32)
+    fuse = not DETERMINISTIC_BACKWARD
+    dlq = (torch.zeros if fuse else torch.empty)((B, H, Tq), device=v.device, dtype=torch.float32)
+    dt_sum = torch.zeros((B * H, 1), device=v.device, dtype=torch.float32)
     grid_kv = (math.ceil(Tk / cfg["BLOCK_N"]), B * H_kv)
-    bwd_kv_kernel[grid_kv](lq, lk, v, scale, grad_out, lse2, delta, dv, dlk, H, n_rep, Tq, Tk, D, Tk - Tq,
-                           CAUSAL=bool(causal), IEEE=_dot_mode(v.dtype), **cfg)
-    n_q_tiles = math.ceil(Tq / cfg["BLOCK_M"])
-    dlq = torch.empty((B, H, Tq), device=v.device, dtype=torch.float32)
-    dt_part = torch.empty((B * H, n_q_tiles), device=v.device, dtype=torch.float32)
-    bwd_q_kernel[(n_q_tiles, B * H)](lq, lk, v, scale, grad_out, lse2, delta, dlq, dt_part, H, n_rep, Tq, Tk,
-                                     D, Tk - Tq, n_q_tiles, CAUSAL=bool(causal),
-                                     IEEE=_dot_mode(v.dtype), **cfg)
+    bwd_kv_kernel[grid_kv](lq, lk, v, scale, grad_out, lse2, delta, dv, dlk, dlq, dt_sum, H, n_rep, Tq, Tk, D,
+                           Tk - Tq, CAUSAL=bool(causal), IEEE=_dot_mode(v.dtype), FUSE_Q=fuse, **cfg)
+    if fuse:
+        dt_part = dt_sum
+    else:
+        n_q_tiles = math.ceil(Tq / cfg["BLOCK_M"])
+        dt_part = torch.empty((B * H, n_q_tiles), device=v.device, dtype=torch.float32)
+        bwd_q_kernel[(n_q_tiles, B * H)](lq, lk, v, scale, grad_out, lse2, delta, dlq, dt_part, H, n_rep, Tq, Tk,
+                                         D, Tk - Tq, n_q_tiles, CAUSAL=bool(causal), IEEE=_dot_mode(v.dtype), **cfg)
     dt = dt_part.sum(-1).reshape(B, H) / (t_bh * t_bh)  # the tiles' sum_ij dS_ij |lq_i - lk_j|, / t^2
     return dlq, dlk, dv, dt
 
