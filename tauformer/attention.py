@@ -17,6 +17,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .kernels import causal_mask, tau_attention
+from .kernels.triton_tau import triton_available
 from .taumode import Taumode
 
 QKV_CLAMP = 5.0
@@ -139,8 +140,12 @@ class TauAttention(CausalSelfAttention):
         lambda_q, lambda_k = self.hook_lambda_q(lambda_q), self.hook_lambda_k(lambda_k)
         if cache is not None:
             lambda_k, v = cache.update(self.layer_idx, lambda_k, v)  # only (lambda_k, V) are kept
-        # lambda_k, v stay at H_kv heads: the kernels read them by index (GQA)
-        return tau_attention(lambda_q, lambda_k, v, temperature=self.temperature(), causal=True, kernel=self.kernel)
+        # lambda_k, v stay at H_kv heads: the kernels read them by index (GQA).  A model configured
+        # for the Triton kernel (e.g. trained on a GPU) still runs where Triton cannot, via "auto".
+        kernel = self.kernel
+        if kernel == "triton" and not triton_available(v.device):
+            kernel = "auto"
+        return tau_attention(lambda_q, lambda_k, v, temperature=self.temperature(), causal=True, kernel=kernel)
 
 
 def build_attention(config: ModelConfig, layer_idx: int) -> CausalSelfAttention:

@@ -137,6 +137,13 @@ def test_cpu_tensors_without_the_interpreter_are_refused(monkeypatch):
         tau_attention(lq, lk, v, kernel="triton")
 
 
+def test_a_model_configured_for_triton_runs_where_triton_cannot(monkeypatch, tokens):
+    monkeypatch.setattr(triton_tau, "interpreting", lambda: False)
+    dense, fused = _tiny_pair()
+    with torch.no_grad():
+        assert torch.equal(fused(tokens)[0], dense(tokens)[0])  # the same kernel ("auto" -> dense) ran
+
+
 def test_auto_never_picks_triton_on_cpu():
     from tauformer.kernels import choose_kernel
 
