@@ -11,7 +11,6 @@ round-robin with the others (`time_interleaved`), so ratios are fair under load.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 
 import torch

@@ -11,6 +11,8 @@ Both are torch custom ops (opaque to torch.compile); see `taumode_lambda_triton`
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .triton_tau import check_device, interpreting
@@ -41,7 +43,7 @@ def _config(D: int) -> dict:
     block_d = max(16, 1 << (D - 1).bit_length())
     block_j = min(block_d, 64)
     block_r = 16 if interpreting() else (32 if block_d <= 128 else 16)
-    return dict(BLOCK_R=block_r, BLOCK_D=block_d, BLOCK_J=block_j)
+    return dict(BLOCK_R=block_r, BLOCK_D=block_d, BLOCK_J=block_j, num_warps=8 if block_d >= 256 else 4)
 
 
 @torch.library.custom_op("tauformer::taumode_lambda_fwd", mutates_args=())
@@ -55,7 +57,7 @@ def taumode_lambda_fwd(x: torch.Tensor, laplacian: torch.Tensor, tau: torch.Tens
     lam = torch.empty(N, device=x.device, dtype=torch.float32)
     energy = torch.empty_like(lam)
     cfg = _config(D)
-    grid = (triton_cdiv(N, cfg["BLOCK_R"]),)
+    grid = (math.ceil(N / cfg["BLOCK_R"]),)
     if N:
         lambda_fwd_kernel[grid](x, laplacian, tau, lam, energy, N, D, eps, **cfg)
     return lam, energy
@@ -77,7 +79,7 @@ def taumode_lambda_bwd(grad_lam: torch.Tensor, x: torch.Tensor, laplacian: torch
     grad_x = torch.empty((N, D), device=x.device, dtype=x.dtype)
     cfg = _config(D)
     if N:
-        lambda_bwd_kernel[(triton_cdiv(N, cfg["BLOCK_R"]),)](grad_lam.float().contiguous(), x, laplacian, tau,
+        lambda_bwd_kernel[(math.ceil(N / cfg["BLOCK_R"]),)](grad_lam.float().contiguous(), x, laplacian, tau,
                                                              energy, grad_x, N, D, eps, **cfg)
     return grad_x
 
@@ -99,7 +101,3 @@ def _backward(ctx, grad_lam, _grad_energy):
 
 
 taumode_lambda_fwd.register_autograd(_backward, setup_context=_setup_context)
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-a // b)
