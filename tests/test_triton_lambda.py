@@ -10,8 +10,8 @@ from tauformer.kernels import triton_tau  # noqa: E402
 from tauformer.kernels.triton_lambda import lambda_kernel_fits, taumode_lambda_triton  # noqa: E402
 from tauformer.taumode import Taumode, bound_energy  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not triton_tau.triton_available("cpu"),
-                                reason="CPU tensors need TRITON_INTERPRET=1 (set by conftest without CUDA)")
+needs_interpreter = pytest.mark.skipif(not triton_tau.triton_available("cpu"),
+                                       reason="CPU tensors need TRITON_INTERPRET=1 (set by conftest without CUDA)")
 
 
 def reference(x, L, tau):
@@ -21,6 +21,7 @@ def reference(x, L, tau):
     return bound_energy(e, torch.as_tensor(tau, dtype=torch.float64)), e
 
 
+@needs_interpreter
 @pytest.mark.parametrize("D", [8, 20, 96, 512])
 def test_lambda_and_gradient_match_torch(D):
     L = random_laplacian(D, seed=D)
@@ -41,6 +42,7 @@ def test_lambda_and_gradient_match_torch(D):
     assert ((got - want).abs().max() / want.abs().max()).item() <= 5e-5
 
 
+@needs_interpreter
 def test_negative_energies_are_clipped_without_gradient():
     D = 16
     S = torch.randn(D, D, generator=torch.Generator().manual_seed(1))
@@ -57,6 +59,7 @@ def test_negative_energies_are_clipped_without_gradient():
     assert got[raw < 0].abs().max() == 0
 
 
+@needs_interpreter
 def test_bfloat16_rows():
     L = random_laplacian(32, seed=3)
     x = torch.randn(10, 32, generator=torch.Generator().manual_seed(4)).bfloat16()
@@ -72,6 +75,7 @@ def test_fits_only_dense_laplacians_up_to_512():
     assert not lambda_kernel_fits(torch.zeros(2, 640), torch.eye(640))
 
 
+@needs_interpreter
 def test_model_with_the_fused_lambda_matches_the_torch_path(monkeypatch, tokens):
     """The model's Taumode on the fused kernel (allowed on CPU here): same logits, gradients and calibration."""
     results = {}
@@ -84,3 +88,17 @@ def test_model_with_the_fused_lambda_matches_the_torch_path(monkeypatch, tokens)
                           model.transformer.h[1].attn.taumode.tau_running.clone())
     for a, b in zip(results[True], results[False]):  # float32 both ways, summed in different orders
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("D", [32, 128, 384, 512])
+def test_cuda_lambda_and_gradient_match_torch(D):
+    L = random_laplacian(D, seed=D).cuda()
+    x = torch.randn(4, 8, 300, D, device="cuda", requires_grad=True)
+    lam, e = taumode_lambda_triton(x, L, torch.tensor(0.7, device="cuda"))
+    ref_lam, ref_e = reference(x, L, 0.7)
+    assert torch.allclose(lam.double(), ref_lam, rtol=1e-5, atol=1e-6)
+    got, = torch.autograd.grad(lam.sum(), x)
+    want, = torch.autograd.grad(ref_lam.float().sum(), x)
+    assert ((got - want).abs().max() / want.abs().max()).item() <= 5e-5

@@ -206,8 +206,7 @@ def test_model_forward_and_cached_decode_match_dense(tokens):
     assert rel_err(torch.cat(steps, 1), ref[:, 16:]) <= 1e-5
 
 
-@needs_interpreter
-def test_training_steps_follow_the_dense_kernel():
+def _training_follows_dense(device, T=32, **shape):
     from conftest import tiny_config
 
     from tauformer.config import TrainConfig
@@ -215,11 +214,12 @@ def test_training_steps_follow_the_dense_kernel():
     from tauformer.train import build_optimizer
 
     g = torch.Generator().manual_seed(7)
-    batches = [torch.randint(0, 256, (2, 33), generator=g) for _ in range(3)]
+    batches = [torch.randint(0, 256, (2, T + 1), generator=g).to(device) for _ in range(3)]
     losses = {}
     for kernel in ("dense", "triton"):
         torch.manual_seed(0)
-        model = GPT(tiny_config("tau", tau_kernel=kernel, learn_temperature=True)).train()
+        config = tiny_config("tau", tau_kernel=kernel, learn_temperature=True, block_size=T, **shape)
+        model = GPT(config).to(device).train()
         opt = build_optimizer(model, TrainConfig(lr=3e-3))
         losses[kernel] = []
         for b in batches:
@@ -234,3 +234,15 @@ def test_training_steps_follow_the_dense_kernel():
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
     assert not torch.equal(losses["dense_temp"][0], torch.full_like(losses["dense_temp"][0],
                                                                     losses["dense_temp"][0][0].item()))
+
+
+@needs_interpreter
+def test_training_steps_follow_the_dense_kernel():
+    _training_follows_dense("cpu")
+
+
+@gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_steps_follow_the_dense_kernel():
+    # float32 (no autocast), several tiles per head, GQA, the fused lambda kernel in both runs
+    _training_follows_dense("cuda", T=300, n_layer=2, n_head=4, n_kv_head=2, n_embd=256)
