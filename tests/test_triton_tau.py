@@ -144,6 +144,19 @@ def test_a_model_configured_for_triton_runs_where_triton_cannot(monkeypatch, tok
         assert torch.equal(fused(tokens)[0], dense(tokens)[0])  # the same kernel ("auto" -> dense) ran
 
 
+def test_gqa_shapes_are_checked_and_read_by_index():
+    from tauformer.errors import ShapeError
+
+    lq, lk, v = make_inputs(2, 4, 2, 9, 12, 8)
+    y = tau_attention(lq, lk, v, temperature=0.3, kernel="dense")
+    ref = tau_attention(lq, lk.repeat_interleave(2, 1), v.repeat_interleave(2, 1), temperature=0.3, kernel="dense")
+    assert torch.equal(y, ref)  # query head h reads kv head h // 2
+    with pytest.raises(ShapeError, match="Tq <= Tk"):
+        tau_attention(lk.repeat(1, 2, 2)[:, :, :20], lk, v, kernel="dense")
+    with pytest.raises(ShapeError):
+        tau_attention(lq[:, :3], lk, v, kernel="dense")  # 3 query heads cannot share 2 kv heads
+
+
 def test_auto_never_picks_triton_on_cpu():
     from tauformer.kernels import choose_kernel
 

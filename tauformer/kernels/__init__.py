@@ -28,11 +28,14 @@ from .dense import (  # noqa: F401  (the public names of the package)
 
 
 def check_gqa_inputs(lambda_q, lambda_k, v, causal: bool) -> int:
-    """Validate shapes allowing H_kv | H key / value heads; returns n_rep = H / H_kv."""
+    """Validate shapes allowing H_kv | H key / value heads; returns n_rep = H / H_kv.
+
+    Shapes only (no tensor operation: this runs once per layer and decode step)."""
     if lambda_q.dim() == 3 and lambda_k.dim() == 3 and v.dim() == 4 and lambda_q.shape[0] == lambda_k.shape[0]:
         H, H_kv = lambda_q.shape[1], lambda_k.shape[1]
         if H_kv and H != H_kv and H % H_kv == 0 and lambda_k.shape == v.shape[:3]:
-            check_tau_inputs(lambda_q[:, :H_kv], lambda_k, v, causal)
+            if causal and lambda_q.shape[2] > lambda_k.shape[2]:
+                raise ShapeError(f"causal attention needs Tq <= Tk, got Tq={lambda_q.shape[2]}, Tk={lambda_k.shape[2]}")
             return H // H_kv
     check_tau_inputs(lambda_q, lambda_k, v, causal)
     return 1
