@@ -137,6 +137,13 @@ def test_cpu_tensors_without_the_interpreter_are_refused(monkeypatch):
         tau_attention(lq, lk, v, kernel="triton")
 
 
+@needs_interpreter
+def test_float64_values_are_refused():
+    lq, lk, v = make_inputs(1, 1, 1, 4, 4, 4)
+    with pytest.raises(ConfigError, match="float64"):
+        tau_attention(lq, lk, v.double(), kernel="triton")
+
+
 def test_a_model_configured_for_triton_runs_where_triton_cannot(monkeypatch, tokens):
     monkeypatch.setattr(triton_tau, "interpreting", lambda: False)
     dense, fused = _tiny_pair()

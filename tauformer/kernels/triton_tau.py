@@ -74,7 +74,12 @@ def tau_attention_triton(lambda_q, lambda_k, v, *, temperature=1.0, causal: bool
     (P V is accumulated in float32, the output has v's dtype).  A single query without autograd
     takes the split-K decode kernel.
     """
+    from . import check_gqa_inputs
+
+    check_gqa_inputs(lambda_q, lambda_k, v, causal)
     check_device(lambda_q, lambda_k, v)
+    if v.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ConfigError(f"tau_attention(kernel='triton') takes float32, bfloat16 or float16 values, got {v.dtype}")
     B, H, Tq = lambda_q.shape
     t_bh = temperature_bh(temperature, B, H, lambda_q.device).float()
     lq = lambda_q.float()
