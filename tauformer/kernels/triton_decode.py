@@ -67,7 +67,7 @@ def tau_decode_triton(lq, lk, v, t_bh, length: torch.Tensor | None = None):
     has_len = length is not None
     decode_split_kernel[(splits, B * H_kv)](
         lq, lk, v, scale, length if has_len else lq, m_part, l_part, acc_part, H, n_rep, Tk, D, chunk, splits,
-        HAS_LEN=has_len, BLOCK_R=block_r, BLOCK_N=block_n, BLOCK_D=block_d, num_warps=4)
+        HAS_LEN=has_len, BLOCK_R=block_r, BLOCK_N=block_n, BLOCK_D=block_d, num_warps=8 if block_d >= 256 else 4)
     out = torch.empty((B, H, 1, D), device=v.device, dtype=v.dtype)
     decode_combine_kernel[(B * H,)](m_part, l_part, acc_part, out, splits, D,
                                     BLOCK_S=max(2, 1 << (splits - 1).bit_length()), BLOCK_D=block_d, num_warps=4)
