@@ -14,7 +14,7 @@ or `bwd_kv_kernel` and then `bwd_q_kernel` (deterministic; P and dO . v computed
 import triton
 import triton.language as tl
 
-LN2 = 0.6931471805599453
+LN2 = tl.constexpr(0.6931471805599453)  # a global a jit function may read
 
 
 @triton.jit
