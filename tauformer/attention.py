@@ -17,6 +17,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .kernels import causal_mask, tau_attention
+from .kernels.triton_tau import triton_available
 from .taumode import Taumode
 
 QKV_CLAMP = 5.0
@@ -72,6 +73,12 @@ class CausalSelfAttention(nn.Module):
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
 
     def forward(self, x, cos, sin, cache=None, laplacian=None):
+        q, k, v = self.project(x, cos, sin)
+        y = self.attend(q, k, v, cache, laplacian)  # [B,H,T,D]
+        return self.merge(y)
+
+    def project(self, x, cos, sin):
+        """q [B,H,T,D], k and v [B,Hkv,T,D] of x [B,T,C]: projections, clamp, RoPE, QK-norm, hooks."""
         B, T, C = x.shape
         D = self.head_dim
         q = self.c_q(x).clamp(-QKV_CLAMP, QKV_CLAMP).view(B, T, self.n_head, D).transpose(1, 2)  # [B,H,T,D]
@@ -79,10 +86,12 @@ class CausalSelfAttention(nn.Module):
         v = self.c_v(x).clamp(-QKV_CLAMP, QKV_CLAMP).view(B, T, self.n_kv_head, D).transpose(1, 2)  # [B,Hkv,T,D]
         q = rms_norm(apply_rotary(q, cos, sin))
         k = rms_norm(apply_rotary(k, cos, sin))
-        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
-        y = self.attend(q, k, v, cache, laplacian)  # [B,H,T,D]
-        y = y.transpose(1, 2).reshape(B, T, C)  # merge heads
-        return self.c_proj(y)
+        return self.hook_q(q), self.hook_k(k), self.hook_v(v)
+
+    def merge(self, y):
+        """Heads of y [B,H,T,D] merged and projected back to [B,T,C]."""
+        B, H, T, D = y.shape
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, H * D))
 
     def attend(self, q, k, v, cache, laplacian):
         raise NotImplementedError
@@ -131,9 +140,12 @@ class TauAttention(CausalSelfAttention):
         lambda_q, lambda_k = self.hook_lambda_q(lambda_q), self.hook_lambda_k(lambda_k)
         if cache is not None:
             lambda_k, v = cache.update(self.layer_idx, lambda_k, v)  # only (lambda_k, V) are kept
-        n_rep = self.n_head // self.n_kv_head
-        lambda_k, v = repeat_kv(lambda_k, n_rep), repeat_kv(v, n_rep)
-        return tau_attention(lambda_q, lambda_k, v, temperature=self.temperature(), causal=True, kernel=self.kernel)
+        # lambda_k, v stay at H_kv heads: the kernels read them by index (GQA).  A model configured
+        # for the Triton kernel (e.g. trained on a GPU) still runs where Triton cannot, via "auto".
+        kernel = self.kernel
+        if kernel == "triton" and not triton_available(v.device):
+            kernel = "auto"
+        return tau_attention(lambda_q, lambda_k, v, temperature=self.temperature(), causal=True, kernel=kernel)
 
 
 def build_attention(config: ModelConfig, layer_idx: int) -> CausalSelfAttention:

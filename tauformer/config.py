@@ -13,7 +13,7 @@ from .errors import ConfigError
 
 ATTENTION_KINDS = ("tau", "dot")
 TAU_MODES = ("fixed", "median", "mean", "percentile", "calibrated")
-TAU_KERNELS = ("auto", "dense", "fast")
+TAU_KERNELS = ("auto", "dense", "fast", "triton")
 
 # Keys written by earlier versions -> their current names.
 _RENAMED_MODEL_KEYS = {"n_kv_heads": "n_kv_head", "attn": "attention", "learnable_temperature": "learn_temperature"}

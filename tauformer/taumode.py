@@ -132,14 +132,44 @@ class Taumode(nn.Module):
         self.register_buffer("tau_running", torch.tensor(float(tau)))
         self.register_buffer("tau_updates", torch.tensor(0, dtype=torch.long))
 
+    # device types on which the fused Triton lambda kernel is used (when it fits and Triton runs)
+    fused_devices = ("cuda",)
+
     def forward(self, q: torch.Tensor, k: torch.Tensor, laplacian: torch.Tensor):
         """lambda_q, lambda_k for q [B, H, T, D] and k [B, H_kv, T, D] -> [B, H, T], [B, H_kv, T]."""
+        if self._fused(q, laplacian):
+            return self._forward_fused(q, k, laplacian)
         e_q = rayleigh_energy(q, laplacian, eps=self.eps)
         e_k = rayleigh_energy(k, laplacian, eps=self.eps)
         if self.tau_mode == "calibrated" and self.training:
             self._update_calibration(e_q, e_k)
         tau_q, tau_k = self.taus(q, k)
         return bound_energy(e_q, tau_q), bound_energy(e_k, tau_k)
+
+    def _fused(self, x: torch.Tensor, laplacian: torch.Tensor) -> bool:
+        """Whether the fused Triton kernel computes lambda here: a scalar tau and a dense L <= 512."""
+        if x.device.type not in self.fused_devices or self.tau_mode not in ("fixed", "calibrated"):
+            return False
+        from .kernels.triton_lambda import lambda_kernel_fits
+        from .kernels.triton_tau import triton_available
+
+        return triton_available(x.device) and lambda_kernel_fits(x, laplacian)
+
+    def _forward_fused(self, q, k, laplacian):
+        """`forward` through `taumode_lambda_triton` (x L, Rayleigh quotient and bounding in one kernel)."""
+        from .kernels.triton_lambda import taumode_lambda_triton
+
+        if laplacian.shape[0] != q.shape[-1]:
+            rayleigh_energy(q[..., :0, :], laplacian)  # raises the usual ShapeError
+        tau, _ = self.taus(q, k)
+        lambda_q, e_q = taumode_lambda_triton(q, laplacian, tau, self.eps)
+        lambda_k, e_k = taumode_lambda_triton(k, laplacian, tau, self.eps)
+        if self.tau_mode == "calibrated" and self.training:
+            self._update_calibration(e_q, e_k)
+            tau, _ = self.taus(q, k)  # this batch's lambdas use the updated tau, as in `forward`
+            lambda_q, _ = taumode_lambda_triton(q, laplacian, tau, self.eps)
+            lambda_k, _ = taumode_lambda_triton(k, laplacian, tau, self.eps)
+        return lambda_q, lambda_k
 
     def taus(self, q: torch.Tensor, k: torch.Tensor):
         """The tau this layer divides by: a scalar tensor, or one per vector ([B, H, T] / [B, H_kv, T])."""

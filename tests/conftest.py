@@ -1,7 +1,14 @@
 """Shared fixtures: tiny models that run in milliseconds on a CPU."""
 
+import os
+
 import pytest
 import torch
+
+# Without CUDA, the Triton kernels run on CPU tensors in Triton's interpreter, which must be
+# chosen before triton is first imported (nothing above imports it).  With CUDA they compile.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from tauformer.config import ModelConfig
 from tauformer.model import GPT

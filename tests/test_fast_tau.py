@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tauformer.errors import ConfigError, ShapeError
-from tauformer.fast_tau import plan_precision, tau_attention_fast, temperature_bh
+from tauformer.kernels.fast import plan_precision, tau_attention_fast, temperature_bh
 from tauformer.kernels import choose_kernel, tau_attention, tau_attention_dense
 
 DEVICE = "cpu"
@@ -231,9 +231,13 @@ def test_choose_kernel_rules():
     assert choose_kernel(256, 256, "cpu", batch_heads=1) == "dense"
     assert choose_kernel(512, 512, "cpu", batch_heads=1) == "dense"
     assert choose_kernel(1024, 1024, "cpu", batch_heads=1) == "fast"
-    assert choose_kernel(16384, 16384, "cuda") == "fast"  # measured on an H200: dense wins to 4096
-    assert choose_kernel(4096, 4096, "cuda") == "dense"
-    assert choose_kernel(512, 512, "cuda") == "dense"
+    # CUDA without Triton: measured on an H200, dense wins to 4096
+    assert choose_kernel(16384, 16384, "cuda", use_triton=False) == "fast"
+    assert choose_kernel(4096, 4096, "cuda", use_triton=False) == "dense"
+    assert choose_kernel(512, 512, "cuda", use_triton=False) == "dense"
+    assert choose_kernel(512, 512, "cuda", use_triton=True) == "triton"
+    assert choose_kernel(1, 512, "cuda", use_triton=True) == "triton"
+    assert choose_kernel(4096, 4096, "cpu", use_triton=True) == "fast"  # never on the CPU
     # the dense weight matrix would not fit: fast whatever the length
     assert choose_kernel(100, 200_000, "cpu", batch_heads=64) == "fast"
 

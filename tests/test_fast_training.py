@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from tauformer import fast_tau
+from tauformer.kernels import fast as fast_tau
 from tauformer.config import TrainConfig
 from tauformer.data import TokenBatches, load_corpus
 from tauformer.model import GPT

@@ -1,23 +1,25 @@
-"""Attention kernels side by side: fast tau vs dense tau vs torch's scaled_dot_product_attention.
+"""Attention kernels side by side: fast, dense and fused Triton tau vs torch's scaled_dot_product_attention.
 
-Causal attention over B*H = 8 heads of D = 64, forward and forward+backward, for each length T.
-The tau kernels get their lambdas given, as SDPA gets q, k, v given; the "fast+lambda" column
-also computes lambda from q and k against a D x D Laplacian (a dense matmul) inside the timing.
-Every case runs round-robin with the others (`time_interleaved`), so ratios are fair under load.
+Causal attention over B x H heads of D (default B = 1, H = 8, D = 64), forward and
+forward+backward, for each length T.  The tau kernels get their lambdas given, as SDPA gets
+q, k, v given; the "fast+lambda" column also computes lambda from q and k against a D x D
+Laplacian (a dense matmul) inside the timing.  The "triton" column is the fused kernel (CUDA, or
+CPU tensors under TRITON_INTERPRET=1, which only shows that the path runs).  Every case runs
+round-robin with the others (`time_interleaved`), so ratios are fair under load.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..fast_tau import tau_attention_fast
 from ..kernels import tau_attention_dense
+from ..kernels.fast import tau_attention_fast
+from ..kernels.triton_tau import tau_attention_triton, triton_available
 from ..laplacian import chain_laplacian
 from ..taumode import bound_energy, rayleigh_energy
 from .common import load_average, parse_ints, resolve_bench_device, time_interleaved, torch_threads
@@ -26,6 +28,7 @@ CPU_T = (512, 1024, 2048, 4096, 8192, 16384)
 CUDA_T = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 BATCH_HEADS = (1, 8)  # B, H
 HEAD_DIM = 64
+KERNELS = ("fast", "dense", "sdpa", "fast+lambda", "triton")
 TEMPERATURE = 0.1
 # Dense tau keeps about this many [B*H, T, T] float32 copies alive at its peak.
 DENSE_COPIES = {"fwd": 3, "fwd+bwd": 7}
@@ -41,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--passes", default="fwd,fwd+bwd", help="fwd, fwd+bwd or both (comma-separated)")
     parser.add_argument("--dtypes", default=None, help="float32 and/or bfloat16 (default: float32 on CPU, both on CUDA)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--batch", type=int, default=BATCH_HEADS[0], help="batch size B (default 1)")
+    parser.add_argument("--heads", type=int, default=BATCH_HEADS[1], help="heads H (default 8)")
+    parser.add_argument("--head-dims", default=str(HEAD_DIM), help="comma-separated head dims D (default 64)")
+    parser.add_argument("--kernels", default=None,
+                        help="which of %s (default: all; triton only where it can run)" % ", ".join(KERNELS))
 
 
 def run(args: argparse.Namespace, log) -> dict:
@@ -53,23 +61,27 @@ def run(args: argparse.Namespace, log) -> dict:
     dtypes = args.dtypes.split(",") if args.dtypes else (["float32"] if device.type == "cpu" else ["float32", "bfloat16"])
     if any(d not in ("float32", "bfloat16") for d in dtypes):
         raise ConfigError(f"bench attention: --dtypes takes float32 and/or bfloat16, got {args.dtypes!r}")
-    if args.repeats < 1:
-        raise ConfigError("bench attention: --repeats must be at least 1")
+    if args.repeats < 1 or args.batch < 1 or args.heads < 1:
+        raise ConfigError("bench attention: --repeats, --batch and --heads must be at least 1")
+    head_dims = parse_ints(args.head_dims, "--head-dims", "attention")
+    kernels = _kernels(args.kernels, device)
     with torch_threads(args.threads):
         load_before = load_average()
         rows = []
-        for T in lengths:
-            for dtype_name in dtypes:
-                for pass_name in passes:
-                    row = _measure(T, getattr(torch, dtype_name), pass_name, device, args.repeats)
-                    rows.append(row)
-                    log(_row_line(row))
+        for D in head_dims:
+            for T in lengths:
+                for dtype_name in dtypes:
+                    for pass_name in passes:
+                        row = _measure(T, getattr(torch, dtype_name), pass_name, device, args.repeats,
+                                       (args.batch, args.heads, D), kernels)
+                        rows.append(row)
+                        log(_row_line(row))
         threads = torch.get_num_threads()
         load_after = load_average()
-    columns = ["T", "dtype", "pass", "fast_ms", "dense_ms", "sdpa_ms", "fast+lambda_ms",
-               "fast/dense", "fast/sdpa", "max_rel_err"]
-    conditions = {"device": str(device), "threads": threads, "B*H": math.prod(BATCH_HEADS),
-                  "D": HEAD_DIM, "temperature": TEMPERATURE, "repeats": args.repeats,
+    columns = ["D", "T", "dtype", "pass", "fast_ms", "dense_ms", "sdpa_ms", "fast+lambda_ms", "triton_ms",
+               "fast/dense", "fast/sdpa", "triton/sdpa", "max_rel_err", "triton_rel_err"]
+    conditions = {"device": str(device), "threads": threads, "B": args.batch, "H": args.heads,
+                  "D": head_dims, "kernels": kernels, "temperature": TEMPERATURE, "repeats": args.repeats,
                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
                   "load_avg_before": load_before, "load_avg_after": load_after}
     summary = _summary(rows)
@@ -80,10 +92,23 @@ def run(args: argparse.Namespace, log) -> dict:
     return {"rows": rows, "columns": columns, "summary": summary, "conditions": conditions}
 
 
-def _measure(T: int, dtype: torch.dtype, pass_name: str, device: torch.device, repeats: int) -> dict:
-    """One case: inputs, the callables to compare, interleaved timing, accuracy of fast vs dense."""
-    B, H = BATCH_HEADS
-    D = HEAD_DIM
+def _kernels(text: str | None, device: torch.device) -> list[str]:
+    """The kernels to time: the listed ones, or all (triton only where it can run)."""
+    if text is None:
+        return [k for k in KERNELS if k != "triton" or triton_available(device)]
+    names = [k.strip() for k in text.split(",") if k.strip()]
+    if not names or any(k not in KERNELS for k in names):
+        raise ConfigError(f"bench attention: --kernels takes {', '.join(KERNELS)}; got {text!r}")
+    if "triton" in names and not triton_available(device):
+        raise ConfigError(f"bench attention: the triton kernel cannot run on {device} here "
+                          "(CUDA, or CPU with TRITON_INTERPRET=1)")
+    return names
+
+
+def _measure(T: int, dtype: torch.dtype, pass_name: str, device: torch.device, repeats: int,
+             shape: tuple[int, int, int] = (*BATCH_HEADS, HEAD_DIM), kernels=KERNELS) -> dict:
+    """One case: inputs, the callables to compare, interleaved timing, accuracy against dense."""
+    B, H, D = shape
     grad = pass_name == "fwd+bwd"
     gen = torch.Generator(device="cpu").manual_seed(T)
 
@@ -110,31 +135,33 @@ def _measure(T: int, dtype: torch.dtype, pass_name: str, device: torch.device, r
             forward().backward(out_grad)
         return fn
 
-    fns = {
-        "fast": case(lambda: tau_attention_fast(lam_q, lam_k, v, temperature=TEMPERATURE)),
-        "sdpa": case(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
-        "fast+lambda": case(lambda: tau_attention_fast(_lambda(q, lap), _lambda(k, lap), v, temperature=TEMPERATURE)),
+    calls = {
+        "fast": lambda: tau_attention_fast(lam_q, lam_k, v, temperature=TEMPERATURE),
+        "sdpa": lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        "fast+lambda": lambda: tau_attention_fast(_lambda(q, lap), _lambda(k, lap), v, temperature=TEMPERATURE),
+        "triton": lambda: tau_attention_triton(lam_q, lam_k, v, temperature=TEMPERATURE),
+        "dense": lambda: tau_attention_dense(lam_q, lam_k, v, temperature=TEMPERATURE),
     }
-    dense_ok = _dense_fits(B * H, T, pass_name, device)
-    if dense_ok:
-        fns["dense"] = case(lambda: tau_attention_dense(lam_q, lam_k, v, temperature=TEMPERATURE))
+    dense_ok = "dense" in kernels and _dense_fits(B * H, T, pass_name, device)
+    fns = {name: case(calls[name]) for name in kernels if name != "dense" or dense_ok}
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     times = time_interleaved(fns, repeats=repeats, warmup=1, sync=sync)
-    row = {"T": T, "dtype": str(dtype).replace("torch.", ""), "pass": pass_name,
-           "fast_ms": times["fast"] * 1e3, "sdpa_ms": times["sdpa"] * 1e3,
-           "fast+lambda_ms": times["fast+lambda"] * 1e3, "fast/sdpa": times["fast"] / times["sdpa"]}
-    if dense_ok:
-        row["dense_ms"] = times["dense"] * 1e3
-        row["fast/dense"] = times["fast"] / times["dense"]
-        if not grad:
-            with torch.no_grad():
-                y_fast = tau_attention_fast(lam_q, lam_k, v, temperature=TEMPERATURE).float()
-                y_dense = tau_attention_dense(lam_q, lam_k, v, temperature=TEMPERATURE).float()
-            row["max_rel_err"] = ((y_fast - y_dense).abs().max() / y_dense.abs().max()).item()
-    else:
+    row = {"D": D, "T": T, "dtype": str(dtype).replace("torch.", ""), "pass": pass_name}
+    row.update({f"{name}_ms": sec * 1e3 for name, sec in times.items()})
+    for name in ("fast", "triton"):
+        if name in times and "sdpa" in times:
+            row[f"{name}/sdpa"] = times[name] / times["sdpa"]
+    if "dense" in kernels and not dense_ok:
         row["dense_ms"] = "skipped (memory)"
-        row["fast/dense"] = ""
-    row.setdefault("max_rel_err", "")
+    if dense_ok and "fast" in times:
+        row["fast/dense"] = times["fast"] / times["dense"]
+    if dense_ok and not grad:
+        with torch.no_grad():
+            y_dense = tau_attention_dense(lam_q, lam_k, v, temperature=TEMPERATURE).float()
+            for name, column in (("fast", "max_rel_err"), ("triton", "triton_rel_err")):
+                if name in times:
+                    y = calls[name]().float()
+                    row[column] = ((y - y_dense).abs().max() / y_dense.abs().max()).item()
     return row
 
 
@@ -158,17 +185,23 @@ def _dense_fits(batch_heads: int, T: int, pass_name: str, device: torch.device) 
 def _summary(rows: list[dict]) -> list[str]:
     lines = []
     for row in rows:
-        parts = [f"T={row['T']} {row['dtype']} {row['pass']}:"]
+        parts = [f"D={row['D']} T={row['T']} {row['dtype']} {row['pass']}:"]
         if isinstance(row.get("fast/dense"), float):
             parts.append(f"fast/dense = 1/{1 / row['fast/dense']:.1f}")
-        else:
+        elif row.get("dense_ms") == "skipped (memory)":
             parts.append("dense skipped (memory)")
-        parts.append(f"fast/sdpa = {row['fast/sdpa']:.2f}")
+        for name in ("fast/sdpa", "triton/sdpa"):
+            if name in row:
+                parts.append(f"{name} = {row[name]:.2f}")
         lines.append(" ".join(parts))
     return lines
 
 
 def _row_line(row: dict) -> str:
-    dense = row["dense_ms"] if isinstance(row["dense_ms"], str) else f"{row['dense_ms']:.1f} ms"
-    return (f"T={row['T']:6d} {row['dtype']:8s} {row['pass']:7s} fast {row['fast_ms']:9.1f} ms  "
-            f"dense {dense}  sdpa {row['sdpa_ms']:9.1f} ms  fast/sdpa {row['fast/sdpa']:.2f}")
+    def ms(name):
+        value = row.get(f"{name}_ms")
+        return value if isinstance(value, str) else ("-" if value is None else f"{value:.1f} ms")
+
+    times = "  ".join(f"{name} {ms(name)}" for name in ("fast", "dense", "triton", "sdpa") if f"{name}_ms" in row)
+    ratios = "  ".join(f"{name} {row[name]:.2f}" for name in ("fast/sdpa", "triton/sdpa") if name in row)
+    return f"D={row['D']:3d} T={row['T']:6d} {row['dtype']:8s} {row['pass']:7s} {times}  {ratios}"

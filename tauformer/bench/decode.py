@@ -21,6 +21,7 @@ import torch
 from ..cache import make_cache
 from ..config import ModelConfig
 from ..errors import ConfigError
+from ..graph_decode import StaticDecoder
 from ..model import GPT
 from .common import cpu_conditions, parse_ints, resolve_bench_device, torch_threads
 from .profile import attach_profiles, top_ops
@@ -51,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", type=int, default=256, help="vocabulary size (the project's byte tokenizer: 256)")
     parser.add_argument("--batch", type=int, default=1, help="sequences decoded together (default 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--graph", action="store_true",
+                        help="time cached steps of both models as CUDA-graph replays of a static-shape step "
+                             "(tauformer.graph_decode; on CPU the same step runs uncaptured)")
     parser.add_argument("--profile", action="store_true",
                         help="also report the top ops of a cached decode step at the largest context")
 
@@ -142,13 +146,19 @@ def _measure_shape(name, shape, contexts, no_cache, args, device, log, profiles)
         if contexts:
             caches = {kind: prefilled_cache(model, tokens, max_ctx, max_ctx + args.steps)
                       for kind, model in models.items()}
+            if getattr(args, "graph", False):
+                decoders = {kind: StaticDecoder(model, tokens.shape[0], max_ctx + args.steps, cache=caches[kind])
+                            for kind, model in models.items()}
+                stepping = {kind: _GraphStepper(dec) for kind, dec in decoders.items()}
+            else:
+                stepping = models
             sync()
             for ctx in sorted(contexts):
-                row = _time_cached(name, ctx, models, caches, tokens, args, sync)
+                row = _time_cached(name, ctx, stepping, caches, tokens, args, sync)
                 rows.append(row)
                 log(_row_line(row))
             if args.profile:
-                for kind, model in models.items():
+                for kind, model in stepping.items():
                     def run_steps(model=model, cache=caches[kind]):
                         _steps(model, cache, tokens, max_ctx, args.steps, sync)
 
@@ -159,6 +169,23 @@ def _measure_shape(name, shape, contexts, no_cache, args, device, log, profiles)
             rows.append(row)
             log(_row_line(row))
     return rows
+
+
+class _GraphStepper:
+    """Called like the model for one cached step (``stepper(token, cache=c)``), it runs the
+    StaticDecoder's step (a CUDA-graph replay on CUDA) at ``c.pos``."""
+
+    def __init__(self, decoder: StaticDecoder):
+        self.decoder = decoder
+        self.model = decoder.model
+        self.device_pos = None  # the position the decoder's device tensor holds
+
+    def __call__(self, idx, cache=None):
+        if cache.pos != self.device_pos:  # the benchmark rewound the cache
+            self.decoder.set_position(cache.pos)
+        logits = self.decoder.step(idx)
+        self.device_pos = cache.pos
+        return logits, None
 
 
 def _steps(model, cache, tokens, ctx, n, sync) -> None:
@@ -195,9 +222,11 @@ def _time_cached(name, ctx, models, caches, tokens, args, sync) -> dict:
     for kind, model in models.items():
         cache = caches[kind]
         cache.pos = ctx
+        model = getattr(model, "model", model)  # a graph stepper's model: the step that calls cache.update
         reads[kind] = count_cache_reads(cache, lambda m=model, c=cache: m(tokens[:, ctx:ctx + 1], cache=c))
     ms = {kind: statistics.median(s) * 1e3 for kind, s in samples.items()}
-    return {"shape": name, "cache": "yes", "context": ctx, "tau_ms": ms["tau"], "dot_ms": ms["dot"],
+    mode = "graph" if getattr(args, "graph", False) else "yes"
+    return {"shape": name, "cache": mode, "context": ctx, "tau_ms": ms["tau"], "dot_ms": ms["dot"],
             "tau/dot": ms["tau"] / ms["dot"], "dot/tau": ms["dot"] / ms["tau"],
             "round_ratio_range": _round_range(samples, args.steps), "cpu_tau/dot": _cpu_ratio(cpu),
             "tau_cache_read_MB": reads["tau"] / 1e6, "dot_cache_read_MB": reads["dot"] / 1e6,
@@ -248,9 +277,10 @@ def _summary(rows: list[dict]) -> list[str]:
     lines = []
     for shape in dict.fromkeys(r["shape"] for r in rows):
         mine = [r for r in rows if r["shape"] == shape]
-        cached = ", ".join(f"{r['context']}: {r['tau/dot']:.2f}" for r in mine if r["cache"] == "yes")
+        cached = ", ".join(f"{r['context']}: {r['tau/dot']:.2f}" for r in mine if r["cache"] != "no")
         uncached = ", ".join(f"{r['context']}: {r['tau/dot']:.2f}" for r in mine if r["cache"] == "no")
-        lines.append(f"{shape}: tau/dot per token with cache {{{cached}}}; without cache {{{uncached}}}")
+        how = "with cache, graph-captured steps" if any(r["cache"] == "graph" for r in mine) else "with cache"
+        lines.append(f"{shape}: tau/dot per token {how} {{{cached}}}; without cache {{{uncached}}}")
     lines.append(PAPER)
     return lines
 

@@ -23,6 +23,7 @@ from ..config import ModelConfig, TrainConfig
 from ..data import TokenBatches, load_corpus
 from ..errors import ConfigError
 from ..kernels import choose_kernel, tau_attention
+from ..kernels.triton_tau import triton_available
 from ..model import GPT
 from ..runtime import autocast
 from ..train import build_optimizer, optimisation_step
@@ -38,8 +39,11 @@ from .profile import attach_profiles, top_ops
 DEMO_SHAPE = dict(vocab_size=256, n_layer=4, n_head=3, n_kv_head=3, n_embd=96)  # head dim 32
 BLOCKS = (256, 1024)
 TOKENS_PER_STEP = 4096  # the demo trains 16 x 256
+# the small reference preset (SPEC section 4): head dim 128
+SHAPES = {"demo": DEMO_SHAPE, "small": dict(vocab_size=256, n_layer=12, n_head=6, n_kv_head=6, n_embd=768)}
 VARIANTS = {"dot": ("dot", "auto"), "tau": ("tau", "auto"), "tau-dense": ("tau", "dense"),
-            "tau-fast": ("tau", "fast")}
+            "tau-fast": ("tau", "fast"), "tau-triton": ("tau", "triton")}
+DEFAULT_VARIANTS = ("dot", "tau", "tau-dense", "tau-fast")  # + tau-triton where it runs
 GRAD_CLIP = TrainConfig().grad_clip
 
 
@@ -48,7 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--blocks", default=",".join(map(str, BLOCKS)), help="block lengths T")
     parser.add_argument("--tokens", type=int, default=TOKENS_PER_STEP, help="tokens per step (batch = tokens // T)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="which of %s" % ", ".join(VARIANTS))
+    parser.add_argument("--variants", default=None,
+                        help="which of %s (default: all but tau-triton, which joins where Triton runs)"
+                        % ", ".join(VARIANTS))
+    parser.add_argument("--shape", choices=tuple(SHAPES), default="demo",
+                        help="model shape: demo (4 x 3 x 96) or small (12 x 6 x 768)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile every model (both variants alike)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (one timed step each)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per variant first")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -59,7 +68,10 @@ def run(args: argparse.Namespace, log) -> dict:
     """One row per block length: tokens/s of each variant and tau/dot."""
     device = resolve_bench_device(args.device, "train")
     blocks = parse_ints(args.blocks, "--blocks", "train")
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if args.variants is None:
+        variants = list(DEFAULT_VARIANTS) + (["tau-triton"] if triton_available(device) else [])
+    else:
+        variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not variants or any(v not in VARIANTS for v in variants):
         raise ConfigError(f"bench train: --variants takes {', '.join(VARIANTS)}; got {args.variants!r}")
     if args.repeats < 1 or args.warmup < 0:
@@ -81,17 +93,19 @@ def run(args: argparse.Namespace, log) -> dict:
     result = {"rows": rows, "columns": columns, "summary": _summary(rows),
               "conditions": {"device": str(device), "repeats": args.repeats, "tokens_per_step": args.tokens,
                              "dtype": "bf16 autocast" if device.type == "cuda" else "float32",
+                             "shape": args.shape, "compile": args.compile,
                              "before": before, "after": after}}
     return attach_profiles(result, profiles, log)
 
 
-def build_variant(name: str, block: int, device) -> tuple[GPT, torch.optim.Optimizer]:
-    """A demo-shape model (seed 0) in training mode and its AdamW optimizer."""
+def build_variant(name: str, block: int, device, shape: str = "demo", compile: bool = False):
+    """A model of ``shape`` (seed 0) in training mode and its AdamW optimizer -> (model to call, optimizer)."""
     attention, kernel = VARIANTS[name]
     torch.manual_seed(0)
-    model = GPT(ModelConfig(block_size=block, attention=attention, tau_kernel=kernel, **DEMO_SHAPE)).to(device)
+    model = GPT(ModelConfig(block_size=block, attention=attention, tau_kernel=kernel, **SHAPES[shape])).to(device)
     model.train()
-    return model, build_optimizer(model, TrainConfig())
+    optimizer = build_optimizer(model, TrainConfig())
+    return (torch.compile(model) if compile else model), optimizer
 
 
 def train_step(model, optimizer, x, y, device) -> float:
@@ -104,7 +118,7 @@ def _measure_block(T, args, variants, text, device):
     data = TokenBatches(text, block_size=T)
     gen = torch.Generator().manual_seed(0)
     batches = [data.batch("train", batch, gen, device) for _ in range(args.warmup + args.repeats)]
-    built = {v: build_variant(v, T, device) for v in variants}
+    built = {v: build_variant(v, T, device, args.shape, args.compile) for v in variants}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     samples = {v: [] for v in variants}
     cpu = {v: [] for v in variants}
@@ -134,7 +148,8 @@ def _measure_block(T, args, variants, text, device):
         row["round_ratio_range"] = f"{min(ratios):.2f}..{max(ratios):.2f}"
         # process CPU seconds: time spent waiting for a core on a shared machine is not in it
         row["cpu_tau/dot"] = statistics.median(cpu["dot"]) / statistics.median(cpu["tau"])
-    row["auto_kernel"] = choose_kernel(T, T, device, batch_heads=batch * DEMO_SHAPE["n_head"], needs_grad=True)
+    row["auto_kernel"] = choose_kernel(T, T, device, batch_heads=batch * SHAPES[args.shape]["n_head"],
+                                       needs_grad=True)
     profiles = {}
     if args.profile:
         for v in [v for v in ("dot", "tau") if v in built]:
@@ -144,15 +159,15 @@ def _measure_block(T, args, variants, text, device):
 
             profiles[f"T={T} {v}: top ops of one step (ms)"] = top_ops(one_step)
         profiles[f"T={T}: one layer's attention parts alone, forward + backward (ms)"] = _layer_parts(
-            T, batch, device, built.get("tau", built.get("tau-fast", (None,)))[0])
+            T, batch, device, built.get("tau", built.get("tau-fast", (None,)))[0], SHAPES[args.shape])
     return row, profiles
 
 
-def _layer_parts(T, batch, device, tau_model) -> list[dict]:
-    """lambda (both q and k), the tau kernel (auto / dense / fast) and SDPA, each fwd + bwd."""
+def _layer_parts(T, batch, device, tau_model, shape=DEMO_SHAPE) -> list[dict]:
+    """lambda (both q and k), the tau kernel (auto / dense / fast / triton) and SDPA, each fwd + bwd."""
     if tau_model is None:
         return []
-    H, D = DEMO_SHAPE["n_head"], DEMO_SHAPE["n_embd"] // DEMO_SHAPE["n_head"]
+    H, D = shape["n_head"], shape["n_embd"] // shape["n_head"]
     gen = torch.Generator().manual_seed(1)
     q0, k0, v0 = (torch.randn(batch, H, T, D, generator=gen).to(device) for _ in range(3))
     lq0, lk0 = (torch.rand(batch, H, T, generator=gen).to(device) for _ in range(2))
@@ -179,6 +194,8 @@ def _layer_parts(T, batch, device, tau_model) -> list[dict]:
 
     fns = {"lambda(q,k)": lam, "tau kernel auto": kernel("auto"), "tau kernel dense": kernel("dense"),
            "tau kernel fast": kernel("fast"), "dot sdpa": sdpa}
+    if triton_available(device):
+        fns["tau kernel triton"] = kernel("triton")
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     with autocast(device):
         times = time_interleaved(fns, repeats=5, warmup=1, sync=sync)

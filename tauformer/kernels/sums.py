@@ -2,7 +2,7 @@
 
 For targets x_t and sources x_s (centred lambdas) with rows U_s, this computes for every target
 sum_s exp(-|x_t - x_s| / t) U_s over the sources it may see (and optionally the sum with
-sign(x_t - x_s)), in O(T log T * E) for rows of width E.  `tauformer.fast_tau` runs it once
+sign(x_t - x_s)), in O(T log T * E) for rows of width E.  `tauformer.kernels.fast` runs it once
 forward (keys are sources) and once backward (queries are sources, time reversed).
 
 Layout: the timeline of T positions is padded to nb * Cb, nb a power of two.  The diagonal

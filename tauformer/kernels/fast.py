@@ -7,7 +7,7 @@ at the query's rank (found by binary search).  A column of ones appended to v ca
 softmax denominator through the same sums.
 
 Causality is handled by splitting time recursively (dense diagonal blocks, then at each level
-every left half serves every right half without a mask); `tauformer.tau_sums` does that part.
+every left half serves every right half without a mask); `tauformer.kernels.sums` does that part.
 
 Numerics: lambdas are centred on the midpoint of their range per (batch, head), so every factor
 lies in [exp(-r/t), exp(r/t)] with r the half range.  float32 is used while those factors and
@@ -29,9 +29,9 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-from .errors import ConfigError
-from .kernels import check_tau_inputs, tau_attention_dense, temperature_bh
-from .tau_sums import attention_sums, release_scratch  # noqa: F401  (release_scratch re-exported)
+from ..errors import ConfigError
+from .dense import check_tau_inputs, tau_attention_dense, temperature_bh
+from .sums import attention_sums, release_scratch  # noqa: F401  (release_scratch re-exported)
 
 DEFAULT_BLOCK = 128
 # Bounds on the spread (lambda range / temperature, the widest log-weight range of a head) and on
