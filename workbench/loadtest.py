@@ -52,10 +52,13 @@ def _split_outputs(output: str) -> list[dict]:
 def page_requests(dependencies: list, values: dict) -> list[dict]:
     """The server callbacks of the Attention page as request bodies (prompt left to fill in).
 
-    ``values`` maps "id.property" to the value each input has on a fresh page."""
+    ``values`` maps "id.property" to the value each input has on a fresh page. The cards' export
+    callbacks answer button clicks, not page views, and are left out."""
     bodies = []
     for dep in dependencies:
         if dep.get("clientside_function") or not dep["output"].startswith(PAGE_OUTPUT_PREFIXES):
+            continue
+        if '"type":"export-' in dep["output"]:
             continue
         inputs = [{"id": i["id"], "property": i["property"], "value": values.get(f"{i['id']}.{i['property']}")}
                   for i in dep["inputs"]]
