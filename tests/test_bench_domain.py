@@ -1,6 +1,6 @@
 """The domain-build benchmark's summary when the spectrum summary has no spectral gap."""
 
-import argparse
+from bench_support import parse
 
 from tauformer.bench import domain as bench_domain
 from tauformer.domain import spectrum
@@ -11,9 +11,7 @@ def test_summary_says_na_when_the_gap_is_not_computed(monkeypatch):
     # the thresholds sends a D = 8 Laplacian down the same None path
     monkeypatch.setattr(spectrum, "DENSE_MAX", 2)
     monkeypatch.setattr(spectrum, "SUMMARY_EIGSH_MAX", 2)
-    parser = argparse.ArgumentParser()
-    bench_domain.add_arguments(parser)
-    args = parser.parse_args(["--items", "400", "--features", "8", "--topics", "4"])
+    args = parse(bench_domain, ["--items", "400", "--features", "8", "--topics", "4"])
     result = bench_domain.run(args, lambda *a: None)
     first = result["summary"][0]
     assert "spectral gap n/a" in first
