@@ -1,10 +1,12 @@
 """Command line: python -m tauformer {train, generate, demo, domain, bench}.
 
 Each command lives in its own module, which exposes ``register(subparsers)`` and sets a ``func``
-default that takes the parsed arguments and returns an exit code. Every failure ends in one line
-on stderr: errors this package raises on purpose (TauformerError) and failures of the machine or
-the input (out of memory, disk full, too deeply nested data, ...) as ``error: ...`` with exit code 2;
-anything else is a bug and exits with 1, also in one line plus a hint. ``--debug`` shows the
+default that takes the parsed arguments and returns an exit code. ``register`` stays cheap: no
+torch at module level (`bench` imports a benchmark only when it runs), so that ``domain info``
+starts in about half a second; heavy imports go inside the ``func``. Every failure ends in one
+line on stderr: errors this package raises on purpose (TauformerError) and failures of the machine
+or the input (out of memory, disk full, too deeply nested data, ...) as ``error: ...`` with exit
+code 2; anything else is a bug and exits with 1, also in one line plus a hint. ``--debug`` shows the
 traceback instead.
 """
 

@@ -259,15 +259,20 @@ def _check_parameter_count(cfg: ModelConfig, header: dict, path: Path) -> None:
                               f"(weights and config do not match)")
 
 
-def _check_header(expected: dict, header: dict, path: Path) -> None:
-    """Every tensor the model needs is in the header with its shape and a fitting dtype (a float
-    for floating-point tensors, the exact integer type otherwise); nothing else is."""
-    missing = sorted(set(expected) - set(header))
-    unexpected = sorted(set(header) - set(expected))
+def _check_names(expected: dict, found: dict, path: Path) -> None:
+    """The tensor names in ``found`` (a file's header or its tensors) are exactly the model's."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
     if missing or unexpected:
         raise CheckpointError(
             f"{path}: weights do not match the configured model (missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
+
+
+def _check_header(expected: dict, header: dict, path: Path) -> None:
+    """Every tensor the model needs is in the header with its shape and a fitting dtype (a float
+    for floating-point tensors, the exact integer type otherwise); nothing else is."""
+    _check_names(expected, header, path)
     for name, tensor in expected.items():
         info = header[name]
         if list(tensor.shape) != info["shape"]:
@@ -317,12 +322,7 @@ def _check_state(model, weights: dict, path: Path) -> None:
     import torch
 
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: weights do not match the configured model (missing {missing[:5]}, unexpected {unexpected[:5]})"
-        )
+    _check_names(expected, weights, path)
     for name, tensor in weights.items():
         if tensor.shape != expected[name].shape:
             raise CheckpointError(

@@ -119,18 +119,37 @@ class Taumode(nn.Module):
     In "calibrated" mode the layer's tau is the running median of the Rayleigh energies of its
     queries and keys over training batches (EMA with ``momentum``; the first batch sets it), so
     lambda spreads around 0.5. Outside training the stored value is used unchanged.
+
+    In "fixed" mode a positive number ``tau`` lives in the non-persistent float32 buffer
+    ``tau_fixed`` (it follows the module across devices and is left out of checkpoints), so a
+    decode step copies nothing from the host and can be captured in a CUDA graph.
     """
 
     def __init__(self, tau_mode: str = "calibrated", tau: float = 1.0, *, percentile=None,
                  momentum: float = 0.99, eps: float = 1e-6):
         super().__init__()
         self.tau_mode = tau_mode
+        self.register_buffer("tau_fixed", torch.tensor(1.0, dtype=torch.float32), persistent=False)
         self.tau = tau
         self.percentile = percentile
         self.momentum = momentum
         self.eps = eps
         self.register_buffer("tau_running", torch.tensor(float(tau)))
         self.register_buffer("tau_updates", torch.tensor(0, dtype=torch.long))
+
+    @property
+    def tau(self):
+        """The constant tau of "fixed" mode (and the first value of "calibrated")."""
+        return self._tau
+
+    @tau.setter
+    def tau(self, value) -> None:
+        self._tau = value
+        # a bad value is not kept in the buffer: `taus` then goes through select_tau, which raises
+        self._tau_in_buffer = isinstance(value, (int, float)) and float(value) > 0
+        if self._tau_in_buffer:
+            with torch.no_grad():
+                self.tau_fixed.fill_(float(value))  # float32, rounded as torch.as_tensor rounds it
 
     # device types on which the fused Triton lambda kernel is used (when it fits and Triton runs)
     fused_devices = ("cuda",)
@@ -177,7 +196,9 @@ class Taumode(nn.Module):
             tau = self.tau_running.clamp_min(self.eps)
             return tau, tau
         if self.tau_mode == "fixed":  # one constant for q and k
-            tau = select_tau(q, "fixed", tau=self.tau)
+            tau = self.tau_fixed
+            if not (self._tau_in_buffer and tau.device == q.device and tau.dtype == torch.float32):
+                tau = select_tau(q, "fixed", tau=self.tau)  # a tensor tau, or the module cast / elsewhere
             return tau, tau
         return (select_tau(q, self.tau_mode, tau=self.tau, eps=self.eps, percentile=self.percentile),
                 select_tau(k, self.tau_mode, tau=self.tau, eps=self.eps, percentile=self.percentile))

@@ -1,34 +1,15 @@
 """Benchmarks run end to end on tiny settings; what they count (bytes, shapes) is checked exactly."""
 
-import argparse
-
 import pytest
 import torch
+from bench_support import one_thread, parse, quiet  # noqa: F401 -- one_thread is autouse
 
 from tauformer.bench import BENCHMARKS
 from tauformer.bench import cache as bench_cache
 from tauformer.bench import decode as bench_decode
 from tauformer.bench import train as bench_train
-from tauformer.bench.common import torch_threads
 from tauformer.cache import TauKVCache, make_cache
 from tauformer.errors import ConfigError
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops on a loaded machine wait on OpenMP threads; one thread keeps these tests quick."""
-    with torch_threads(1):
-        yield
-
-
-def parse(module, argv):
-    parser = argparse.ArgumentParser()
-    module.add_arguments(parser)
-    return parser.parse_args(argv)
-
-
-def quiet(*args, **kwargs):
-    pass
 
 
 def test_new_benchmarks_are_registered():

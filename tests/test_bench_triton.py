@@ -4,38 +4,20 @@ On a GPU these are the paths `scripts/gpu_check.sh` times; here they only show t
 and that the rows carry the triton columns, with the kernel agreeing with dense.
 """
 
-import argparse
-
 import pytest
 import torch
+from bench_support import one_thread, parse, quiet  # noqa: F401 -- one_thread is autouse
 
 pytest.importorskip("triton")
 
 from tauformer.bench import attention as bench_attention  # noqa: E402
 from tauformer.bench import decode as bench_decode  # noqa: E402
 from tauformer.bench import train as bench_train  # noqa: E402
-from tauformer.bench.common import torch_threads  # noqa: E402
 from tauformer.errors import ConfigError  # noqa: E402
 from tauformer.kernels import triton_tau  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not triton_tau.triton_available("cpu"),
                                 reason="CPU tensors need TRITON_INTERPRET=1 (set by conftest without CUDA)")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
-
-
-def parse(module, argv):
-    parser = argparse.ArgumentParser()
-    module.add_arguments(parser)
-    return parser.parse_args(argv)
-
-
-def quiet(*args, **kwargs):
-    pass
 
 
 def test_attention_bench_times_the_triton_kernel():

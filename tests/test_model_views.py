@@ -5,6 +5,7 @@ import importlib
 import plotly.graph_objects as go
 import pytest
 from dash.exceptions import PreventUpdate
+from layout_tree import find
 
 from workbench.data import demo_workspace
 from workbench.views import PAGE_MODULES, attention, cards, heads, memory, model_shared, training, whatif, why
@@ -29,19 +30,6 @@ def drawn(fig) -> bool:
 def empty_text(fig) -> str:
     assert (fig.layout.meta or {}).get("empty"), "expected an empty-state figure"
     return fig.layout.annotations[0].text
-
-
-def find(component, wanted: str):
-    """The component with id `wanted` in a layout tree."""
-    if getattr(component, "id", None) == wanted:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and hasattr(child, "to_plotly_json"):
-            found = find(child, wanted)
-            if found is not None:
-                return found
-    return None
 
 
 def test_every_model_page_is_registered_with_the_page_contract():

@@ -123,3 +123,41 @@ def test_median_mode_collapses_half_of_rms_normalised_vectors():
     lam = taumode_lambdas(x, chain_laplacian(32), tau_mode="median")
     near_one = float((lam > 0.999).float().mean())
     assert 0.4 < near_one < 0.6
+
+
+def test_fixed_tau_is_a_device_buffer_and_lambda_stays_bit_identical(monkeypatch, tokens):
+    from conftest import tiny_model
+
+    from tauformer import taumode as taumode_module
+    from tauformer.errors import ConfigError
+    from tauformer.taumode import bound_energy, rayleigh_energy
+
+    model = tiny_model("tau", tau_mode="fixed", tau=0.3)
+    layers = [block.attn.taumode for block in model.transformer.h]
+    assert not any("tau_fixed" in key for key in model.state_dict())  # checkpoints unchanged
+    g = torch.Generator().manual_seed(5)
+    q, k = torch.randn(2, 4, 6, 8, generator=g), torch.randn(2, 2, 6, 8, generator=g)
+    L = random_laplacian(8)
+    tm = layers[0]
+    lq, lk = tm(q, k, L)
+    tau = torch.as_tensor(0.3, dtype=torch.float32)  # what select_tau built on every call before
+    assert torch.equal(lq, bound_energy(rayleigh_energy(q, L), tau))
+    assert torch.equal(lk, bound_energy(rayleigh_energy(k, L), tau))
+    assert tm.taus(q, k)[0] is tm.tau_fixed
+
+    with torch.no_grad():
+        for layer in layers:  # the host-built tensor path, as before
+            layer._tau_in_buffer = False
+        before = model(tokens)[0]
+        for layer in layers:
+            layer.tau = 0.3
+        monkeypatch.setattr(taumode_module, "select_tau", lambda *a, **kw: pytest.fail("tau built on the host"))
+        after = model(tokens)[0]
+    assert torch.equal(before, after)
+
+    tm.tau = 0.7  # what-if changes reach the buffer
+    assert tm.tau_fixed.item() == torch.tensor(0.7, dtype=torch.float32).item()
+    monkeypatch.undo()
+    tm.tau = -1.0
+    with pytest.raises(ConfigError, match="tau must be > 0"):
+        tm(q, k, L)

@@ -158,6 +158,40 @@ def test_the_card_shows_errors_and_keeps_going(ws):
     assert "Files up to 1 MB." in text_of(upload.upload_card(ws))
 
 
+def test_an_upload_whose_graph_falls_apart_is_refused_naming_eps_and_topk(ws, monkeypatch):
+    # the reference's tiny eps leaves a clustered embedding's graph in pieces (or without edges)
+    monkeypatch.setattr(uploads, "BUILD_PARAMS", {**uploads.BUILD_PARAMS, "eps": 1e-3, "topk": 3})
+    job = uploads.receive_upload(ws.cache_dir, data_url(npy_bytes(clustered())), "sparse.npy", head_dim=8)
+    with pytest.raises(DomainError) as info:
+        uploads.build_upload(ws.cache_dir, job)
+    text = str(info.value)
+    assert text.startswith("sparse.npy: the feature graph ") and len(text.splitlines()) == 1
+    assert "no edges" in text or "falls apart" in text
+    assert "eps=0.001" in text and "topk=3" in text and "--allow-disconnected" not in text
+    assert uploads.finished(ws.cache_dir, job) is None and not uploads.domain_dir(ws.cache_dir, job.key).exists()
+    built = upload.build(ws.cache_dir, lambda p: None, job.to_dict())  # the card reports it, no crash
+    assert built == {"error": text}
+
+
+def test_the_connectivity_check_refuses_a_graph_in_pieces():
+    import scipy.sparse as sp
+
+    from tauformer.domain.builder import CLI_REMEDY, connectivity_problem
+    from tauformer.domain.graph import laplacian_from_adjacency
+    from tauformer.domain.memory import DomainMemory
+
+    pair = sp.csr_matrix(np.array([[0.0, 1.0], [1.0, 0.0]]))
+    params = {"eps": 0.5, "topk": 1, "k": 1}
+    pieces = DomainMemory(laplacian_from_adjacency(sp.block_diag([pair] * 4).tocsr()), params)  # 4 parts, D 8
+    problem = connectivity_problem(pieces, "try again")
+    assert problem == "the feature graph falls apart into 4 components for D = 8 (eps=0.5, topk=1, k=1); try again"
+    whole = sp.csr_matrix(np.ones((8, 8)) - np.eye(8))
+    assert connectivity_problem(DomainMemory(laplacian_from_adjacency(whole), params)) is None
+    two = DomainMemory(laplacian_from_adjacency(sp.block_diag([whole[:4, :4]] * 2).tocsr()), params)
+    assert connectivity_problem(two) is None  # 2 components <= D/4
+    assert connectivity_problem(pieces).endswith(CLI_REMEDY)
+
+
 def table_bytes(kind: str, n=60, seed=0) -> bytes:
     import pandas as pd
 

@@ -1,20 +1,9 @@
 """What if's temperature: a multiplier box (applied on Enter) kept in step with the log slider."""
 
 from dash import no_update
+from layout_tree import find
 
 from workbench.views import whatif
-
-
-def find(component, wanted):
-    if getattr(component, "id", None) == wanted:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and hasattr(child, "to_plotly_json"):
-            found = find(child, wanted)
-            if found is not None:
-                return found
-    return None
 
 
 def test_the_box_is_a_multiplier_applied_on_enter(tmp_path):

@@ -41,6 +41,12 @@ def synthetic_embedding(n_items: int, n_features: int, *, n_topics: int = 64, se
     return X
 
 
+def format_gap(gap: float | None) -> str:
+    """The spectral gap for the summary; "n/a" when it was not computed (large D, or ARPACK
+    did not converge within its iteration cap)."""
+    return "n/a (not computed)" if gap is None else f"{gap:.4g}"
+
+
 def run(args, log) -> dict:
     from ..domain import build_domain_memory
     from .common import current_rss_bytes, peak_rss_bytes
@@ -61,7 +67,7 @@ def run(args, log) -> dict:
     peak = peak_rss_bytes()
     summary = [
         f"items {args.items} x features {args.features} -> D {memory.dim}, K {memory.params['n_clusters']}, "
-        f"nnz {memory.laplacian.nnz}, components {stats['components']}, spectral gap {stats['spectral_gap']:.4g}",
+        f"nnz {memory.laplacian.nnz}, components {stats['components']}, spectral gap {format_gap(stats['spectral_gap'])}",
         f"k-means: {memory.source['clustering']['iterations']} Lloyd iterations on a sample of "
         f"{memory.source['clustering']['sample_size']} items, then one assignment pass over all items",
         f"build {t_build:.2f}s ({args.items / t_build:,.0f} items/s); wall with generation {wall:.2f}s",

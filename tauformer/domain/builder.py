@@ -24,17 +24,20 @@ REDUCTIONS = ("random", "pca", None)
 MAX_COMPONENTS_FRACTION = 0.25  # more than D/4 components: the graph has fallen apart
 
 
-def connectivity_problem(memory: DomainMemory) -> str | None:
+CLI_REMEDY = "raise --eps or --topk, or pass --allow-disconnected"
+
+
+def connectivity_problem(memory: DomainMemory, remedy: str = CLI_REMEDY) -> str | None:
     """Why a built graph is unusable (no edges, or more than D/4 components), naming the
-    parameters to change; None when it is fine."""
+    parameters and ending in ``remedy`` (what the caller's user can do); None when it is fine.
+    ``domain build`` and uploads in the app both refuse a memory with this check."""
     summary = memory.summary()
     D, parts, p = summary["dim"], summary["components"], memory.params
     settings = f"eps={p.get('eps')}, topk={p.get('topk')}, k={p.get('k')}"
     if summary["edges"] == 0:
-        return f"the feature graph has no edges ({settings}); raise --eps or --topk, or pass --allow-disconnected"
+        return f"the feature graph has no edges ({settings}); {remedy}"
     if parts > MAX_COMPONENTS_FRACTION * D:
-        return (f"the feature graph falls apart into {parts} components for D = {D} ({settings}); "
-                f"raise --eps or --topk, or pass --allow-disconnected")
+        return f"the feature graph falls apart into {parts} components for D = {D} ({settings}); {remedy}"
     return None
 
 

@@ -30,20 +30,44 @@ def _pv(p, v, acc, IEEE: tl.constexpr):
 
 
 @triton.jit
-def _fwd_tile(acc, l_i, m_i, lq, c, lk_base, v_base, start_n, offs_m, offs_d, Tk, D, off,
-              MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One key tile of the online softmax: update the running max, sum and P V accumulator."""
+def _key_tile(lq, c, lk_base, v_base, start_n, offs_m, offs_d, Tk, D, off,
+              MASK: tl.constexpr, CAUSAL: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Keys start_n .. start_n + BLOCK_N seen from a query tile: lq_i - lk_j [BLOCK_M, BLOCK_N], the
+    base-2 logits -|lq_i - lk_j| c (with MASK: -inf past Tk and, when causal, after row i's last
+    key) and the values v [BLOCK_N, BLOCK_D]."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
     n_valid = offs_n < Tk
     lk = tl.load(lk_base + offs_n, mask=n_valid, other=0.0)
     v = tl.load(v_base + offs_n[:, None] * D + offs_d[None, :], mask=n_valid[:, None] & (offs_d[None, :] < D),
                 other=0.0)  # [BLOCK_N, BLOCK_D]
-    s = -tl.abs(lq[:, None] - lk[None, :]) * c  # [BLOCK_M, BLOCK_N] base-2 logits
+    diff = lq[:, None] - lk[None, :]  # [BLOCK_M, BLOCK_N]
+    s = -tl.abs(diff) * c
     if MASK:
         keep = n_valid[None, :]
         if CAUSAL:
             keep = keep & (offs_n[None, :] <= offs_m[:, None] + off)
         s = tl.where(keep, s, float("-inf"))
+    return diff, s, v
+
+
+@triton.jit
+def _key_range(pid_m, Tk, off, CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """(full_end, hi) for query tile pid_m: key tiles below full_end are seen whole by every row
+    (no mask), those in [full_end, hi) need the mask, none past hi is seen."""
+    if CAUSAL:
+        hi = tl.minimum(Tk, pid_m * BLOCK_M + BLOCK_M + off)  # past the last row's last key
+        full_end = tl.minimum(Tk, pid_m * BLOCK_M + off + 1) // BLOCK_N * BLOCK_N  # seen by every row
+    else:
+        hi = Tk
+        full_end = Tk // BLOCK_N * BLOCK_N
+    return full_end, hi
+
+
+@triton.jit
+def _fwd_tile(acc, l_i, m_i, lq, c, lk_base, v_base, start_n, offs_m, offs_d, Tk, D, off,
+              MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One key tile of the online softmax: update the running max, sum and P V accumulator."""
+    _, s, v = _key_tile(lq, c, lk_base, v_base, start_n, offs_m, offs_d, Tk, D, off, MASK, CAUSAL, BLOCK_N)
     m_new = tl.maximum(m_i, tl.max(s, 1))
     alpha = tl.exp2(m_i - m_new)
     p = tl.exp2(s - m_new[:, None])
@@ -70,12 +94,7 @@ def fwd_kernel(LQ, LK, V, SCALE, OUT, LSE, H, n_rep, Tq, Tk, D, off,
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    if CAUSAL:
-        hi = tl.minimum(Tk, pid_m * BLOCK_M + BLOCK_M + off)  # past the last row's last key
-        full_end = tl.minimum(Tk, pid_m * BLOCK_M + off + 1) // BLOCK_N * BLOCK_N  # seen by every row
-    else:
-        hi = Tk
-        full_end = Tk // BLOCK_N * BLOCK_N
+    full_end, hi = _key_range(pid_m, Tk, off, CAUSAL, BLOCK_M, BLOCK_N)
     for start_n in range(0, full_end, BLOCK_N):
         acc, l_i, m_i = _fwd_tile(acc, l_i, m_i, lq, c, lk_base, v_base, start_n, offs_m, offs_d, Tk, D, off,
                                   False, CAUSAL, IEEE, BLOCK_N)
@@ -164,18 +183,7 @@ def bwd_kv_kernel(LQ, LK, V, SCALE, DO, LSE, DELTA, DV, DLK, DLQ, DT, H, n_rep, 
 def _bwd_q_tile(dlq, dt, lq, lse, delta, do, c, lk_base, v_base, start_n, offs_m, offs_d, Tk, D, off,
                 MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr, BLOCK_N: tl.constexpr):
     """One key tile's share of sum_j dS_ij sign(lq_i - lk_j) and sum_j dS_ij |lq_i - lk_j|."""
-    offs_n = start_n + tl.arange(0, BLOCK_N)
-    n_valid = offs_n < Tk
-    lk = tl.load(lk_base + offs_n, mask=n_valid, other=0.0)
-    v = tl.load(v_base + offs_n[:, None] * D + offs_d[None, :], mask=n_valid[:, None] & (offs_d[None, :] < D),
-                other=0.0)
-    diff = lq[:, None] - lk[None, :]
-    s = -tl.abs(diff) * c
-    if MASK:
-        keep = n_valid[None, :]
-        if CAUSAL:
-            keep = keep & (offs_n[None, :] <= offs_m[:, None] + off)
-        s = tl.where(keep, s, float("-inf"))
+    diff, s, v = _key_tile(lq, c, lk_base, v_base, start_n, offs_m, offs_d, Tk, D, off, MASK, CAUSAL, BLOCK_N)
     p = tl.exp2(s - lse[:, None])
     dp = _pv(do, tl.trans(v), tl.zeros(p.shape, tl.float32), IEEE)
     ds = p * (dp - delta[:, None])
@@ -205,12 +213,7 @@ def bwd_q_kernel(LQ, LK, V, SCALE, DO, LSE, DELTA, DLQ, DT_PART, H, n_rep, Tq, T
     v_base = V + bh_kv.to(tl.int64) * Tk * D
     dlq = tl.zeros([BLOCK_M], tl.float32)
     dt = tl.zeros([BLOCK_M], tl.float32)
-    if CAUSAL:
-        hi = tl.minimum(Tk, pid_m * BLOCK_M + BLOCK_M + off)
-        full_end = tl.minimum(Tk, pid_m * BLOCK_M + off + 1) // BLOCK_N * BLOCK_N
-    else:
-        hi = Tk
-        full_end = Tk // BLOCK_N * BLOCK_N
+    full_end, hi = _key_range(pid_m, Tk, off, CAUSAL, BLOCK_M, BLOCK_N)
     for start_n in range(0, full_end, BLOCK_N):
         dlq, dt = _bwd_q_tile(dlq, dt, lq, lse, delta, do, c, lk_base, v_base, start_n, offs_m, offs_d, Tk, D, off,
                               False, CAUSAL, IEEE, BLOCK_N)

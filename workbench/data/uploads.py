@@ -35,9 +35,11 @@ DEFAULT_MAX_UPLOAD_MB = 50.0
 SUFFIXES = (".npy", ".npz", ".safetensors", ".parquet", ".csv", ".txt", ".md")
 DEFAULT_DIM = 32
 BUILD_PHASES = ("read", "reduce", "cluster", "graph", "laplacian", "save")
-BUILD_VERSION = 2
+BUILD_VERSION = 3  # 3: graphs with no edges or more than D/4 components are refused
 BUILD_PARAMS = dict(BUILD_DEFAULTS)
 """Graph settings for uploads: the builder's defaults, the same as ``domain build``'s."""
+UPLOAD_REMEDY = ("the app builds uploads with these settings; build this file with "
+                 "`python -m tauformer domain build` and a larger --eps or --topk instead")
 
 
 @dataclass
@@ -208,6 +210,7 @@ def build_upload(cache_dir, job: UploadJob, progress=None) -> Path:
     TauformerError) for bad content: NaN rows, a 1-D array, too few items or features...
     """
     from tauformer.domain import build_domain_memory, load_embedding, save_domain_memory
+    from tauformer.domain.builder import connectivity_problem
 
     done = finished(cache_dir, job)
     if done is not None:
@@ -237,6 +240,9 @@ def build_upload(cache_dir, job: UploadJob, progress=None) -> Path:
     memory = build_domain_memory(emb, dim=dim, keep_items=True, progress=phase_report,
                                  name=display_name(job.filename), **BUILD_PARAMS)
     memory.source["path"] = job.filename
+    problem = connectivity_problem(memory, UPLOAD_REMEDY)
+    if problem:
+        raise DomainError(f"{job.filename}: {problem}")
     report(total - 1, total, "saving")
     out = domain_dir(cache_dir, job.key)
     save_domain_memory(memory, out, keep_items=True)
