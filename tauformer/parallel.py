@@ -1,0 +1,92 @@
+"""Wrapping a model for training: DDP or FSDP2 under torchrun, torch.compile, gradient sync.
+
+- DDP replicates the model and all-reduces gradients (the default under torchrun).
+- FSDP2 (`torch.distributed.fsdp.fully_shard`, ``--fsdp``) shards every block's parameters, and
+  the embedding / head, across the processes, gathering them layer by layer for forward and
+  backward: for models whose parameters, gradients and optimizer state do not fit one device.
+- ``--compile`` wraps the (distributed) model in torch.compile for the training steps; the
+  evaluation and statistics passes run the plain module (the probe needs eager hooks).
+
+Everything here is set-up; the model code stays unaware of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from .runtime import Distributed
+
+
+@dataclass
+class Wrapped:
+    """The module the training step calls (`net`) and the module evaluation uses (`model`)."""
+
+    net: torch.nn.Module
+    model: torch.nn.Module
+    kind: str  # "single", "ddp" or "fsdp"
+    ddp: torch.nn.Module | None = None
+
+    def sync(self, last_micro_step: bool):
+        """Context for one micro-step's backward: gradients are synchronised on the last one only."""
+        if self.kind == "ddp" and not last_micro_step:
+            return self.ddp.no_sync()
+        if self.kind == "fsdp":
+            self.model.set_requires_gradient_sync(last_micro_step)
+        return contextlib.nullcontext()
+
+    @property
+    def sharded(self) -> bool:
+        return self.kind == "fsdp"
+
+
+def wrap_model(model: torch.nn.Module, dist: Distributed, device: torch.device, *, fsdp: bool = False,
+               compile: bool = False) -> Wrapped:
+    """DDP / FSDP2 / nothing (one process), then torch.compile when asked; returns the Wrapped pair."""
+    kind, ddp = "single", None
+    net = model
+    if dist.enabled and fsdp:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(device.type, (dist.world_size,))
+        for block in model.transformer.h:
+            fully_shard(block, mesh=mesh)
+        fully_shard(model, mesh=mesh)  # the rest: wte, lm_head and any parameter outside the blocks
+        kind = "fsdp"
+    elif dist.enabled:
+        ddp = net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+        kind = "ddp"
+    if compile:
+        net = torch.compile(net)
+    return Wrapped(net=net, model=model, kind=kind, ddp=ddp)
+
+
+def full_state_dict(wrapped: Wrapped) -> dict | None:
+    """The unsharded state dict on CPU: a collective under FSDP (every rank must call it; rank 0
+    receives it, the others None); the plain module's state otherwise."""
+    if not wrapped.sharded:
+        return wrapped.model.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(wrapped.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return state or None
+
+
+def plain_tensor(t: torch.Tensor) -> torch.Tensor:
+    """A DTensor (FSDP-sharded parameter or a value computed from one) gathered; others unchanged.
+    A collective for DTensors: every rank must call it."""
+    full = getattr(t, "full_tensor", None)
+    return full() if callable(full) else t
+
+
+def all_reduce_mean(value: float, dist: Distributed, device: torch.device) -> float:
+    """The mean of a float over the processes (itself in one process)."""
+    if not dist.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t)
+    return float(t) / dist.world_size
