@@ -22,10 +22,10 @@ import numpy as np
 
 from .errors import ConfigError
 from .shards import DTYPES, ShardWriter
-from .sources import DOC_BYTES, CorpusStats, iter_documents, resolve_inputs, total_bytes
+from .sources import DOC_BYTES, CorpusStats, check_readable, iter_documents, resolve_inputs, total_bytes
 from .tokenizer import MAX_UINT16_VOCAB, TOKENIZER_FILE, ByteTokenizer, train_bpe
 
-ENCODE_BATCH_BYTES = 1 << 20  # documents are encoded in batches of about this much text
+ENCODE_BATCH_BYTES = 1 << 18  # documents are encoded in batches of about this much text
 PARAGRAPH_MIN_CHARS = 40
 PARAGRAPH_MAX_CHARS = 2000
 
@@ -83,6 +83,7 @@ def prepare(inputs: list[str], out, *, tokenizer: str = "bpe", vocab_size: int =
     """Prepare a corpus into `out`; returns meta.json's content plus timings."""
     check_options(tokenizer, vocab_size, dtype, val_fraction, domain_out, dim)
     files = resolve_inputs(list(inputs))
+    check_readable(files)
     size = total_bytes(files)
     out = Path(out)
     started = time.perf_counter()

@@ -86,6 +86,17 @@ def resolve_inputs(inputs: list[str]) -> list[Path | str]:
     return found
 
 
+def check_readable(files: list[Path | str]) -> None:
+    """Refuse binary text / JSON-lines files before any work starts (a NUL byte in the first 8 KiB)."""
+    for f in files:
+        if f != BUNDLED and Path(f).suffix.lower() in (".txt", ".md", ".jsonl"):
+            try:
+                with Path(f).open("rb") as fh:
+                    _check_not_binary(Path(f), fh.read(SNIFF_BYTES))
+            except OSError as err:
+                raise ConfigError(f"{f}: cannot read ({err.strerror})") from None
+
+
 def total_bytes(files: list[Path | str]) -> int:
     """Sum of the files' sizes (for a progress bar); the bundled corpus counts its text."""
     total = 0
