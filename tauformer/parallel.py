@@ -4,6 +4,8 @@
 - FSDP2 (`torch.distributed.fsdp.fully_shard`, ``--fsdp``) shards every block's parameters, and
   the embedding / head, across the processes, gathering them layer by layer for forward and
   backward: for models whose parameters, gradients and optimizer state do not fit one device.
+  Evaluation gathers an unsharded copy onto rank 0 (parameters only: a fraction of the training
+  state, which also holds gradients and optimizer moments).
 - ``--compile`` wraps the (distributed) model in torch.compile for the training steps; the
   evaluation and statistics passes run the plain module (the probe needs eager hooks).
 
@@ -74,13 +76,6 @@ def full_state_dict(wrapped: Wrapped) -> dict | None:
 
     state = get_model_state_dict(wrapped.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     return state or None
-
-
-def plain_tensor(t: torch.Tensor) -> torch.Tensor:
-    """A DTensor (FSDP-sharded parameter or a value computed from one) gathered; others unchanged.
-    A collective for DTensors: every rank must call it."""
-    full = getattr(t, "full_tensor", None)
-    return full() if callable(full) else t
 
 
 def all_reduce_mean(value: float, dist: Distributed, device: torch.device) -> float:

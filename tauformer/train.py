@@ -42,7 +42,7 @@ from .errors import ConfigError, ShapeError
 from .flops import flops_per_token, peak_flops
 from .fsutil import atomic_write_json
 from .model import GPT
-from .parallel import Wrapped, all_reduce_mean, full_state_dict, plain_tensor, wrap_model
+from .parallel import all_reduce_mean, full_state_dict, wrap_model
 from .probe import head_statistics
 from .runtime import Distributed, autocast, eval_mode, init_distributed
 
@@ -166,7 +166,7 @@ def evaluate(model: GPT, eval_batches: list, device: torch.device, target_bytes:
     record.update(stats)
     if model.config.attention == "tau":
         attns = [block.attn for block in model.transformer.h]
-        record["temperature"] = [plain_tensor(a.temperature()).tolist() for a in attns]
+        record["temperature"] = [a.temperature().tolist() for a in attns]
         record["tau"] = [float(a.taumode.tau_running) for a in attns]
     return record
 
@@ -290,16 +290,20 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
             bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)  # update() redraws
             if done % train_cfg.eval_every == 0 or done == train_cfg.steps:
                 train_loss = all_reduce_mean(sum(interval_losses) / len(interval_losses), dist, device)
-                if dist.is_main or wrapped.sharded:  # a sharded model's forward needs every rank
+                eval_model = model
+                if wrapped.sharded:  # gather (every rank) an unsharded copy: the probe reads parameters outside forward
+                    state = full_state_dict(wrapped)
+                    eval_model = _plain_model(model_cfg, state).to(device) if dist.is_main else None
+                if dist.is_main:
                     record = {"step": done, "train_loss": train_loss, "lr": lr, "tokens_per_s": tokens_per_s,
                               "tokens_seen": done * tokens_per_step, "elapsed_s": time.perf_counter() - started,
                               "flops_per_s": token_flops * tokens_per_s,
                               "mfu": token_flops * tokens_per_s / (peak * world) if peak else None}
-                    record.update(evaluate(model, eval_batches, device, eval_bytes))
-                    if dist.is_main:
-                        history.append(record)
-                        atomic_write_json(run_dir / "history.json", history, compact=True)
-                        bar.write(progress_line(record))
+                    record.update(evaluate(eval_model, eval_batches, device, eval_bytes))
+                    history.append(record)
+                    atomic_write_json(run_dir / "history.json", history, compact=True)
+                    bar.write(progress_line(record))
+                del eval_model
                 interval_losses, interval_time = [], 0.0
                 dist.barrier()
             if done % train_cfg.ckpt_every == 0 or done == train_cfg.steps:
