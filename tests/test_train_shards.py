@@ -150,3 +150,18 @@ def test_workbench_probe_of_a_bpe_run_shows_token_pieces(bpe_run, tmp_path):
     assert ws.probes.pair("tau-bpe") is None  # same shape would pair; different tokenizers never do
     with pytest.raises(Exception, match="different tokens"):
         ws.probes.probe_pair("tau-bpe", None, "dot-bytes", prompt)
+
+
+def test_training_page_puts_bpe_and_byte_runs_on_one_bits_per_byte_axis(bpe_run):
+    from workbench.data import Workspace, demo_workspace
+    from workbench.views.training import in_bits_per_byte, update_loss
+
+    run, result = bpe_run
+    h = Workspace(runs=[run]).runs.history_arrays("tau-bpe")
+    converted = in_bits_per_byte(h)
+    assert np.allclose(converted["val_loss"], [r["val_bpb"] for r in result.history])
+    factor = result.history[-1]["val_bpb"] / result.history[-1]["val_loss"]
+    assert converted["train_loss"][-1] == pytest.approx(result.history[-1]["train_loss"] * factor)
+    assert factor < 1 / math.log(2) / 1.5  # several bytes per BPE token
+    fig = update_loss(demo_workspace(), 0, "bpb", "tau", None)
+    assert fig.layout.yaxis.title.text == "loss (bits / byte)"
