@@ -1,8 +1,7 @@
 """Documents of a corpus, streamed from text files, folders, globs, JSON lines and Parquet.
 
 INPUT is a file, a folder (searched recursively, hidden entries skipped) or a glob; files ending
-in SUPPORTED are read,
-in sorted path order, so the same inputs always give the same document sequence:
+in SUPPORTED are read in sorted path order, so the same inputs always give the same documents:
 
 - ``.txt`` / ``.md``: UTF-8 text, read line by line. A file is one document, cut at the next blank
   line once a document reaches DOC_BYTES (so a single large file still splits by document).
