@@ -1,4 +1,4 @@
-"""Command line: python -m tauformer {train, generate, demo, domain, bench}.
+"""Command line: python -m tauformer {prepare, train, generate, demo, domain, bench}.
 
 Each command lives in its own module, which exposes ``register(subparsers)`` and sets a ``func``
 default that takes the parsed arguments and returns an exit code. ``register`` stays cheap: no
@@ -21,6 +21,7 @@ import traceback
 from .errors import TauformerError
 
 COMMAND_MODULES = (
+    "tauformer.prepare",
     "tauformer.train_cli",
     "tauformer.generate_cli",
     "tauformer.demo",

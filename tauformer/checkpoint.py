@@ -2,7 +2,9 @@
 
     ckpt-<step>/
       model.safetensors      weights and buffers (incl. a tau model's Laplacian)
-      config.json            format name + version, model and train config, step, domain memory
+      config.json            format name + version, model and train config, step, domain memory,
+                             tokenizer record (kind, vocab size, sha256 of tokenizer.json)
+      tokenizer.json         the BPE tokenizer (absent for byte tokens); JSON, safe to load
       history.json           evaluation records up to this step (losses, lr, tokens/s, lambda stats)
       optimizer.safetensors  optional: optimizer state and RNG state, for --resume
       trainer.json           optional: the optimizer's param groups and loop state
@@ -33,6 +35,7 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINER_FILE = "trainer.json"
+TOKENIZER_FILE = "tokenizer.json"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)$")
 _LEFTOVER_RE = re.compile(r"^\.ckpt-\d+\.(.+\.tmp|old-\d+)$")  # from a save that was killed
 FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
@@ -101,8 +104,12 @@ def save_checkpoint(
     trainer_state: dict | None = None,
     extra: dict | None = None,
     save_dtype: str = "float32",
+    tokenizer=None,
 ) -> Path:
-    """Write model (and optionally optimizer / loop state) to the directory `path`, atomically."""
+    """Write model (and optionally optimizer / loop state) to the directory `path`, atomically.
+
+    tokenizer: the run's tokenizer (tauformer.tokenizer); None means byte tokens.
+    """
     import torch
     from safetensors.torch import save as save_safetensors_bytes
 
@@ -125,7 +132,7 @@ def save_checkpoint(
         "model": raw.config.to_dict(),
         "train": train_config.to_dict() if train_config is not None else None,
         "domain": domain,
-        "tokenizer": "bytes",
+        "tokenizer": tokenizer.record() if tokenizer is not None else "bytes",
         "weights_dtype": save_dtype,
         "extra": extra or {},
     }
@@ -134,6 +141,7 @@ def save_checkpoint(
         atomic_write_bytes(tmp / WEIGHTS_FILE, save_safetensors_bytes(tensors, metadata={"format": FORMAT_NAME}))
         atomic_write_json(tmp / CONFIG_FILE, config)
         atomic_write_json(tmp / HISTORY_FILE, history or [], compact=True)
+        _write_tokenizer(tmp, tokenizer)
         if optimizer_state is not None:
             flat, groups = _flatten_optimizer(optimizer_state)
             atomic_write_bytes(tmp / OPTIMIZER_FILE, save_safetensors_bytes(flat, metadata={"format": FORMAT_NAME}))
@@ -152,6 +160,30 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
             shutil.rmtree(child, ignore_errors=True)
             removed.append(child)
     return removed
+
+
+def _write_tokenizer(directory: Path, tokenizer) -> None:
+    """tokenizer.json beside config.json (nothing for byte tokens)."""
+    text = tokenizer.to_json() if tokenizer is not None else None
+    if text is not None:
+        atomic_write_bytes(directory / TOKENIZER_FILE, text.encode("utf-8"))
+
+
+def load_checkpoint_tokenizer(path: str | Path):
+    """The tokenizer a checkpoint (or a run directory's latest) was trained with; JSON only.
+
+    Checkpoints without a tokenizer record use byte tokens. A tokenizer.json that is missing,
+    unreadable or does not match the recorded hash raises CheckpointError naming the file.
+    """
+    from .tokenizer import load_tokenizer
+
+    path = resolve_checkpoint(path)
+    config = _read_json(path / CONFIG_FILE, what="config")
+    record = config.get("tokenizer", "bytes") if isinstance(config, dict) else "bytes"
+    try:
+        return load_tokenizer(record, path)
+    except ConfigError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def read_meta(path: str | Path, *, history: bool = True) -> CheckpointMeta:

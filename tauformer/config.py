@@ -183,6 +183,10 @@ class TrainConfig:
     device: str = "auto"
     save_dtype: str = "float32"  # weights dtype on disk: float32, float16 or bfloat16
     save_optimizer: bool = True  # keep optimizer state in checkpoints (needed for --resume)
+    grad_accum: int = 1  # micro-batches per optimizer step (global batch = batch_size * grad_accum * processes)
+    compile: bool = False  # torch.compile the model for training
+    fsdp: bool = False  # under torchrun: shard parameters with FSDP2 (fully_shard) instead of DDP
+    peak_tflops: float = 0.0  # per-device peak for MFU; 0 = the GPU's bf16 peak when known
 
     def __post_init__(self) -> None:
         check_field_types(self, "train config")

@@ -24,14 +24,13 @@ def run_generate(args: argparse.Namespace) -> int:
     import torch  # here, not at module level: every other command would pay for importing it
 
     from .cache import generate
-    from .checkpoint import load_checkpoint
-    from .data import ByteTokenizer
+    from .checkpoint import load_checkpoint, load_checkpoint_tokenizer
     from .runtime import resolve_device
 
     device = resolve_device(args.device)
     model, meta = load_checkpoint(args.checkpoint, device=device)
-    tokenizer = ByteTokenizer()
-    prompt_ids = tokenizer.encode(args.prompt) or [10]
+    tokenizer = load_checkpoint_tokenizer(meta.path)  # the run's own: bytes, or its BPE tokenizer.json
+    prompt_ids = tokenizer.encode(args.prompt) or tokenizer.encode("\n")
     idx = torch.tensor([prompt_ids], dtype=torch.long, device=device)
     gen = torch.Generator(device=device).manual_seed(args.seed)
     start = time.perf_counter()
@@ -39,6 +38,6 @@ def run_generate(args: argparse.Namespace) -> int:
                    use_cache=not args.no_cache, generator=gen)
     seconds = time.perf_counter() - start
     print(tokenizer.decode(out[0].tolist()))
-    print(f"\n[{meta.model_config.attention} model, {meta.path}, step {meta.step}: "
+    print(f"\n[{meta.model_config.attention} model ({tokenizer.name} tokens), {meta.path}, step {meta.step}: "
           f"{args.max_new_tokens} tokens in {seconds:.2f} s, {1000 * seconds / max(1, args.max_new_tokens):.1f} ms/token]")
     return 0

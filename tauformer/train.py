@@ -1,14 +1,22 @@
-"""Training loop: one process or torchrun DDP, AdamW with warm-up + cosine, evals, checkpoints.
+"""Training loop: one process, torchrun DDP or FSDP2; AdamW with warm-up + cosine, evals, checkpoints.
 
-Each evaluation appends a record to the run's history (losses, lr, tokens/s, and per layer and
-head the lambda statistics and attention entropy the workbench plots). Checkpoints are written
-atomically; an interrupted run saves where it stopped, and `resume=True` continues from the
+Data is a text (byte tokens) or a prepared shards directory (its own tokenizer, memory-mapped).
+Every step draws one *global* batch -- batch_size x grad_accum x processes windows -- from a
+generator seeded alike on every rank, and each rank trains on its own slice, micro-batch by
+micro-batch: one process with grad_accum 2, or two processes, see the same examples as one
+process with twice the batch.
+
+Each evaluation appends a record to the run's history: losses (validation in nats per token and
+bits per byte), lr, tokens/s, model FLOP/s and MFU, and per layer and head the lambda statistics
+and attention entropy the workbench plots. Checkpoints are written atomically and carry the
+tokenizer; an interrupted run saves where it stopped, and `resume=True` continues from the
 latest checkpoint with the same data order.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import shutil
 import sys
@@ -29,10 +37,13 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ModelConfig, TrainConfig
-from .data import TokenBatches, bits_per_byte, load_corpus
+from .data import bits_per_byte, load_batches
 from .errors import ConfigError, ShapeError
+from .flops import flops_per_token, peak_flops
 from .fsutil import atomic_write_json
 from .model import GPT
+from .parallel import (all_reduce_mean, full_optimizer_state, full_state_dict, load_optimizer_state, sync_buffers,
+                       wrap_model)
 from .probe import head_statistics
 from .runtime import Distributed, autocast, eval_mode, init_distributed
 
@@ -103,33 +114,56 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
 
 def optimisation_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                       device: torch.device, grad_clip: float) -> float:
-    """One training step: autocast forward with the loss, backward, gradient-norm clipping (when
-    grad_clip > 0), optimizer step, zero grad; returns the loss as a float.
+    """One training step on one batch (see accumulation_step); returns the loss as a float."""
+    return accumulation_step(net, optimizer, [(x, y)], device, grad_clip)
 
-    net may be the model or its DistributedDataParallel wrapper (same parameters, same order).
+
+def accumulation_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, micro_batches: list,
+                      device: torch.device, grad_clip: float, sync=None) -> float:
+    """One optimizer step over micro-batches [(x, y)]: autocast forward, backward of loss / n for
+    each (gradients add up to those of their mean), gradient-norm clipping (when grad_clip > 0),
+    optimizer step, zero grad. Returns the mean loss as a float.
+
+    net may be the model or its DDP / FSDP / compiled wrapper; sync(last) gives the context in which
+    a micro-step's backward runs (gradient all-reduce only on the last one).
     """
-    with autocast(device):
-        _, loss = net(x, y)
-    loss.backward()
+    n = len(micro_batches)
+    total = torch.zeros((), device=device)
+    for i, (x, y) in enumerate(micro_batches):
+        with sync(i == n - 1) if sync is not None else contextlib.nullcontext():
+            with autocast(device):
+                _, loss = net(x, y)
+            (loss / n).backward()
+        total += loss.detach().float()
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach())
+    return float(total) / n
 
 
 @torch.no_grad()
-def evaluate(model: GPT, eval_batches: list, device: torch.device) -> dict:
-    """Validation loss on fixed batches, and lambda / entropy statistics on a few sequences."""
+def evaluate(model: GPT, eval_batches: list, device: torch.device, target_bytes: list[int] | None = None) -> dict:
+    """Validation loss on fixed batches, and lambda / entropy statistics on a few sequences.
+
+    val_loss is in nats per token; val_bpb = (sum of token losses) / (ln 2 * UTF-8 bytes the target
+    tokens cover), from target_bytes per batch (None: one byte per token).
+    """
     with eval_mode(model):
-        losses = []
+        losses, n_tokens = [], []
         for x, y in eval_batches:
             with autocast(device):
                 _, loss = model(x, y)
             losses.append(float(loss))
+            n_tokens.append(y.numel())
         stats = head_statistics(model, eval_batches[0][0][:STATS_SEQUENCES])
     record = {"val_loss": sum(losses) / len(losses)}
-    record["val_bpb"] = bits_per_byte(record["val_loss"])
+    if target_bytes is None:
+        record["val_bpb"] = bits_per_byte(record["val_loss"])
+    else:
+        nats = sum(l * n for l, n in zip(losses, n_tokens))
+        record["val_bpb"] = nats / (math.log(2) * max(1, sum(target_bytes)))
+        record["val_bytes_per_token"] = sum(target_bytes) / sum(n_tokens)
     record.update(stats)
     if model.config.attention == "tau":
         attns = [block.attn for block in model.transformer.h]
@@ -159,17 +193,24 @@ def _quiet(*args, **kwargs) -> None:
     pass
 
 
+def _check_run(train_cfg: TrainConfig, dist: Distributed, resume: bool, existing: list, log: Callable) -> None:
+    if train_cfg.grad_accum < 1:
+        raise ConfigError(f"--grad-accum must be >= 1, got {train_cfg.grad_accum}")
+    if train_cfg.fsdp and not dist.enabled:
+        log("note: --fsdp shards across torchrun processes; with one process the model is trained unsharded")
+
+
 def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distributed, device) -> TrainResult:
     existing = list_checkpoints(run_dir)
     if existing and not resume:
         raise ConfigError(f"{run_dir}: already holds checkpoints (latest step {existing[-1][0]}); "
                           "pass --resume to continue it or choose another output directory")
-    text = load_corpus(train_cfg.data)
+    _check_run(train_cfg, dist, resume, existing, log)
     source = train_cfg.data or "the bundled Python documentation topics"
 
     history: list = []
     start_step = 0
-    gen = torch.Generator().manual_seed(train_cfg.seed + dist.rank)
+    gen = torch.Generator().manual_seed(train_cfg.seed)  # alike on every rank: each takes its slice
     optimizer_state = None
     if resume and existing:
         meta = read_meta(existing[-1][1])
@@ -179,37 +220,52 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
         model, _ = load_checkpoint(meta.path)
         optimizer_state, trainer_state = load_training_state(meta.path)
         rng = trainer_state.get("rng_state")
-        if rng and dist.rank == 0:
+        if rng:
             gen.set_state(torch.frombuffer(bytearray(base64.b64decode(rng)), dtype=torch.uint8))
         log(f"resuming {run_dir} from step {start_step}")
     else:
         laplacian, domain_record = resolve_domain(train_cfg, model_cfg, log)
         torch.manual_seed(train_cfg.seed)
         model = GPT(model_cfg, laplacian=laplacian)
-    batches = TokenBatches(text, block_size=model_cfg.block_size, val_fraction=train_cfg.val_fraction, source=source)
+    batches = load_batches(train_cfg.data, block_size=model_cfg.block_size, val_fraction=train_cfg.val_fraction)
+    tokenizer = batches.tokenizer
+    if model_cfg.vocab_size < tokenizer.vocab_size:
+        raise ConfigError(f"{source}: its {tokenizer.name} tokenizer has {tokenizer.vocab_size:,} tokens but the model's "
+                          f"vocab_size is {model_cfg.vocab_size:,}; leave --vocab-size unset to take it from the data")
+    n_params, token_flops = model.num_parameters(), flops_per_token(model)
     model.to(device)
     model.train()
-    optimizer = build_optimizer(model, train_cfg)
+    wrapped = wrap_model(model, dist, device, fsdp=train_cfg.fsdp, compile=train_cfg.compile)
+    optimizer = build_optimizer(model, train_cfg)  # after sharding: FSDP replaces parameters by shards
     if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
-    net = model
-    if dist.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        load_optimizer_state(wrapped, optimizer, optimizer_state)
     eval_batches = batches.eval_batches(train_cfg.eval_batches, train_cfg.batch_size, seed=train_cfg.seed, device=device)
-    log(f"{model_cfg.attention} model, {model.num_parameters():,} parameters, head_dim {model_cfg.head_dim}, "
-        f"{len(batches.train_ids):,} training bytes from {source}, device {device}"
-        + (f", {dist.world_size} processes" if dist.enabled else ""))
+    eval_bytes = None if tokenizer.kind == "bytes" else [batches.target_bytes(y) for _, y in eval_batches]
+    micro, accum, world = train_cfg.batch_size, train_cfg.grad_accum, dist.world_size
+    tokens_per_step = micro * accum * world * model_cfg.block_size
+    peak = peak_flops(device, train_cfg.peak_tflops)
+    log(f"{model_cfg.attention} model, {n_params:,} parameters, head_dim {model_cfg.head_dim}, "
+        f"{batches.n_train_tokens:,} training tokens ({tokenizer.name}) from {source}, device {device}"
+        + (f", {world} processes ({wrapped.kind})" if dist.enabled else "")
+        + f"; {tokens_per_step:,} tokens per step ({micro} x {accum} x {world} sequences of {model_cfg.block_size})")
 
     def save(step: int) -> None:
+        state = full_state_dict(wrapped)  # collectives under FSDP: every rank takes part
+        optimizer_state = full_optimizer_state(wrapped, optimizer) if train_cfg.save_optimizer else None
         if dist.is_main:
-            state = {"rng_state": base64.b64encode(gen.get_state().numpy().tobytes()).decode("ascii"), "step": step}
-            save_checkpoint(checkpoint_dir(run_dir, step), model, step=step, train_config=train_cfg, history=history,
-                            domain=domain_record, optimizer_state=optimizer.state_dict() if train_cfg.save_optimizer else None,
-                            trainer_state=state, save_dtype=train_cfg.save_dtype)
+            target = model if not wrapped.sharded else _plain_model(model_cfg, state)
+            trainer = {"rng_state": base64.b64encode(gen.get_state().numpy().tobytes()).decode("ascii"), "step": step}
+            save_checkpoint(checkpoint_dir(run_dir, step), target, step=step, train_config=train_cfg, history=history,
+                            domain=domain_record, optimizer_state=optimizer_state,
+                            trainer_state=trainer, save_dtype=train_cfg.save_dtype, tokenizer=tokenizer)
             _prune(run_dir, train_cfg.keep_checkpoints)
         dist.barrier()
 
-    tokens_per_step = train_cfg.batch_size * model_cfg.block_size * dist.world_size
+    def micro_batches() -> list:
+        starts = batches.starts("train", micro * accum * world, gen)  # the global batch, same on every rank
+        parts = [starts[(m * world + dist.rank) * micro:(m * world + dist.rank + 1) * micro] for m in range(accum)]
+        return [batches.windows("train", p, device) for p in parts]
+
     bar = tqdm(total=train_cfg.steps, initial=start_step, disable=not (progress and dist.is_main),
                desc=f"train {model_cfg.attention}", unit="step", file=sys.stderr, dynamic_ncols=True)
     interval_losses, interval_time, started = [], 0.0, time.perf_counter()
@@ -220,8 +276,9 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
             lr = lr_at(step, train_cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = batches.batch("train", train_cfg.batch_size, gen, device)
-            loss_value = optimisation_step(net, optimizer, x, y, device, train_cfg.grad_clip)
+            loss_value = accumulation_step(wrapped.net, optimizer, micro_batches(), device, train_cfg.grad_clip,
+                                           sync=wrapped.sync)
+            sync_buffers(wrapped, dist)
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"training loss became {loss_value} at step {step + 1}; try a lower --lr")
             interval_losses.append(loss_value)
@@ -231,28 +288,49 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)  # update() redraws
             if done % train_cfg.eval_every == 0 or done == train_cfg.steps:
+                train_loss = all_reduce_mean(sum(interval_losses) / len(interval_losses), dist, device)
+                eval_model = model
+                if wrapped.sharded:  # gather (every rank) an unsharded copy: the probe reads parameters outside forward
+                    state = full_state_dict(wrapped)
+                    eval_model = _plain_model(model_cfg, state).to(device) if dist.is_main else None
                 if dist.is_main:
-                    record = {"step": done, "train_loss": sum(interval_losses) / len(interval_losses), "lr": lr,
-                              "tokens_per_s": tokens_per_s, "tokens_seen": done * tokens_per_step,
-                              "elapsed_s": time.perf_counter() - started}
-                    record.update(evaluate(model, eval_batches, device))
+                    record = {"step": done, "train_loss": train_loss, "lr": lr, "tokens_per_s": tokens_per_s,
+                              "tokens_seen": done * tokens_per_step, "elapsed_s": time.perf_counter() - started,
+                              "flops_per_s": token_flops * tokens_per_s,
+                              "mfu": token_flops * tokens_per_s / (peak * world) if peak else None}
+                    record.update(evaluate(eval_model, eval_batches, device, eval_bytes))
                     history.append(record)
                     atomic_write_json(run_dir / "history.json", history, compact=True)
-                    bar.write(f"step {done}: train {record['train_loss']:.4f}  val {record['val_loss']:.4f} "
-                              f"({record['val_bpb']:.3f} bits/byte)  {tokens_per_s:,.0f} tok/s")
+                    bar.write(progress_line(record))
+                del eval_model
                 interval_losses, interval_time = [], 0.0
                 dist.barrier()
             if done % train_cfg.ckpt_every == 0 or done == train_cfg.steps:
                 save(done)
         step = train_cfg.steps
     except KeyboardInterrupt:
-        if step > start_step and dist.is_main:
+        if step > start_step and dist.is_main and not wrapped.sharded:
             bar.write(f"interrupted: saving step {step} to {checkpoint_dir(run_dir, step)}")
             save(step)
         raise
     finally:
         bar.close()
     return TrainResult(run_dir=run_dir, step=step, history=history)
+
+
+def progress_line(record: dict) -> str:
+    """The log line of one evaluation: losses in nats per token and bits per byte, speed, MFU."""
+    mfu = f", MFU {100 * record['mfu']:.1f}%" if record.get("mfu") is not None else ""
+    return (f"step {record['step']}: train {record['train_loss']:.4f}  val {record['val_loss']:.4f} nats/token "
+            f"({record['val_bpb']:.3f} bits/byte)  {record['tokens_per_s']:,.0f} tok/s, "
+            f"{record['flops_per_s'] / 1e12:.3g} TFLOP/s{mfu}")
+
+
+def _plain_model(model_cfg: ModelConfig, state: dict) -> GPT:
+    """An unsharded GPT holding a gathered state dict (what a checkpoint stores)."""
+    plain = GPT(model_cfg, laplacian=state.get("laplacian") if model_cfg.attention == "tau" else None)
+    plain.load_state_dict(state, strict=True)
+    return plain
 
 
 def _prune(run_dir: Path, keep: int) -> None:

@@ -6,16 +6,7 @@ import argparse
 from dataclasses import fields
 
 from .config import ATTENTION_KINDS, TAU_KERNELS, TAU_MODES, ModelConfig, TrainConfig
-
-# Shapes: the demo's, a tiny one for smoke tests, and the reference presets (SPEC section 4).
-PRESETS = {
-    "tiny": dict(n_layer=2, n_head=2, n_kv_head=2, n_embd=32, block_size=64),
-    "demo": dict(n_layer=4, n_head=4, n_kv_head=4, n_embd=128, block_size=256),
-    "small": dict(n_layer=12, n_head=6, n_kv_head=6, n_embd=768, block_size=1024),
-    "medium": dict(n_layer=24, n_head=12, n_kv_head=12, n_embd=1024, block_size=1024),
-    "large": dict(n_layer=36, n_head=20, n_kv_head=20, n_embd=1280, block_size=1024),
-}
-
+from .presets import PRESETS, preset_shape
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a tau or dot-product GPT into a run directory",
@@ -30,10 +21,13 @@ def register(subparsers) -> None:
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="model shape preset")
+    g.add_argument("--preset", choices=list(PRESETS), default="demo",
+                   help="model shape preset (see tauformer/presets.py; paper-30m has head dim 384)")
     g.add_argument("--attention", choices=ATTENTION_KINDS, default="tau")
     for name in ("n_layer", "n_head", "n_kv_head", "n_embd", "block_size"):
         g.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help="overrides the preset")
+    g.add_argument("--vocab-size", type=int, default=None,
+                   help="embedding rows (default: the data's tokenizer, 256 for text files)")
     g.add_argument("--tau-mode", choices=TAU_MODES, default=ModelConfig.tau_mode)
     g.add_argument("--tau", type=float, default=ModelConfig.tau, help="fixed tau (start value when calibrated)")
     g.add_argument("--tau-percentile", type=float, default=None, help="quantile p for --tau-mode percentile")
@@ -42,6 +36,15 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fixed-temperature", action="store_true", help="do not learn a per-head temperature")
     g.add_argument("--tau-kernel", choices=TAU_KERNELS, default=ModelConfig.tau_kernel)
     g.add_argument("--no-softcap", action="store_true", help="disable the 15 tanh(z/15) logit soft-cap")
+
+
+TRAIN_HELP = {
+    "batch_size": "sequences per micro-batch and process",
+    "grad_accum": "micro-batches per optimizer step (global batch = batch size x grad accum x processes)",
+    "compile": "torch.compile the model for the training steps",
+    "fsdp": "under torchrun: shard the model with FSDP2 (fully_shard) instead of replicating it (DDP)",
+    "peak_tflops": "per-device peak TFLOP/s for MFU (0: the GPU's bf16 peak when known; none on CPU)",
+}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,16 +56,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default = getattr(defaults, f.name)
         flag = f"--{f.name.replace('_', '-')}"
         if isinstance(default, bool):
-            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=TRAIN_HELP.get(f.name))
         else:
-            g.add_argument(flag, type=type(default), default=default)
-    g.add_argument("--data", default=None, help="UTF-8 text file (default: the bundled Python documentation topics)")
+            g.add_argument(flag, type=type(default), default=default, help=TRAIN_HELP.get(f.name))
+    g.add_argument("--data", default=None, help="a directory made by `prepare` (its tokenizer and memory-mapped "
+                   "shards), or a UTF-8 text file (byte tokens); default: the bundled Python documentation topics")
     g.add_argument("--domain", default=None, help="domain-memory file whose Laplacian the tau model uses")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
 def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
-    shape = dict(PRESETS[args.preset])
+    shape = preset_shape(args.preset)
     for name in shape:
         value = getattr(args, name, None)
         if value is not None:
@@ -70,7 +74,7 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
     if args.n_head is not None and args.n_kv_head is None:
         shape["n_kv_head"] = args.n_head
     return ModelConfig(
-        vocab_size=256,
+        vocab_size=args.vocab_size or data_vocab_size(args.data),
         attention=args.attention,
         tau_mode=args.tau_mode,
         tau=args.tau,
@@ -81,6 +85,15 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
         softcap=None if args.no_softcap else ModelConfig.softcap,
         **shape,
     )
+
+
+def data_vocab_size(data: str | None) -> int:
+    """The vocabulary of the data's tokenizer: from a shards directory's meta.json, else 256 (bytes)."""
+    from .shards import is_shards_dir, read_shards_meta
+
+    if is_shards_dir(data):
+        return int(read_shards_meta(data)["tokenizer"]["vocab_size"])
+    return 256
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -94,5 +107,6 @@ def run_train(args: argparse.Namespace) -> int:
                    resume=args.resume, progress=not args.no_progress)
     if result.history:
         last = result.history[-1]
-        print(f"done: step {result.step}, val loss {last['val_loss']:.4f} ({last['val_bpb']:.3f} bits/byte) -> {args.out}")
+        print(f"done: step {result.step}, val loss {last['val_loss']:.4f} nats/token ({last['val_bpb']:.3f} bits/byte)"
+              f" -> {args.out}")
     return 0

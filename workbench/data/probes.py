@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tauformer.data import ByteTokenizer, TokenBatches, load_corpus
+from tauformer.checkpoint import load_checkpoint_tokenizer
+from tauformer.data import ByteTokenizer, load_batches, load_corpus
+from tauformer.shards import is_shards_dir, open_shards
 from tauformer.errors import ConfigError, TauformerError
 from tauformer.laplacian import as_laplacian_tensor
 from tauformer.probe import ProbeResult, run_probe
@@ -79,9 +81,9 @@ class ProbeView:
         return self.lambda_q is not None
 
 
-def probe_view(result: ProbeResult, run: str, step: int, *, truncated: bool = False) -> ProbeView:
-    """A ProbeResult (batch row 0) as a ProbeView."""
-    tok = ByteTokenizer()
+def probe_view(result: ProbeResult, run: str, step: int, *, truncated: bool = False, tokenizer=None) -> ProbeView:
+    """A ProbeResult (batch row 0) as a ProbeView; tokens labelled with the run's tokenizer (bytes if None)."""
+    tok = tokenizer or ByteTokenizer()
     ids = result.idx[0].numpy()
     n_rep = result.n_rep
 
@@ -98,6 +100,14 @@ def probe_view(result: ProbeResult, run: str, step: int, *, truncated: bool = Fa
         tau_k=heads(result.tau_k),
         temperature=result.temperature.numpy() if result.temperature is not None else None,
     )
+
+
+def _corpus_text(data: str | None, max_tokens: int = 65536) -> str:
+    """A run's text: the file (or bundled corpus), or the decoded start of a shards directory's val.bin."""
+    if not is_shards_dir(data):
+        return load_corpus(data)
+    shards = open_shards(data)
+    return shards.tokenizer.decode(np.asarray(shards.val[:max_tokens]).tolist())
 
 
 def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -156,25 +166,39 @@ class ProbeStore:
             torch.set_num_threads(TORCH_THREADS)
             self._torch_ready = True
 
-    def encode(self, prompt: str | None) -> tuple[np.ndarray, bool]:
-        """Byte tokens of the prompt, at most MAX_PROMPT_TOKENS, and whether it was cut."""
-        ids = self.tokenizer.encode(prompt or "")
+    def tokenizer_for(self, run: str | None):
+        """The tokenizer run was trained with (its checkpoint's tokenizer.json; bytes when None), cached."""
+        if not run:
+            return self.tokenizer
+        path = self.runs.checkpoint_path(run)
+        return self.results.get_or_compute(content_key("tokenizer", str(path)), lambda: load_checkpoint_tokenizer(path))
+
+    def encode(self, prompt: str | None, run: str | None = None) -> tuple[np.ndarray, bool]:
+        """The run's tokens of the prompt (bytes without a run), at most MAX_PROMPT_TOKENS, and whether it was cut."""
+        ids = self.tokenizer_for(run).encode(prompt or "")
         return np.asarray(ids[:MAX_PROMPT_TOKENS], dtype=np.int64), len(ids) > MAX_PROMPT_TOKENS
 
-    def token_labels(self, ids) -> list[str]:
-        return [self.tokenizer.token_label(i) for i in ids]
+    def token_labels(self, ids, run: str | None = None) -> list[str]:
+        tok = self.tokenizer_for(run)
+        return [tok.token_label(i) for i in ids]
+
+    def same_tokens(self, a: str, b: str) -> bool:
+        """Whether two runs share a tokenizer (so their tokens line up position by position)."""
+        return self.tokenizer_for(a).fingerprint == self.tokenizer_for(b).fingerprint
 
     def corpus(self, run: str | None = None) -> str:
-        """The text a run was trained on (the bundled corpus when unknown)."""
+        """The text a run was trained on (the bundled corpus when unknown); for prepared shards,
+        the decoded start of their validation split."""
         data = (self.runs.info(run).train or {}).get("data") if run else None
-        return self.results.get_or_compute(content_key("corpus", data), lambda: load_corpus(data))
+        return self.results.get_or_compute(content_key("corpus", data), lambda: _corpus_text(data))
 
     def default_prompt(self, run: str | None = None) -> str:
         """A passage of the run's validation text (the bundled corpus when no run is given)."""
         data = (self.runs.info(run).train or {}).get("data") if run else None
         try:
+            fraction = 1.0 if is_shards_dir(data) else 0.1  # shards: corpus() is validation text already
             return self.results.get_or_compute(content_key("default-prompt", data),
-                                               lambda: default_prompt(self.corpus(run)))
+                                               lambda: default_prompt(self.corpus(run), val_fraction=fraction))
         except TauformerError:  # the run's text is unreadable: the bundled corpus's passage (cached)
             if data is None:
                 raise
@@ -184,8 +208,9 @@ class ProbeStore:
         return self.runs.nearest_step(run, step)
 
     def pair(self, run: str) -> str | None:
-        """The run of the other attention kind trained alike (tau <-> dot)."""
-        return self.runs.pair_for(run)
+        """The run of the other attention kind trained alike (tau <-> dot) with the same tokenizer."""
+        other = self.runs.pair_for(run)
+        return other if other and self.same_tokens(run, other) else None
 
     def model(self, run: str, step: int | None):
         self._torch()
@@ -195,16 +220,16 @@ class ProbeStore:
     def probe(self, run: str, step: int | None, prompt: str | None) -> ProbeView:
         """The probe of run at (the checkpoint nearest) step on the prompt, cached."""
         step = self.step_for(run, step)
-        ids, truncated = self.encode(prompt)
+        ids, truncated = self.encode(prompt, run)
         if len(ids) < 2:
-            raise ConfigError("the prompt needs at least 2 tokens (bytes)")
+            raise ConfigError(f"the prompt needs at least 2 tokens ({self.tokenizer_for(run).name})")
         key = content_key("probe", self.runs.checkpoint_key(run, step), ids.tolist())
 
         def compute():
             model = self.model(run, step)
             with self._model_lock:
                 result = run_probe(model, torch.as_tensor(ids))
-            return probe_view(result, run, step, truncated=truncated)
+            return probe_view(result, run, step, truncated=truncated, tokenizer=self.tokenizer_for(run))
 
         return self.probes.get_or_compute(key, compute)
 
@@ -213,6 +238,11 @@ class ProbeStore:
         a = self.probe(run, step, prompt)
         if not compare or compare not in self.runs.names():
             return a, None
+        if not self.same_tokens(run, compare):
+            raise ConfigError(f"{run} ({self.tokenizer_for(run).name} tokens) and {compare} "
+                              f"({self.tokenizer_for(compare).name} tokens) cut the prompt into different tokens, "
+                              "so their attention maps are not compared position by position; compare their "
+                              "bits per byte on the Training page")
         return a, self.probe(compare, self.step_for(compare, a.step), prompt)
 
     def js_divergence(self, a: ProbeView, b: ProbeView) -> np.ndarray:
@@ -232,8 +262,7 @@ class ProbeStore:
         key = content_key("val", train.get("data"), train.get("val_fraction", 0.1), T, n_batches, batch_size, seed)
 
         def compute():
-            batches = TokenBatches(self.corpus(run), block_size=T, val_fraction=train.get("val_fraction", 0.1),
-                                   source=train.get("data") or "the bundled corpus")
+            batches = load_batches(train.get("data"), block_size=T, val_fraction=train.get("val_fraction", 0.1))
             return batches.eval_batches(n_batches, batch_size, seed=seed)
 
         return self.results.get_or_compute(key, compute)
@@ -331,7 +360,7 @@ class ProbeStore:
         tau = tau if tau_mode == "fixed" else None
         percentile = percentile if tau_mode == "percentile" else None
         seed = seed if laplacian == "shuffle" else 0
-        key = content_key("whatif", self.runs.checkpoint_key(run, step), self.encode(prompt)[0].tolist(),
+        key = content_key("whatif", self.runs.checkpoint_key(run, step), self.encode(prompt, run)[0].tolist(),
                           float(temperature_scale), tau_mode, tau, percentile, laplacian, seed)
 
         def compute():
@@ -344,7 +373,8 @@ class ProbeStore:
             model = self.model(run, step)
             with self._model_lock:  # the copy must not carry another thread's probe hooks
                 changed = apply_change(model, change, calibration_batches=batches[:1])
-            after = probe_view(run_probe(changed, torch.as_tensor(before.ids)), run, step, truncated=before.truncated)
+            after = probe_view(run_probe(changed, torch.as_tensor(before.ids)), run, step, truncated=before.truncated,
+                               tokenizer=self.tokenizer_for(run))
             return {"before": before, "after": after, "val_loss": (loss_before, validation_loss(changed, batches)),
                     "prompt_loss": (before.mean_loss, after.mean_loss), "change": change.describe()}
 

@@ -76,7 +76,7 @@ def _kinds(histories: Mapping[str, Mapping]) -> dict[str, str | None]:
 def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
                     log_y: bool = False, selected_step: int | None = None,
                     selected_run: str | None = None,
-                    checkpoints: Mapping[str, list[int]] | None = None) -> go.Figure:
+                    checkpoints: Mapping[str, list[int]] | None = None, unit: str = "nats") -> go.Figure:
     """Train (dotted) and validation (solid) loss per run, with checkpoint markers.
 
     Parameters
@@ -90,6 +90,8 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
         The chosen checkpoint, marked with a vertical line (and a ring on that run).
     checkpoints : dict run -> list of steps, optional
         Steps with a saved checkpoint, drawn as diamonds on the validation curve.
+    unit : "nats" (per token) or "bpb" (bits per UTF-8 byte: comparable across tokenizers)
+        What the losses are in; only the axis title changes.
 
     Every point's ``customdata`` is ``[run, step]`` so a click selects a checkpoint.
     """
@@ -142,7 +144,8 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
                                           line=dict(width=2)),
                               hovertemplate="selected checkpoint<extra></extra>"))
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="loss (nats / token)", type="log" if log_y else "linear")
+    title = "loss (bits / byte)" if unit == "bpb" else "loss (nats / token)"
+    fig.update_yaxes(title_text=title, type="log" if log_y else "linear")
     return fig
 
 

@@ -30,9 +30,11 @@ def layout(workspace, **query):
             html.Label(["smoothing", dcc.Slider(id="train-smoothing", min=0, max=0.95, step=0.05,
                                                 value=as_float(query.get("smoothing"), 0.0),
                                                 marks={0: "0", 0.5: "0.5", 0.9: "0.9"}, className="slider")]),
-            dcc.RadioItems(id="train-axis", inline=True, value="log" if query.get("axis") == "log" else "linear",
+            dcc.RadioItems(id="train-axis", inline=True,
+                           value=query.get("axis") if query.get("axis") in ("log", "bpb") else "linear",
                            options=[{"label": "linear loss axis", "value": "linear"},
-                                    {"label": "log loss axis", "value": "log"}]),
+                                    {"label": "log loss axis", "value": "log"},
+                                    {"label": "bits per byte (any tokenizer)", "value": "bpb"}]),
         ]),
         html.Div(className="row", children=[
             ms.card("train-lambda", "Lambda over steps (run)", figure_fn="fig_lambda_over_steps", controls=[
@@ -88,9 +90,22 @@ def drift(h: dict, quantity: str = "lambda_q") -> dict | None:
 def update_loss(workspace, smoothing, axis, run, step):
     """Loss curves of all runs, with the loaded checkpoint marked."""
     hs = histories(workspace)
+    if axis == "bpb":
+        hs = {name: in_bits_per_byte(h) for name, h in hs.items()}
     return fig_loss_curves(hs, smoothing=min(0.95, as_float(smoothing, 0.0)), log_y=axis == "log",
-                           selected_step=step, selected_run=run,
+                           selected_step=step, selected_run=run, unit="bpb" if axis == "bpb" else "nats",
                            checkpoints={name: h["checkpoints"] for name, h in hs.items()})
+
+
+def in_bits_per_byte(h: dict) -> dict:
+    """A history with losses in bits per byte: validation as logged (val_bpb), training converted
+    with the same evaluation's factor (1 / (ln 2 * bytes per token)), so BPE and byte runs share an axis."""
+    out = dict(h)
+    val = np.asarray(h["val_loss"], float)
+    bpb = np.asarray(h.get("val_bpb", np.full(val.shape, np.nan)), float)
+    factor = np.where(np.isfinite(bpb) & (val > 0), bpb / np.where(val > 0, val, 1.0), 1.0 / np.log(2))
+    out["val_loss"], out["train_loss"] = bpb, np.asarray(h["train_loss"], float) * factor
+    return out
 
 
 def update_speed(workspace, smoothing):
