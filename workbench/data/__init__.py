@@ -15,6 +15,7 @@ from pathlib import Path
 from .cache import ResultCache, content_key
 from .domains import DomainStore
 from .runs import RunInfo, RunStore
+from .studies import StudyStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO_ROOT / "assets" / "demo"
@@ -26,6 +27,7 @@ class Workspace:
     def __init__(self, runs=(), domains=(), *, cache_dir: str | Path | None = None,
                  max_upload_mb: float = 50.0):
         self.runs = RunStore(runs)
+        self.studies = StudyStore(runs)  # study directories among (or directly inside) the run paths
         self.domains = DomainStore(domains)
         self.cache = ResultCache()
         self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "tauformer-workbench"

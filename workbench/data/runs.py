@@ -52,6 +52,8 @@ def discover_runs(paths) -> tuple[list[RunInfo], list[str]]:
         if not path.exists():
             problems.append(f"{path}: no such run directory")
             continue
+        if (path / "study.json").is_file() and (path / "runs").is_dir():  # a study: its runs
+            path = path / "runs"
         candidates = [path] if list_checkpoints(path) or (path / "config.json").is_file() else sorted(
             p for p in path.iterdir() if p.is_dir() and list_checkpoints(p))
         if not candidates:
