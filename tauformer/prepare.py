@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+from .fsutil import atomic_write_bytes
 from .shards import DTYPES, ShardWriter
 from .sources import DOC_BYTES, CorpusStats, check_readable, iter_documents, resolve_inputs, total_bytes
 from .tokenizer import MAX_UINT16_VOCAB, TOKENIZER_FILE, ByteTokenizer, train_bpe
@@ -117,7 +118,9 @@ def prepare(inputs: list[str], out, *, tokenizer: str = "bpe", vocab_size: int =
             raise ConfigError(f"{inputs[0]}: only {stats.documents} document(s), none falls in the validation split "
                               f"(every {round(1 / val_fraction)}th document); add text or raise --val-fraction")
         if tok.to_json() is not None:
-            (out / TOKENIZER_FILE).write_text(tok.to_json(), encoding="utf-8")
+            atomic_write_bytes(out / TOKENIZER_FILE, tok.to_json().encode("utf-8"))
+        else:  # byte tokens: no file (and none left over from an earlier BPE preparation)
+            (out / TOKENIZER_FILE).unlink(missing_ok=True)
         seconds = time.perf_counter() - started
         meta = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

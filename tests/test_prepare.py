@@ -181,3 +181,17 @@ def test_peak_memory_does_not_grow_with_the_corpus(tmp_path, tokenizer, paragrap
     extra_corpus, extra_memory = sizes[1] - sizes[0], peaks[1] - peaks[0]
     assert extra_corpus > 4_000_000
     assert extra_memory < 0.1 * extra_corpus, (sizes, peaks)
+
+
+def test_prepare_builds_the_corpus_domain_memory(tmp_path, corpus):
+    from tauformer.domain import load_domain_memory
+    from tauformer.prepare import prepare
+
+    out = tmp_path / "data"
+    summary = prepare([str(corpus)], out, tokenizer="byte", domain_out=tmp_path / "domain.safetensors", dim=8,
+                      domain_items=120, embedder="tfidf", progress=False, log=lambda *a: None)
+    memory = load_domain_memory(summary["domain"])
+    assert memory.laplacian.shape == (8, 8)
+    assert memory.source["n_items"] == 120 and memory.source["fingerprint"] == summary["source"]["fingerprint"]
+    with pytest.raises(Exception, match="--dim"):
+        prepare([str(corpus)], out, tokenizer="byte", domain_out=tmp_path / "d2.safetensors", progress=False)

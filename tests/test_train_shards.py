@@ -36,7 +36,7 @@ def shards(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bpe_run(shards, tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "tau-bpe"
-    cfg = TrainConfig(steps=30, batch_size=8, lr=1e-2, warmup_steps=5, eval_every=10, eval_batches=2, ckpt_every=30,
+    cfg = TrainConfig(steps=20, batch_size=8, lr=1e-2, warmup_steps=5, eval_every=10, eval_batches=2, ckpt_every=20,
                       seed=3, device="cpu", data=str(shards))
     result = train(tiny_config("tau", vocab_size=VOCAB), cfg, run, progress=False, log=lambda *a: None)
     return run, result
@@ -59,7 +59,7 @@ def test_checkpoint_round_trip_keeps_the_tokenizer(shards, bpe_run, tmp_path):
     model, meta = load_checkpoint(run)
     assert model.config.vocab_size == VOCAB and meta.train_config.data == str(shards)
     copy = tmp_path / "copy"
-    shutil.copytree(run / "ckpt-30", copy)
+    shutil.copytree(run / "ckpt-20", copy)
     (copy / "tokenizer.json").write_text((copy / "tokenizer.json").read_text().replace('"vocab"', '"vocab" ', 1))
     with pytest.raises(CheckpointError, match="does not match"):
         load_checkpoint_tokenizer(copy)
