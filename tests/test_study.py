@@ -29,7 +29,7 @@ from tauformer.study.summary import mean_ci, sign_test, summarise
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "tiny", "--steps", "8", "--batch-size", "2", "--eval-every", "2", "--eval-batches", "1",
-        "--ckpt-every", "2", "--warmup-steps", "1", "--no-progress"]
+        "--ckpt-every", "2", "--warmup-steps", "1", "--threads", "1", "--no-progress"]
 
 
 def random_graph_laplacian(D: int = 16, p: float = 0.35, seed: int = 3) -> sp.csr_matrix:
@@ -148,7 +148,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, domain16):
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory, domain16):
     """A tiny study whose first process is killed (SIGKILL) after a checkpoint, then finished by a
-    second call of the same command; returns (study dir, what the second call printed)."""
+    second call of the same command; returns (study dir, what the second call printed, the step
+    the first run was killed after)."""
     from tauformer.checkpoint import list_checkpoints
 
     out = tmp_path_factory.mktemp("study") / "tiny"
@@ -173,6 +174,7 @@ def killed_and_resumed(tmp_path_factory, domain16):
 
 def test_a_killed_study_resumes_where_it_stopped(killed_and_resumed):
     out, printed, killed_at = killed_and_resumed
+    assert "study: 4 runs, 0 done, 4 to train" in printed
     assert f"resuming {out / 'runs' / 'tau-domain-s1337'} from step {killed_at}" in printed
     history = json.loads((out / "runs" / "tau-domain-s1337" / "history.json").read_text())
     steps = [r["step"] for r in history]
@@ -184,6 +186,21 @@ def test_a_killed_study_resumes_where_it_stopped(killed_and_resumed):
     csv_lines = (out / "summary.csv").read_text().splitlines()
     assert csv_lines[0].startswith("variant,n,seeds,final_bpb,mean") and len(csv_lines) == 3
     assert summarise_study(out)["variants"]["tau-chain"]["final"] == summary["variants"]["tau-chain"]["final"]
+
+
+@pytest.mark.slow
+def test_parallel_runs_train_in_their_own_processes_and_skip_done_ones(killed_and_resumed, tmp_path, domain16):
+    out = tmp_path / "par"
+    args = ["study", "--out", str(out), "--domain", str(domain16), "--variants", "tau-identity", "--seeds", "2",
+            *TINY, "--parallel", "2"]
+    assert main(args) == 0
+    for seed in (1337, 1338):
+        run = out / "runs" / f"tau-identity-s{seed}"
+        assert "done: step 8" not in (run / "train.log").read_text() and (run / "ckpt-8").is_dir()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(args) == 0
+    assert "study: 2 runs, 2 done, 0 to train" in printed.getvalue()
 
 
 def test_the_study_page_renders_from_a_tiny_study(killed_and_resumed):
@@ -209,3 +226,18 @@ def test_the_study_page_says_when_no_study_is_loaded(tmp_path):
     from workbench.views import study
 
     assert "No study is loaded" in str(study.layout(Workspace(runs=[tmp_path])))
+
+
+def test_a_shipped_study_keeps_histories_and_summaries_only(killed_and_resumed, tmp_path):
+    from tauformer.study.demo import ship
+    from workbench.data import Workspace
+
+    ship(killed_and_resumed[0], tmp_path / "study")
+    files = sorted(p.relative_to(tmp_path / "study").as_posix() for p in (tmp_path / "study").rglob("*") if p.is_file())
+    assert files[:3] == ["runs/tau-chain-s1337/config.json", "runs/tau-chain-s1337/history.json",
+                         "runs/tau-chain-s1338/config.json"]
+    assert not [f for f in files if f.endswith(".safetensors")] and "summary.json" in files
+    ws = Workspace(runs=[tmp_path])  # found as a folder's child, summarised from the histories alone
+    assert ws.studies.names() == ["study"]
+    assert ws.studies.summary("study")["variants"]["tau-chain"]["final"] == \
+        summarise_study(killed_and_resumed[0])["variants"]["tau-chain"]["final"]

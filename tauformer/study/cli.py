@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--parallel", type=int, default=1, help="runs trained at once, each in its own process")
     p.add_argument("--devices", nargs="+", default=None, metavar="DEVICE",
                    help="devices the parallel runs take turns on (default: every CUDA device, else cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per run (default: torch's choice; cores / N with --parallel N)")
     g = p.add_argument_group("model")
     g.add_argument("--preset", choices=list(PRESETS), default="demo", help="model shape (head_dim must match the domain memory)")
     g.add_argument("--n-layer", type=int, default=None, help="overrides the preset")
@@ -69,7 +71,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     plans = plan_study(args.out, study_model_config(args), train_config_from_args(args), domain=domain,
                        variants=args.variants, seeds=args.seeds)
     devices = args.devices or default_devices(args.parallel, args.device)
-    run_study(plans, parallel=args.parallel, devices=devices, progress=not args.no_progress)
+    run_study(plans, parallel=args.parallel, devices=devices, progress=not args.no_progress, threads=args.threads)
     if int(os.environ.get("RANK", "0")) == 0:
         summary = write_summary(args.out)
         print(format_table(summary))
