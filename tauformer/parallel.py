@@ -78,6 +78,16 @@ def full_state_dict(wrapped: Wrapped) -> dict | None:
     return state or None
 
 
+def sync_buffers(wrapped: Wrapped, dist: Distributed) -> None:
+    """Under FSDP, give every rank rank 0's running buffers (the calibrated taus), as DDP does before
+    each forward; constant buffers (the Laplacian) are left alone. A collective; nothing otherwise."""
+    if not wrapped.sharded:
+        return
+    for name, buffer in wrapped.model.named_buffers():
+        if not name.endswith("laplacian"):
+            torch.distributed.broadcast(buffer, src=0)
+
+
 def all_reduce_mean(value: float, dist: Distributed, device: torch.device) -> float:
     """The mean of a float over the processes (itself in one process)."""
     if not dist.enabled:

@@ -1,7 +1,7 @@
 """Documents of a corpus, streamed from text files, folders, globs, JSON lines and Parquet.
 
-INPUT is a file, a folder (searched recursively) or a glob; files ending in SUPPORTED are read,
-in sorted path order, so the same inputs always give the same document sequence:
+INPUT is a file, a folder (searched recursively, hidden entries skipped) or a glob; files ending
+in SUPPORTED are read in sorted path order, so the same inputs always give the same documents:
 
 - ``.txt`` / ``.md``: UTF-8 text, read line by line. A file is one document, cut at the next blank
   line once a document reaches DOC_BYTES (so a single large file still splits by document).
@@ -64,7 +64,8 @@ def resolve_inputs(inputs: list[str]) -> list[Path | str]:
             continue
         path = Path(raw)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED)
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))  # no .git/ etc.
             if not files:
                 raise ConfigError(f"{path}: a folder with no {', '.join(SUPPORTED)} files")
             for p in files:

@@ -147,7 +147,10 @@ class BPETokenizer:
         return self._tok.encode(clean_text(text), add_special_tokens=False).ids
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self._tok.encode_batch([clean_text(t) for t in texts], add_special_tokens=False)]
+        texts = [clean_text(t) for t in texts]
+        fast = getattr(self._tok, "encode_batch_fast", None)  # tokenizers >= 0.20: skips the offsets
+        encodings = fast(texts, add_special_tokens=False) if fast else self._tok.encode_batch(texts, add_special_tokens=False)
+        return [e.ids for e in encodings]
 
     def token_bytes(self, token_id: int) -> bytes:
         i = int(token_id)

@@ -42,7 +42,7 @@ from .errors import ConfigError, ShapeError
 from .flops import flops_per_token, peak_flops
 from .fsutil import atomic_write_json
 from .model import GPT
-from .parallel import all_reduce_mean, full_state_dict, wrap_model
+from .parallel import all_reduce_mean, full_state_dict, sync_buffers, wrap_model
 from .probe import head_statistics
 from .runtime import Distributed, autocast, eval_mode, init_distributed
 
@@ -280,6 +280,7 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
                 group["lr"] = lr
             loss_value = accumulation_step(wrapped.net, optimizer, micro_batches(), device, train_cfg.grad_clip,
                                            sync=wrapped.sync)
+            sync_buffers(wrapped, dist)
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"training loss became {loss_value} at step {step + 1}; try a lower --lr")
             interval_losses.append(loss_value)

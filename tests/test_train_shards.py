@@ -25,6 +25,15 @@ from test_prepare import write_corpus
 VOCAB = 512
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread (two threads on a busy 2-core machine run ~30x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
@@ -115,8 +124,9 @@ def test_two_cpu_processes_reach_the_loss_of_one(shards, reference, tmp_path, en
                            *cli_train(shards, out, "--batch-size", "4", *extra)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"2 processes ({engine})" in proc.stdout
+    assert f"2 processes ({engine})" in proc.stdout and proc.stdout.count("done: step 4") == 1  # rank 0 reports
     meta, ref_meta = read_meta(out), reference[0]
+    assert [r["step"] for r in meta.history] == [4] and meta.history[-1]["tokens_seen"] == 4 * 4 * 64 * 2
     for key in ("val_loss", "train_loss", "val_bpb"):
         assert meta.history[-1][key] == pytest.approx(ref_meta.history[-1][key], abs=1e-4), key
     same_weights(load_checkpoint(out)[0], reference[1])
@@ -165,3 +175,17 @@ def test_training_page_puts_bpe_and_byte_runs_on_one_bits_per_byte_axis(bpe_run)
     assert factor < 1 / math.log(2) / 1.5  # several bytes per BPE token
     fig = update_loss(demo_workspace(), 0, "bpb", "tau", None)
     assert fig.layout.yaxis.title.text == "loss (bits / byte)"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_on_shards_reports_mfu(shards, tmp_path):
+    """bf16 autocast on the GPU: the loss falls and MFU is reported against the GPU's peak."""
+    cfg = TrainConfig(steps=20, batch_size=8, lr=1e-2, warmup_steps=5, eval_every=10, eval_batches=2,
+                      ckpt_every=20, seed=3, device="cuda", data=str(shards), grad_accum=2)
+    result = train(tiny_config("tau", vocab_size=VOCAB), cfg, tmp_path / "cuda", progress=False, log=lambda *a: None)
+    first, last = result.history[0], result.history[-1]
+    assert last["val_loss"] < first["val_loss"] and math.isfinite(last["val_bpb"])
+    name = torch.cuda.get_device_name()
+    if any(k in name for k in ("H100", "H200", "A100", "B200")):
+        assert 0 < last["mfu"] < 1
