@@ -221,6 +221,23 @@ def test_the_study_page_renders_from_a_tiny_study(killed_and_resumed):
     assert study.layout(ws) is not None and study.update_study(ws, "nope")[0] is not None
 
 
+def test_a_broken_history_is_named_on_the_page_and_the_app_keeps_serving(killed_and_resumed, tmp_path):
+    import shutil
+
+    from workbench.data import Workspace
+    from workbench.views import study
+
+    broken = tmp_path / "broken"
+    shutil.copytree(killed_and_resumed[0] / "runs" / "tau-chain-s1337", broken / "runs" / "tau-chain-s1337",
+                    ignore=shutil.ignore_patterns("ckpt-*"))
+    (broken / "runs" / "tau-chain-s1337" / "history.json").write_text("[{not json")
+    (broken / "summary.json").write_text("{}")
+    ws = Workspace(runs=[broken])
+    *figs, message, table = study.update_study(ws, "broken")
+    assert "history.json: unreadable history" in message[0] and table == ""
+    assert all(f.layout.meta["empty"] for f in figs)
+
+
 def test_the_study_page_says_when_no_study_is_loaded(tmp_path):
     from workbench.data import Workspace
     from workbench.views import study

@@ -71,9 +71,15 @@ def run_study_command(args: argparse.Namespace) -> int:
     plans = plan_study(args.out, study_model_config(args), train_config_from_args(args), domain=domain,
                        variants=args.variants, seeds=args.seeds)
     devices = args.devices or default_devices(args.parallel, args.device)
-    run_study(plans, parallel=args.parallel, devices=devices, progress=not args.no_progress, threads=args.threads)
-    if int(os.environ.get("RANK", "0")) == 0:
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    run_study(plans, parallel=args.parallel, devices=devices, progress=not args.no_progress, threads=args.threads,
+              log=print if main_rank else _quiet)  # under torchrun rank 0 speaks for all
+    if main_rank:
         summary = write_summary(args.out)
         print(format_table(summary))
         print(f"-> {args.out / 'summary.json'}, {args.out / 'summary.csv'}")
     return 0
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass

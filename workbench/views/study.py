@@ -96,7 +96,7 @@ def update_study(workspace, name):
         return (no_update,) * 5
     try:
         summary = workspace.studies.summary(name)
-    except Exception as err:  # a broken file in the study: say so, keep serving
+    except (*ms.FRIENDLY_ERRORS, OSError) as err:  # a broken file in the study: say so, keep serving
         message = f"{workspace.studies.path(name)}: {err}"
         return (ms.empty(message),) * 3 + ([message], "")
     return (fig_study_finals(summary), fig_study_curves(summary), fig_study_differences(summary),
