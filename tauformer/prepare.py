@@ -36,7 +36,8 @@ def register(subparsers) -> None:
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help=".txt .md .jsonl .parquet files, folders or globs (or pydoc_data.topics, the bundled corpus)")
-    p.add_argument("--out", required=True, type=Path, help="output directory (train.bin, val.bin, meta.json, tokenizer.json)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output directory (train.bin, val.bin, meta.json, tokenizer.json)")
     p.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe")
     p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size (256 byte tokens included)")
     p.add_argument("--dtype", choices=DTYPES, default="uint16", help="token id type on disk (uint32 for vocab > 65,536)")

@@ -109,7 +109,8 @@ def read_shards_meta(path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"{meta_path}: cannot be read as JSON ({err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ConfigError(f"{meta_path}: not a tauformer shards file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ConfigError(f"{meta_path}: not a tauformer shards file (format {found!r}, expected {FORMAT_NAME!r})")
     if not isinstance(meta.get("format_version"), int) or meta["format_version"] > FORMAT_VERSION:
         raise ConfigError(f"{meta_path}: format version {meta.get('format_version')!r} is not supported")
     if meta.get("dtype") not in DTYPES:

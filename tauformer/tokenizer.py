@@ -148,8 +148,8 @@ class BPETokenizer:
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         texts = [clean_text(t) for t in texts]
-        fast = getattr(self._tok, "encode_batch_fast", None)  # tokenizers >= 0.20: skips the offsets
-        encodings = fast(texts, add_special_tokens=False) if fast else self._tok.encode_batch(texts, add_special_tokens=False)
+        encode = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)  # _fast (>= 0.20) skips offsets
+        encodings = encode(texts, add_special_tokens=False)
         return [e.ids for e in encodings]
 
     def token_bytes(self, token_id: int) -> bytes:

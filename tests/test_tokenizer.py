@@ -69,3 +69,26 @@ def test_tokenizer_file_is_checked_against_its_hash(tmp_path, bpe):
     with pytest.raises(ConfigError, match="vocabulary needs more"):
         train_bpe(SAMPLE, 100)
     assert isinstance(BPETokenizer(bpe.to_json()), BPETokenizer)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=3000).filter(lambda b: b"\x00" not in b))
+def test_files_with_invalid_utf8_read_as_documented(tmp_path_factory, bpe, data):
+    """A text file's bytes are read as bytes.decode("utf-8", "replace") would (each invalid
+    sequence -> U+FFFD), and the BPE tokens of that text decode back to it."""
+    from tauformer.sources import CorpusStats, iter_documents
+
+    path = tmp_path_factory.mktemp("bytes") / "x.txt"
+    path.write_bytes(data)
+    stats = CorpusStats()
+    text = "".join(iter_documents([path], stats=stats))
+    expected = data.decode("utf-8", "replace")
+    assert text == (expected if expected.strip() else "")
+    assert stats.bytes_read == len(data)
+    try:
+        data.decode("utf-8")
+        valid = True
+    except UnicodeDecodeError:
+        valid = False
+    assert (stats.replaced_bytes > 0) == (not valid)
+    assert bpe.decode(bpe.encode(text)) == text

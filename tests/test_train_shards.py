@@ -189,3 +189,25 @@ def test_cuda_training_on_shards_reports_mfu(shards, tmp_path):
     name = torch.cuda.get_device_name()
     if any(k in name for k in ("H100", "H200", "A100", "B200")):
         assert 0 < last["mfu"] < 1
+
+
+def test_compile_flag_compiles_the_training_module(shards, tmp_path, monkeypatch):
+    compiled = []
+
+    def record(module, *args, **kwargs):  # stands in for torch.compile: compiling takes minutes on 2 cores
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", record)
+    cfg = TrainConfig(steps=2, batch_size=2, eval_every=2, eval_batches=1, ckpt_every=2, device="cpu",
+                      data=str(shards), compile=True, fsdp=True)
+    notes = []
+    train(tiny_config("dot", vocab_size=VOCAB), cfg, tmp_path / "c", progress=False, log=notes.append)
+    assert len(compiled) == 1 and compiled[0].config.vocab_size == VOCAB
+    assert any("--fsdp shards across torchrun processes" in n for n in notes)  # one process: a note, no sharding
+
+
+def test_a_model_vocabulary_smaller_than_the_data_is_refused_in_one_line(shards, tmp_path, capsys):
+    code = main(cli_train(shards, tmp_path / "r", "--vocab-size", "300"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"{VOCAB:,} tokens" in err[0] and "vocab_size is 300" in err[0]

@@ -49,7 +49,7 @@ def fig_token_weights(tokens: Sequence[str], weights: Mapping[str, object], quer
     pos[n:] = np.nan
     labels = [truncate(t, 6) for t in tokens[:n]] + [""] * pad
     text = np.array(labels, dtype=object).reshape(n_lines, per_row)  # [lines, per_row]
-    pieces = np.array([str(t) for t in tokens[:n]] + [""] * pad, dtype=object).reshape(n_lines, per_row)  # whole pieces for hover
+    pieces = np.array([str(t) for t in tokens[:n]] + [""] * pad, dtype=object).reshape(n_lines, per_row)  # for hover
     colors = theme.series_colors(list(rows))
     fig = make_subplots(rows=len(rows), cols=1, subplot_titles=list(rows), vertical_spacing=0.12 / len(rows))
     for i, (name, w) in enumerate(rows.items(), start=1):
@@ -58,7 +58,8 @@ def fig_token_weights(tokens: Sequence[str], weights: Mapping[str, object], quer
         raw = np.concatenate([w, np.full(pad, np.nan)]).reshape(n_lines, per_row)
         custom = np.stack([pos.reshape(n_lines, per_row), raw], axis=-1)  # [lines, per_row, 2]
         fig.add_trace(go.Heatmap(
-            z=share, text=text, texttemplate="%{text}", hovertext=pieces, customdata=custom, zmin=0, zmax=1, showscale=False,
+            z=share, text=text, texttemplate="%{text}", hovertext=pieces, customdata=custom, zmin=0, zmax=1,
+            showscale=False,
             colorscale=[[0, "#ffffff"], [1, theme.with_alpha(colors[name], 0.75)]], xgap=1, ygap=2,
             textfont=dict(family="DejaVu Sans Mono, monospace", size=11, color="#1d2330"), name=name,
             hovertemplate=(f"{name}<br>key %{{customdata[0]}} '%{{hovertext}}'<br>weight %{{customdata[1]:.4f}}"

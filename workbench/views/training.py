@@ -100,7 +100,8 @@ def in_bits_per_byte(h: dict) -> dict:
     """A history with losses in bits per byte: validation as logged (val_bpb), training converted
     with the same evaluation's factor (1 / (ln 2 * bytes per token)), so BPE and byte runs share an axis."""
     out = dict(h)
-    val, bpb = np.asarray(h["val_loss"], float), np.asarray(h.get("val_bpb", np.full(len(h["val_loss"]), np.nan)), float)
+    val = np.asarray(h["val_loss"], float)
+    bpb = np.asarray(h.get("val_bpb", np.full(val.shape, np.nan)), float)
     factor = np.where(np.isfinite(bpb) & (val > 0), bpb / np.where(val > 0, val, 1.0), 1.0 / np.log(2))
     out["val_loss"], out["train_loss"] = bpb, np.asarray(h["train_loss"], float) * factor
     return out
