@@ -258,3 +258,13 @@ def test_a_shipped_study_keeps_histories_and_summaries_only(killed_and_resumed, 
     assert ws.studies.names() == ["study"]
     assert ws.studies.summary("study")["variants"]["tau-chain"]["final"] == \
         summarise_study(killed_and_resumed[0])["variants"]["tau-chain"]["final"]
+
+
+def test_a_study_directory_refuses_other_settings_but_takes_more_seeds(tmp_path, domain16):
+    from tauformer.errors import ConfigError
+
+    model = ModelConfig(n_layer=2, n_head=2, n_kv_head=2, n_embd=32, block_size=64)
+    plan_study(tmp_path, model, TrainConfig(steps=4), domain=domain16, variants=["tau-chain"], seeds=1)
+    assert len(plan_study(tmp_path, model, TrainConfig(steps=4), domain=domain16, variants=["tau-chain"], seeds=3)) == 3
+    with pytest.raises(ConfigError, match="other train settings \\(steps\\)"):
+        plan_study(tmp_path, model, TrainConfig(steps=8), domain=domain16, variants=["tau-chain"])

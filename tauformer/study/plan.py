@@ -124,7 +124,7 @@ def _check_same_study(study_dir: Path, record: dict) -> None:
         return
     for key in ("model", "train"):
         changed = sorted(k for k in set(old[key]) | set(record[key])
-                         if old[key].get(k) != record[key].get(k) and not (key == "train" and k in ("seed", "device")))
+                         if old[key].get(k) != record[key].get(k) and not (key == "train" and k in ("seed", "device", "domain")))
         if changed:
             raise ConfigError(f"{study_dir / STUDY_FILE}: this directory holds a study with other {key} settings "
                               f"({', '.join(changed)}); use another --out or the same settings")
