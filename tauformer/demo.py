@@ -64,7 +64,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="retrain the bundled demo runs (dot, tau, tau-reference)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", type=Path, default=DEMO_DIR, help="demo directory")
-    p.add_argument("--steps", type=int, default=None, help="training steps per run (default 1500; 200 with --study)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per run (default 1500; 600 with --study)")
     p.add_argument("--checkpoints", type=int, default=3, help="checkpoints kept per run")
     p.add_argument("--runs", default=",".join(DEMO_RUNS), help="comma-separated subset of " + ", ".join(DEMO_RUNS))
     p.add_argument("--embedder", default="auto", help="auto, tfidf or sentence (for the domain memory)")
@@ -82,7 +82,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.study:
         from .study.demo import run_demo_study
 
-        run_demo_study(Path(args.out), steps=args.steps or 200, work_dir=args.study_work, progress=not args.no_progress)
+        run_demo_study(Path(args.out), steps=args.steps or 600, work_dir=args.study_work, progress=not args.no_progress)
         return 0
     args.steps = args.steps or 1500
 

@@ -203,6 +203,20 @@ def test_parallel_runs_train_in_their_own_processes_and_skip_done_ones(killed_an
     assert "study: 2 runs, 2 done, 0 to train" in printed.getvalue()
 
 
+@pytest.mark.slow
+def test_a_study_runs_under_torchrun_with_rank_0_speaking_for_all(tmp_path, domain16):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "tauformer", "study", "--out",
+           str(out), "--domain", str(domain16), "--variants", "tau-domain", "tau-shuffled", "--seeds", "1", *TINY]
+    done = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("tau-shuffled-s1337: training") == 1  # one voice, not one per rank
+    assert "2 processes (ddp)" in done.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["variants"]["tau-shuffled"]["paired"]["seeds"] == [1337]
+
+
 def test_the_study_page_renders_from_a_tiny_study(killed_and_resumed):
     from workbench.data import Workspace
     from workbench.views import study
@@ -268,3 +282,18 @@ def test_a_study_directory_refuses_other_settings_but_takes_more_seeds(tmp_path,
     assert len(plan_study(tmp_path, model, TrainConfig(steps=4), domain=domain16, variants=["tau-chain"], seeds=3)) == 3
     with pytest.raises(ConfigError, match="other train settings \\(steps\\)"):
         plan_study(tmp_path, model, TrainConfig(steps=8), domain=domain16, variants=["tau-chain"])
+
+
+def test_the_bundled_demo_study_is_complete_and_the_readme_quotes_it():
+    from workbench.data import demo_workspace
+
+    ws = demo_workspace()
+    assert "study" in ws.studies.names()
+    summary = ws.studies.summary("study")
+    assert list(summary["variants"]) == ["dot", "tau-domain", "tau-chain", "tau-shuffled", "tau-random", "tau-identity"]
+    assert all(e["n"] == 3 and not e["incomplete"] for e in summary["variants"].values())
+    shipped = REPO / "assets" / "demo" / "study"
+    assert not list(shipped.rglob("*.safetensors")) and sum(f.stat().st_size for f in shipped.rglob("*")) < 2**20
+    readme = (REPO / "README.md").read_text()
+    for v, e in summary["variants"].items():
+        assert f"| {v} | {e['mean']:.4f} [{e['ci95'][0]:.4f}, {e['ci95'][1]:.4f}]" in readme

@@ -28,7 +28,7 @@ def demo_study_configs(steps: int) -> tuple[ModelConfig, TrainConfig]:
     return ModelConfig(attention="tau", **DEMO_STUDY_SHAPE), train
 
 
-def run_demo_study(out: Path, *, steps: int = 200, seeds: int = 3, work_dir: Path | None = None,
+def run_demo_study(out: Path, *, steps: int = 600, seeds: int = 3, work_dir: Path | None = None,
                    threads: int = 1, progress: bool = False) -> dict:
     """Train the demo study in work_dir (default: a temporary folder; reuse one to resume), then copy
     its light files to out / "study" with repository-relative paths. Returns the summary."""
