@@ -203,20 +203,6 @@ def test_parallel_runs_train_in_their_own_processes_and_skip_done_ones(killed_an
     assert "study: 2 runs, 2 done, 0 to train" in printed.getvalue()
 
 
-@pytest.mark.slow
-def test_a_study_runs_under_torchrun_with_rank_0_speaking_for_all(tmp_path, domain16):
-    out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "tauformer", "study", "--out",
-           str(out), "--domain", str(domain16), "--variants", "tau-domain", "tau-shuffled", "--seeds", "1", *TINY]
-    done = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1"),
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count("tau-shuffled-s1337: training") == 1  # one voice, not one per rank
-    assert "2 processes (ddp)" in done.stdout
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["variants"]["tau-shuffled"]["paired"]["seeds"] == [1337]
-
-
 def test_the_study_page_renders_from_a_tiny_study(killed_and_resumed):
     from workbench.data import Workspace
     from workbench.views import study
