@@ -5,7 +5,8 @@
   the embedding / head, across the processes, gathering them layer by layer for forward and
   backward: for models whose parameters, gradients and optimizer state do not fit one device.
   Evaluation gathers an unsharded copy onto rank 0 (parameters only: a fraction of the training
-  state, which also holds gradients and optimizer moments).
+  state, which also holds gradients and optimizer moments); checkpoints gather the parameters and
+  the optimizer state into the one-process format, so a run resumes with or without --fsdp.
 - ``--compile`` wraps the (distributed) model in torch.compile for the training steps; the
   evaluation and statistics passes run the plain module (the probe needs eager hooks).
 
@@ -76,6 +77,40 @@ def full_state_dict(wrapped: Wrapped) -> dict | None:
 
     state = get_model_state_dict(wrapped.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     return state or None
+
+
+def full_optimizer_state(wrapped: Wrapped, optimizer: torch.optim.Optimizer) -> dict | None:
+    """The optimizer's state_dict as one process would have it (parameters by index), gathered.
+
+    A collective under FSDP (every rank calls it; rank 0 receives it, the others None).
+    """
+    if not wrapped.sharded:
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    osd = get_optimizer_state_dict(wrapped.model, optimizer,
+                                   options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not osd or not osd.get("param_groups"):
+        return None
+    index = {name: i for i, name in enumerate(n for g in osd["param_groups"] for n in g["params"])}
+    return {"state": {index[name]: value for name, value in osd["state"].items()},
+            "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in osd["param_groups"]]}
+
+
+def load_optimizer_state(wrapped: Wrapped, optimizer: torch.optim.Optimizer, state_dict: dict) -> None:
+    """Load a state_dict written by full_optimizer_state (every rank passes the whole of it)."""
+    if not wrapped.sharded:
+        optimizer.load_state_dict(state_dict)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    names = {id(p): n for n, p in wrapped.model.named_parameters()}
+    fqns = [names[id(p)] for g in optimizer.param_groups for p in g["params"]]  # index -> parameter name
+    # torch's key order (step first, then exp_avg, exp_avg_sq): the FSDP loader pairs values by position
+    ordered = {i: dict(sorted(v.items(), key=lambda kv: (kv[0] != "step", kv[0]))) for i, v in state_dict["state"].items()}
+    osd = {"state": {fqns[int(i)]: value for i, value in ordered.items()},
+           "param_groups": [{**g, "params": [fqns[int(i)] for i in g["params"]]} for g in state_dict["param_groups"]]}
+    set_optimizer_state_dict(wrapped.model, optimizer, osd, options=StateDictOptions(full_state_dict=True))
 
 
 def sync_buffers(wrapped: Wrapped, dist: Distributed) -> None:

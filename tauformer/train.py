@@ -42,7 +42,8 @@ from .errors import ConfigError, ShapeError
 from .flops import flops_per_token, peak_flops
 from .fsutil import atomic_write_json
 from .model import GPT
-from .parallel import all_reduce_mean, full_state_dict, sync_buffers, wrap_model
+from .parallel import (all_reduce_mean, full_optimizer_state, full_state_dict, load_optimizer_state, sync_buffers,
+                       wrap_model)
 from .probe import head_statistics
 from .runtime import Distributed, autocast, eval_mode, init_distributed
 
@@ -197,9 +198,6 @@ def _check_run(train_cfg: TrainConfig, dist: Distributed, resume: bool, existing
         raise ConfigError(f"--grad-accum must be >= 1, got {train_cfg.grad_accum}")
     if train_cfg.fsdp and not dist.enabled:
         log("note: --fsdp shards across torchrun processes; with one process the model is trained unsharded")
-    if train_cfg.fsdp and dist.enabled and resume and existing:
-        raise ConfigError("--resume of an FSDP run is not supported (its checkpoints hold no optimizer state); "
-                          "start a new run, or resume it without --fsdp")
 
 
 def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distributed, device) -> TrainResult:
@@ -240,7 +238,7 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
     wrapped = wrap_model(model, dist, device, fsdp=train_cfg.fsdp, compile=train_cfg.compile)
     optimizer = build_optimizer(model, train_cfg)  # after sharding: FSDP replaces parameters by shards
     if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
+        load_optimizer_state(wrapped, optimizer, optimizer_state)
     eval_batches = batches.eval_batches(train_cfg.eval_batches, train_cfg.batch_size, seed=train_cfg.seed, device=device)
     eval_bytes = None if tokenizer.kind == "bytes" else [batches.target_bytes(y) for _, y in eval_batches]
     micro, accum, world = train_cfg.batch_size, train_cfg.grad_accum, dist.world_size
@@ -252,13 +250,13 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
         + f"; {tokens_per_step:,} tokens per step ({micro} x {accum} x {world} sequences of {model_cfg.block_size})")
 
     def save(step: int) -> None:
-        state = full_state_dict(wrapped)  # a collective under FSDP: every rank takes part
+        state = full_state_dict(wrapped)  # collectives under FSDP: every rank takes part
+        optimizer_state = full_optimizer_state(wrapped, optimizer) if train_cfg.save_optimizer else None
         if dist.is_main:
             target = model if not wrapped.sharded else _plain_model(model_cfg, state)
-            keep_optimizer = train_cfg.save_optimizer and not wrapped.sharded
             trainer = {"rng_state": base64.b64encode(gen.get_state().numpy().tobytes()).decode("ascii"), "step": step}
             save_checkpoint(checkpoint_dir(run_dir, step), target, step=step, train_config=train_cfg, history=history,
-                            domain=domain_record, optimizer_state=optimizer.state_dict() if keep_optimizer else None,
+                            domain=domain_record, optimizer_state=optimizer_state,
                             trainer_state=trainer, save_dtype=train_cfg.save_dtype, tokenizer=tokenizer)
             _prune(run_dir, train_cfg.keep_checkpoints)
         dist.barrier()

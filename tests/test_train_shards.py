@@ -115,15 +115,19 @@ def test_gradient_accumulation_matches_the_full_batch(shards, reference, tmp_pat
     same_weights(load_checkpoint(out)[0], reference[1])  # (validation batches hold batch-size rows: not compared)
 
 
-@pytest.mark.parametrize("engine", ["ddp", "fsdp"])
-def test_two_cpu_processes_reach_the_loss_of_one(shards, reference, tmp_path, engine):
+def torchrun_train(argv):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
-    out = tmp_path / engine
-    extra = ["--fsdp"] if engine == "fsdp" else []
-    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "tauformer",
-                           *cli_train(shards, out, "--batch-size", "4", *extra)],
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "tauformer", *argv],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.parametrize("engine", ["ddp", "fsdp"])
+def test_two_cpu_processes_reach_the_loss_of_one(shards, reference, tmp_path, engine):
+    out = tmp_path / engine
+    extra = ["--fsdp"] if engine == "fsdp" else []
+    proc = torchrun_train(cli_train(shards, out, "--batch-size", "4", *extra))
     assert f"2 processes ({engine})" in proc.stdout and proc.stdout.count("done: step 4") == 1  # rank 0 reports
     meta, ref_meta = read_meta(out), reference[0]
     assert [r["step"] for r in meta.history] == [4] and meta.history[-1]["tokens_seen"] == 4 * 4 * 64 * 2
@@ -131,6 +135,17 @@ def test_two_cpu_processes_reach_the_loss_of_one(shards, reference, tmp_path, en
         assert meta.history[-1][key] == pytest.approx(ref_meta.history[-1][key], abs=1e-4), key
     same_weights(load_checkpoint(out)[0], reference[1])
     assert load_checkpoint_tokenizer(out).vocab_size == VOCAB
+
+
+@pytest.mark.slow
+def test_an_fsdp_run_resumes_from_its_gathered_optimizer_state(shards, reference, tmp_path):
+    out = tmp_path / "fsdp"
+    torchrun_train(cli_train(shards, out, "--batch-size", "4", "--fsdp", "--ckpt-every", "2"))
+    shutil.rmtree(out / "ckpt-4")  # as if stopped after step 2
+    torchrun_train(cli_train(shards, out, "--batch-size", "4", "--fsdp", "--ckpt-every", "2", "--resume"))
+    meta = read_meta(out)
+    assert meta.step == 4 and meta.history[-1]["val_loss"] == pytest.approx(reference[0].history[-1]["val_loss"], abs=1e-4)
+    same_weights(load_checkpoint(out)[0], reference[1])
 
 
 def test_workbench_probe_of_a_bpe_run_shows_token_pieces(bpe_run, tmp_path):
