@@ -213,7 +213,8 @@ def test_the_study_page_renders_from_a_tiny_study(killed_and_resumed):
     finals, curves, diffs, verdict, table = study.update_study(ws, "tiny")
     assert [t.name for t in finals.data if t.mode == "markers" and t.error_y.array is not None] == \
            ["tau-domain", "tau-chain"]
-    assert {t.name for t in curves.data if t.mode == "lines"} == {"tau-domain", "tau-chain"}
+    assert {t.name for t in curves.data if t.fill != "toself"} == {"tau-domain", "tau-chain"}
+    assert len([t for t in curves.data if t.fill == "toself"]) == 2  # one seed band each
     assert [t.y[0] for t in diffs.data if t.error_x.array is not None] == ["tau-chain"]
     text = str(verdict)
     assert "tau-chain" in text and "sign test p = 0.5" in text

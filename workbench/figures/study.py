@@ -79,7 +79,7 @@ def fig_study_curves(summary: Mapping) -> go.Figure:
         band = e["curve"]["band"]
         steps = list(band["step"])
         fig.add_trace(go.Scatter(x=steps + steps[::-1], y=list(band["max"]) + list(band["min"])[::-1],
-                                 fill="toself", fillcolor=theme.with_alpha(colors[v], 0.18), line=dict(width=0),
+                                 mode="lines", fill="toself", fillcolor=theme.with_alpha(colors[v], 0.18), line=dict(width=0),
                                  hoverinfo="skip", showlegend=False, legendgroup=v, name=f"{v} seed range"))
         fig.add_trace(go.Scatter(x=steps, y=band["mean"], mode="lines", name=v, legendgroup=v,
                                  line=dict(color=colors[v], width=2),
