@@ -1,4 +1,4 @@
-"""Command line: python -m tauformer {prepare, train, generate, demo, domain, bench}.
+"""Command line: python -m tauformer {prepare, train, generate, demo, domain, bench, study}.
 
 Each command lives in its own module, which exposes ``register(subparsers)`` and sets a ``func``
 default that takes the parsed arguments and returns an exit code. ``register`` stays cheap: no
@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "tauformer.demo",
     "tauformer.domain.cli",
     "tauformer.bench.cli",
+    "tauformer.study.cli",
 )
 
 

@@ -64,17 +64,27 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="retrain the bundled demo runs (dot, tau, tau-reference)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", type=Path, default=DEMO_DIR, help="demo directory")
-    p.add_argument("--steps", type=int, default=1500, help="training steps per run")
+    p.add_argument("--steps", type=int, default=None, help="training steps per run (default 1500; 600 with --study)")
     p.add_argument("--checkpoints", type=int, default=3, help="checkpoints kept per run")
     p.add_argument("--runs", default=",".join(DEMO_RUNS), help="comma-separated subset of " + ", ".join(DEMO_RUNS))
     p.add_argument("--embedder", default="auto", help="auto, tfidf or sentence (for the domain memory)")
     p.add_argument("--reuse-domain", action="store_true", help="keep the existing assets/demo/domain")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--study", action="store_true", help="instead: train the demo study (every variant, 3 seeds; "
+                   "tauformer/study/demo.py) into OUT/study, keeping histories and summaries only")
+    p.add_argument("--study-work", type=Path, default=None, help="where the demo study trains (reuse to resume)")
     p.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from .train import train
+
+    if args.study:
+        from .study.demo import run_demo_study
+
+        run_demo_study(Path(args.out), steps=args.steps or 600, work_dir=args.study_work, progress=not args.no_progress)
+        return 0
+    args.steps = args.steps or 1500
 
     names = [n.strip() for n in args.runs.split(",") if n.strip()]
     unknown = sorted(set(names) - set(DEMO_RUNS))

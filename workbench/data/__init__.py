@@ -15,6 +15,7 @@ from .cache import ResultCache, content_key
 from .cachedir import CacheDirError, default_cache_dir, ensure_private_dir
 from .domains import DomainStore
 from .runs import RunInfo, RunStore
+from .studies import StudyStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO_ROOT / "assets" / "demo"
@@ -28,6 +29,7 @@ class Workspace:
                  max_upload_mb: float = 50.0, cache_max_mb: float | None = None):
         self.cache_dir = ensure_private_dir(cache_dir)  # CacheDirError when others could write there
         self.runs = RunStore(runs)
+        self.studies = StudyStore(runs)  # study directories among (or directly inside) the run paths
         self.domains = DomainStore(domains)
         self.cache = ResultCache()
         self.max_upload_mb = float(max_upload_mb)  # cap on files uploaded in the app

@@ -73,6 +73,8 @@ def _candidates(path: Path) -> list[Path]:
         raise CheckpointError(f"{path}: no such run directory")
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a directory (give a run directory or a folder of runs)")
+    if (path / "study.json").is_file() and (path / "runs").is_dir():  # a study: its runs
+        path = path / "runs"
     if list_checkpoints(path) or (path / "config.json").exists():
         return [path]
     found = sorted(p for p in path.iterdir() if p.is_dir() and list_checkpoints(p))

@@ -14,6 +14,7 @@ PAGE_MODULES = (
     "workbench.views.why",
     "workbench.views.whatif",
     "workbench.views.training",
+    "workbench.views.study",
     "workbench.views.memory",
 )
 
