@@ -173,6 +173,9 @@ def test_workbench_probe_of_a_bpe_run_shows_token_pieces(bpe_run, tmp_path):
     byte_view = ws.probes.probe("dot-bytes", None, prompt)
     assert byte_view.tokens == [ByteTokenizer().token_label(b) for b in prompt.encode()][:1024]
     assert ws.probes.pair("tau-bpe") is None  # same shape would pair; different tokenizers never do
+    from workbench.views.model_shared import prompt_note
+    assert prompt_note(ws, prompt, "tau-bpe") == f"{len(ids)} tokens (BPE pieces)"
+    assert prompt_note(ws, prompt, "dot-bytes") == f"{len(prompt.encode())} tokens (bytes)"
     with pytest.raises(Exception, match="different tokens"):
         ws.probes.probe_pair("tau-bpe", None, "dot-bytes", prompt)
 

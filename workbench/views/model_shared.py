@@ -207,7 +207,7 @@ def prompt_box(workspace, query: dict) -> html.Section:
     return html.Section(className="card prompt-card", children=[
         html.Div(className="prompt-row", children=[
             dcc.Textarea(id=PROMPT_TEXT, value=text, className="prompt-text", spellCheck=False,
-                         placeholder="Type or paste text; every byte is one token (at most 1024)."),
+                         placeholder="Type or paste text; it is cut to the first 1024 tokens of the run's tokenizer."),
             html.Div(className="prompt-side", children=[
                 html.Button("Run prompt", id=PROMPT_RUN, className="prompt-run", n_clicks=0,
                             title="Probe the models on this text (also runs when the box loses focus)"),
@@ -230,11 +230,12 @@ def prompt_of(workspace, stored: str | None, run: str | None = None) -> str:
     return stored if stored else workspace.probes.default_prompt(run)
 
 
-def prompt_note(workspace, stored: str | None) -> str:
-    """'256 tokens' or a note that the text was cut to the limit."""
-    text = prompt_of(workspace, stored)
-    ids, cut = workspace.probes.encode(text)
-    note = f"{len(ids)} tokens (bytes)" + ("" if stored else " of validation text")
+def prompt_note(workspace, stored: str | None, run: str | None = None) -> str:
+    """'256 tokens (bytes)' in the run's tokenizer, or a note that the text was cut to the limit."""
+    text = prompt_of(workspace, stored, run)
+    ids, cut = workspace.probes.encode(text, run)
+    unit = "bytes" if workspace.probes.tokenizer_for(run).kind == "bytes" else "BPE pieces"
+    note = f"{len(ids)} tokens ({unit})" + ("" if stored else " of validation text")
     return note + (" -- cut to the first 1024" if cut else "")
 
 
@@ -276,4 +277,5 @@ def register_prompt(app, workspace) -> None:
         State(PROMPT_TEXT, "value"), State(PROMPT_FROM_URL, "data"), State(PROMPT, "data"),
         State(PROMPT_DEFAULT, "data"),
     )
-    app.callback(Output(PROMPT_NOTE, "children"), Input(PROMPT, "data"))(bind(workspace, prompt_note))
+    app.callback(Output(PROMPT_NOTE, "children"), Input(PROMPT, "data"), Input("run-picker", "value"))(
+        bind(workspace, prompt_note))
