@@ -1,5 +1,5 @@
 """One module per page. Each exposes PAGE (id, path, name, order, description, and optionally
-``requires``: "runs" or "domain"), ``layout(workspace, **query)`` and
+``requires``: "runs", "domain" or "studies"), ``layout(workspace, **query)`` and
 ``register_callbacks(app, workspace)``; each figure card's recipe (keys -> figure) is
 registered in :mod:`workbench.views.cards` when the module is imported; optionally
 ``bench_cases(workspace)`` and ``warm_up(workspace)``.
@@ -20,10 +20,12 @@ PAGE_MODULES = (
 
 
 def page_has_data(page: dict, workspace) -> bool:
-    """Whether the workspace holds what the page shows (its runs or its domain memories)."""
+    """Whether the workspace holds what the page shows (its runs, domain memories or studies)."""
     need = page.get("requires")
     if need == "runs":
         return bool(workspace.runs.names())
     if need == "domain":
         return bool(workspace.domains.names())
+    if need == "studies":
+        return bool(workspace.studies.names())
     return True

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html, no_update
+from dash import dcc, html
 
 from workbench.figures.study import fig_study_curves, fig_study_differences, fig_study_finals
 
 from . import model_shared as ms
-from .common import empty_state, figure_id, register_url_sync
+from .cards import Key, recipe, register_page_callback
+from .common import empty_state, register_url_sync
 
-PAGE = dict(id="study", path="/study", name="Study", order=35,
+PAGE = dict(id="study", requires="studies", path="/study", name="Study", order=35,
             description="Matched runs that differ only in their Laplacian: final bits per byte with intervals, "
                         "curves with seed bands, paired differences to the domain memory.")
 FIGURES = ("study-finals", "study-curves", "study-diffs")
@@ -91,9 +92,10 @@ def table(summary: dict) -> html.Table:
 
 # ------------------------------------------------------------------ callbacks
 def update_study(workspace, name):
-    """The three figures, the verdict and the table of one study."""
+    """The three figures (FIGURES order), the verdict and the table of one study."""
     if name not in workspace.studies.names():
-        return (no_update,) * 5
+        message = "No study is loaded." if not workspace.studies.names() else f"No study named {name!r}."
+        return (ms.empty(message),) * 3 + ([message], "")
     try:
         summary = workspace.studies.summary(name)
     except (*ms.FRIENDLY_ERRORS, OSError) as err:  # a broken file in the study: say so, keep serving
@@ -103,15 +105,15 @@ def update_study(workspace, name):
             verdict(summary), table(summary))
 
 
+def _batch_study(workspace, state: dict):
+    """The batch export's study: the one it names, else the first loaded."""
+    return state.get("study") or next(iter(workspace.studies.names()), None)
+
+
+STUDY = recipe("study", FIGURES, update_study, (Key("study", "study-picker", batch=_batch_study),),
+               extra=[("study-verdict", "children"), ("study-table", "children")])
+
+
 def register_callbacks(app, workspace) -> None:
-    app.callback(*(Output(figure_id(n), "figure") for n in FIGURES), Output("study-verdict", "children"),
-                 Output("study-table", "children"), Input("study-picker", "value"))(ms.bind(workspace, update_study))
+    register_page_callback(app, workspace, STUDY)
     register_url_sync(app, "study-url", [("study", "study-picker", "value")])
-
-
-def export_figures(workspace, state: dict) -> dict:
-    names = workspace.studies.names()
-    if not names:
-        return {}
-    figs = update_study(workspace, state.get("study") or names[0])[:3]
-    return dict(zip(FIGURES, figs))
