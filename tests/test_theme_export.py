@@ -289,3 +289,40 @@ def test_export_figures_shows_a_tqdm_bar_by_default(renderer, tmp_path, capsys):
     export.export_figures({"js": F.fig_js_divergence(np.eye(2))}, tmp_path, ["svg"])
     err = capsys.readouterr().err
     assert "exporting figures" in err and "1/1" in err
+
+
+def test_a_render_before_the_page_script_loaded_is_tried_once_more(monkeypatch):
+    """kaleido's tab can answer "kaleido_scopes is not defined" right after start-up: one retry."""
+    import asyncio
+    import threading
+
+    from workbench import export_renderer
+
+    calls = []
+
+    class FlakyBrowser:
+        def __init__(self, first_error):
+            self.first_error = first_error
+
+        async def calc_fig(self, fig, opts):
+            calls.append(opts["format"])
+            if len(calls) == 1:
+                raise RuntimeError(self.first_error)
+            return b"%PDF-ok"
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        r = export_renderer.Renderer()
+        r._loop, r._kaleido = loop, FlakyBrowser("ReferenceError: kaleido_scopes is not defined")
+        monkeypatch.setattr(export_renderer.time, "sleep", lambda s: None)
+        assert r.render({}, {"format": "pdf"}, timeout=5) == b"%PDF-ok" and calls == ["pdf", "pdf"]
+        calls.clear()
+        r._kaleido = FlakyBrowser("some other failure")  # is not retried
+        with pytest.raises(RuntimeError, match="some other failure"):
+            r.render({}, {"format": "pdf"}, timeout=5)
+        assert calls == ["pdf"]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

@@ -11,8 +11,10 @@ import concurrent.futures
 import logging
 import os
 import threading
+import time
 
 log = logging.getLogger("workbench.export")
+NOT_LOADED = "kaleido_scopes is not defined"  # kaleido's page script not loaded yet
 
 
 class ExportError(Exception):
@@ -94,13 +96,21 @@ class Renderer:
         loop, browser = self._loop, self._kaleido
         if browser is None or loop is None:
             raise ExportError("the export renderer is not running")
-        future = asyncio.run_coroutine_threadsafe(browser.calc_fig(fig_dict, opts=opts), loop)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before 3.11
-            future.cancel()
-            raise ExportError(f"rendering {opts['format']} took longer than {timeout:g} s") \
-                from None
+        for attempt in range(2):
+            future = asyncio.run_coroutine_threadsafe(browser.calc_fig(fig_dict, opts=opts), loop)
+            try:
+                return future.result(timeout)
+            except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before 3.11
+                future.cancel()
+                raise ExportError(f"rendering {opts['format']} took longer than {timeout:g} s") \
+                    from None
+            except Exception as exc:  # noqa: BLE001 - see below
+                # A tab whose page script has not finished loading answers "kaleido_scopes is
+                # not defined" (seen on a busy machine right after start-up): try once more.
+                if attempt or NOT_LOADED not in str(exc):
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         """Close Chromium and the loop thread (no-op when not running)."""
