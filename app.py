@@ -15,13 +15,35 @@ import sys
 import time
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port 1..65535 (a larger one would wrap and the printed URL would be wrong)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1..65535)")
+    return port
+
+
+MIN_TOKEN_CHARS = 16  # shorter tokens are easy to guess by trying
+
+
+def short_token_warning(token: str | None) -> str | None:
+    """One warning line for a --token too short to resist guessing, else None."""
+    if token is None or len(token) >= MIN_TOKEN_CHARS:
+        return None
+    return (f"warning: --token has {len(token)} characters; use at least {MIN_TOKEN_CHARS} "
+            "so it cannot be guessed by trying")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Explore Tauformer checkpoints and domain memories in the browser.")
     p.add_argument("--runs", nargs="+", default=None, metavar="DIR",
                    help="run directories (or folders of runs); default: the bundled demo")
     p.add_argument("--domain", nargs="+", default=None, metavar="FILE", help="domain-memory files or directories")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8050)
+    p.add_argument("--port", type=port_number, default=8050, help="TCP port 1..65535 (default 8050)")
     p.add_argument("--cache-dir", default=None,
                    help="where layouts and uploads are cached (default: $XDG_CACHE_HOME/tauformer-workbench, "
                         "else ~/.cache/tauformer-workbench; must be yours and not writable by others)")
@@ -63,6 +85,8 @@ def main(argv=None) -> int:
     for problem in workspace.problems:
         print(f"warning: {problem}", file=sys.stderr)
     app = create_app(workspace, profile=args.profile)
+    if short_token_warning(args.token):
+        print(short_token_warning(args.token), file=sys.stderr)
     token = args.token or (None if is_loopback(args.host) else new_token())
     install_guards(app.server, host=args.host, port=args.port, token=token)
     url = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")

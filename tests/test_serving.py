@@ -125,3 +125,23 @@ def test_debug_mode_is_refused_off_loopback(tmp_path, capsys):
     assert app_main.main(["--host", "0.0.0.0", "--debug", "--cache-dir", str(tmp_path / "c")]) == 2
     assert "--debug" in capsys.readouterr().err
     assert app_main.parse_args([]).debug is False and app_main.parse_args([]).host == "127.0.0.1"
+
+
+@pytest.mark.parametrize("port", ["0", "99999", "65536", "-1", "80x"])
+def test_a_port_outside_1_to_65535_exits_2_with_one_line(port, capsys):
+    with pytest.raises(SystemExit) as exc:
+        app_main.parse_args(["--port", port])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--port" in err and port in err
+
+
+def test_ports_1_and_65535_are_accepted():
+    assert app_main.parse_args(["--port", "1"]).port == 1
+    assert app_main.parse_args(["--port", "65535"]).port == 65535
+
+
+def test_a_short_token_gets_one_warning_line():
+    warning = app_main.short_token_warning("abc")
+    assert warning is not None and "--token" in warning and "\n" not in warning
+    assert app_main.short_token_warning("x" * 16) is None and app_main.short_token_warning(None) is None
