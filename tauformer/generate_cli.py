@@ -6,14 +6,39 @@ import argparse
 import time
 
 
+def _whole_number_at_least(least: int):
+    """An argparse type: a whole number >= least, so bad values stop before the checkpoint loads."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is less than {least}")
+        return value
+    return parse
+
+
+def _temperature(text: str) -> float:
+    """An argparse type: a finite temperature >= 0 (0 = greedy)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0 (0 = greedy)")
+    return value
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="generate text from a run directory or checkpoint",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("checkpoint", help="a run directory (its latest checkpoint) or a ckpt-<step>/ directory")
     p.add_argument("--prompt", default="The ", help="text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--max-new-tokens", type=_whole_number_at_least(1), default=200, help="at least 1")
+    p.add_argument("--temperature", type=_temperature, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=_whole_number_at_least(1), default=50,
+                   help="sample among the k likeliest tokens (at least 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-cache", action="store_true", help="re-run the whole sequence per token")
     p.add_argument("--device", default="cpu")
