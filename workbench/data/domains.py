@@ -8,6 +8,30 @@ from tauformer.errors import TauformerError
 
 from .cache import ResultCache
 
+DOMAIN_FILE = "domain.safetensors"  # = tauformer.domain.io.DOMAIN_FILE; not imported: start-up stays quick
+DOMAIN_SUFFIXES = (".safetensors", ".parquet")  # what load_domain_memory reads besides a directory
+BUILD_INPUTS = (".npy", ".npz", ".csv", ".txt", ".md")  # what `domain build` takes but the app does not
+
+
+def domain_path_problem(path: Path) -> str | None:
+    """Why `path` cannot be a domain memory, in one line, or None -- from its name and kind only.
+
+    Cheap on purpose (nothing is read or parsed): the full validation runs when it is opened.
+    """
+    if not path.exists():
+        return f"{path}: no such domain-memory file"
+    if path.is_dir():
+        if (path / DOMAIN_FILE).is_file():
+            return None
+        return (f"{path}: not a domain memory (a directory from `domain build` holds {DOMAIN_FILE}; "
+                "this one does not)")
+    if path.suffix.lower() in DOMAIN_SUFFIXES:
+        return None
+    problem = f"{path}: not a domain memory (a .safetensors file or a directory from `domain build`)"
+    if path.suffix.lower() in BUILD_INPUTS:
+        problem += f"; build one with python -m tauformer domain build {path} --dim D --out FILE"
+    return problem
+
 
 class DomainStore:
     """Domain memories by display name; a file that cannot be loaded becomes a problem message."""
@@ -20,9 +44,11 @@ class DomainStore:
             self.add(Path(raw))
 
     def add(self, path: Path, name: str | None = None) -> str | None:
-        """Register a domain file; returns its name, or None (with a problem recorded) if missing."""
-        if not path.exists():
-            self.problems.append(f"{path}: no such domain-memory file")
+        """Register a domain file; returns its name, or None (with a problem recorded) if it is
+        missing or plainly not a domain memory (see :func:`domain_path_problem`)."""
+        problem = domain_path_problem(path)
+        if problem:
+            self.problems.append(problem)
             return None
         base = name or (path.parent.name if path.name in ("domain", "domain.safetensors") else path.stem)
         name, i = base, 2
