@@ -78,3 +78,14 @@ def test_bad_parameter_returns_2(tmp_path, capsys):
     make_embedding(tmp_path / "emb.npy")
     code = main(["domain", "build", str(tmp_path / "emb.npy"), "--dim", "99", "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 2 and "dim" in capsys.readouterr().err
+
+
+def test_a_dim_above_the_feature_count_names_the_file_and_the_flag(tmp_path, capsys):
+    np.save(tmp_path / "rand.npy", np.random.default_rng(0).standard_normal((40, 16)).astype(np.float32))
+    for dim, words in (("32", "--dim 32 is more than its 16 features (2..16)"), ("1", "--dim 1 is less than 2")):
+        code = main(["domain", "build", str(tmp_path / "rand.npy"), "--dim", dim, "--out", str(tmp_path / "o"),
+                     "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1
+        assert "rand.npy: " in err and words in err
+    assert not (tmp_path / "o").exists()

@@ -88,6 +88,16 @@ def _spectrum_line(s: dict) -> str:
     return f"  spectral gap {s['spectral_gap']:.6g}   eigenvalues [{s['eigenvalue_min']:.3g}, {s['eigenvalue_max']:.6g}]"
 
 
+def _check_dim(path, dim: int | None, n_features: int) -> None:
+    """Refuse a --dim the embedding cannot give, naming the file and the flag (the reducer's own
+    message speaks of `dim` only, for API callers)."""
+    if dim is None or 2 <= dim <= n_features:
+        return
+    if dim < 2:
+        raise DomainError(f"{path}: --dim {dim} is less than 2 (2..{n_features})")
+    raise DomainError(f"{path}: --dim {dim} is more than its {n_features} features (2..{n_features})")
+
+
 def _build(args: argparse.Namespace) -> int:
     from .builder import build_domain_memory, connectivity_problem
     from .io import save_domain_memory
@@ -99,6 +109,7 @@ def _build(args: argparse.Namespace) -> int:
         embedder=args.embedder, embed_dims=args.embed_dims, per_line=args.per_line, seed=args.seed,
     )
     load_s = time.perf_counter() - start
+    _check_dim(args.input, args.dim, emb.n_features)
     memory = build_domain_memory(
         emb, dim=args.dim, reduction=None if args.reduction == "none" else args.reduction,
         n_clusters=args.n_clusters, eps=args.eps, k=args.k, topk=args.topk, p=args.p, sigma=args.sigma,
