@@ -32,6 +32,7 @@ from .checkpoint import (
     checkpoint_dir,
     list_checkpoints,
     load_checkpoint,
+    load_checkpoint_tokenizer,
     load_training_state,
     read_meta,
     save_checkpoint,
@@ -200,6 +201,16 @@ def _check_run(train_cfg: TrainConfig, dist: Distributed, resume: bool, existing
         log("note: --fsdp shards across torchrun processes; with one process the model is trained unsharded")
 
 
+def _check_resume_tokenizer(ckpt_path: Path, source: str, tokenizer) -> None:
+    """Refuse to resume on data whose tokenizer is not the one the checkpoint's weights were trained with."""
+    recorded = load_checkpoint_tokenizer(ckpt_path)
+    if recorded.fingerprint != tokenizer.fingerprint:
+        raise ConfigError(
+            f"{source}: its {tokenizer.name} tokenizer (sha256 {tokenizer.fingerprint[:12]}) is not the {recorded.name} "
+            f"tokenizer of checkpoint {ckpt_path} (sha256 {recorded.fingerprint[:12]}); resume with the data the run "
+            f"was trained on, or train into a new --out")
+
+
 def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distributed, device) -> TrainResult:
     existing = list_checkpoints(run_dir)
     if existing and not resume:
@@ -229,9 +240,13 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
         model = GPT(model_cfg, laplacian=laplacian)
     batches = load_batches(train_cfg.data, block_size=model_cfg.block_size, val_fraction=train_cfg.val_fraction)
     tokenizer = batches.tokenizer
+    if resume and existing:
+        _check_resume_tokenizer(meta.path, source, tokenizer)
     if model_cfg.vocab_size < tokenizer.vocab_size:
+        fix = (f"the data's vocabulary differs from the checkpoint's ({meta.path})" if resume and existing
+               else "leave --vocab-size unset to take it from the data")
         raise ConfigError(f"{source}: its {tokenizer.name} tokenizer has {tokenizer.vocab_size:,} tokens but the model's "
-                          f"vocab_size is {model_cfg.vocab_size:,}; leave --vocab-size unset to take it from the data")
+                          f"vocab_size is {model_cfg.vocab_size:,}; {fix}")
     n_params, token_flops = model.num_parameters(), flops_per_token(model)
     model.to(device)
     model.train()
