@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import math
 import shutil
 import sys
@@ -201,6 +202,28 @@ def _check_run(train_cfg: TrainConfig, dist: Distributed, resume: bool, existing
         log("note: --fsdp shards across torchrun processes; with one process the model is trained unsharded")
 
 
+def _check_resume_domain(train_cfg: TrainConfig, model_cfg: ModelConfig, recorded: dict | None, ckpt_path: Path,
+                         log: Callable) -> TrainConfig:
+    """train_cfg to resume with: a --domain is accepted only when it is the memory the checkpoint's
+    Laplacian came from (same fingerprint); the checkpoint's Laplacian is what the model keeps."""
+    if not train_cfg.domain:
+        return train_cfg
+    if model_cfg.attention != "tau":
+        log(f"note: --domain {train_cfg.domain} is ignored for a dot-product model")
+        return dataclasses.replace(train_cfg, domain=None)
+    from .domain import load_domain_memory
+
+    memory = load_domain_memory(train_cfg.domain)
+    kept = (recorded or {}).get("fingerprint")
+    if memory.fingerprint != kept:
+        held = f"domain memory fingerprint {kept[:12]}" if kept else "the chain Laplacian (no domain memory)"
+        raise ConfigError(
+            f"--domain {train_cfg.domain}: its fingerprint {memory.fingerprint[:12]} is not the domain memory of "
+            f"checkpoint {ckpt_path}, which holds {held}; resume without --domain (the checkpoint keeps its "
+            f"Laplacian) or train into a new --out")
+    return train_cfg
+
+
 def _check_resume_tokenizer(ckpt_path: Path, source: str, tokenizer) -> None:
     """Refuse to resume on data whose tokenizer is not the one the checkpoint's weights were trained with."""
     recorded = load_checkpoint_tokenizer(ckpt_path)
@@ -228,6 +251,7 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
         if meta.model_config != model_cfg:
             log(f"note: resuming with the model config stored in {meta.path}")
         model_cfg, domain_record, history, start_step = meta.model_config, meta.domain, meta.history, meta.step
+        train_cfg = _check_resume_domain(train_cfg, model_cfg, domain_record, meta.path, log)
         model, _ = load_checkpoint(meta.path)
         optimizer_state, trainer_state = load_training_state(meta.path)
         rng = trainer_state.get("rng_state")
