@@ -187,3 +187,21 @@ def test_resuming_a_chain_run_with_a_domain_memory_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert memory.fingerprint[:12] in err and "chain Laplacian" in err
     assert [s for s, _ in list_checkpoints(tmp_path / "tau")] == [2]
+
+
+@pytest.mark.parametrize("under", [False, True])
+def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys, monkeypatch, under):
+    import tauformer.train as tr
+
+    afile = tmp_path / "afile.txt"
+    afile.write_text("notes\n")
+    monkeypatch.setattr(tr, "_train", lambda *a, **k: pytest.fail("training started"))
+    out = afile / "run" if under else afile
+    code = main(["train", "--preset", "tiny", "--steps", "2", "--device", "cpu", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    if under:
+        assert err[0] == f"error: --out {out}: {afile} is a file, not a directory"
+    else:
+        assert err[0] == f"error: --out {afile} is a file, not a run directory"
+    assert afile.read_text() == "notes\n"
