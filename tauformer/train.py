@@ -81,7 +81,11 @@ def resolve_domain(train_cfg: TrainConfig, model_cfg: ModelConfig, log: Callable
     both sizes and the command that rebuilds it.
     """
     if not train_cfg.domain:
-        return None, {"laplacian": "chain"} if model_cfg.attention == "tau" else None
+        if model_cfg.attention != "tau":
+            return None, None
+        log(f"note: no --domain: tau attention measures against the chain Laplacian of size {model_cfg.head_dim}; "
+            "pass --domain FILE for a domain memory")
+        return None, {"laplacian": "chain"}
     if model_cfg.attention != "tau":
         log(f"note: --domain {train_cfg.domain} is ignored for a dot-product model")
         return None, None

@@ -205,3 +205,17 @@ def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys, monk
     else:
         assert err[0] == f"error: --out {afile} is a file, not a run directory"
     assert afile.read_text() == "notes\n"
+
+
+@pytest.mark.parametrize("attention", ["tau", "dot"])
+def test_a_tau_run_without_a_domain_says_it_uses_the_chain_laplacian(tmp_path, attention):
+    lines = []
+    cfg = TrainConfig(steps=1, batch_size=2, eval_every=1, eval_batches=1, ckpt_every=1, warmup_steps=1, device="cpu")
+    train(tiny_config(attention), cfg, tmp_path / "r", progress=False, log=lambda *a: lines.append(" ".join(map(str, a))))
+    notes = [line for line in lines if "chain Laplacian" in line]
+    if attention == "tau":  # tiny_config: head_dim 32 / 4 = 8
+        assert notes == ["note: no --domain: tau attention measures against the chain Laplacian of size 8; "
+                         "pass --domain FILE for a domain memory"]
+        assert lines.index(notes[0]) < next(i for i, line in enumerate(lines) if "parameters" in line)
+    else:
+        assert notes == []
