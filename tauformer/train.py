@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import math
 import shutil
 import sys
@@ -32,6 +33,7 @@ from .checkpoint import (
     checkpoint_dir,
     list_checkpoints,
     load_checkpoint,
+    load_checkpoint_tokenizer,
     load_training_state,
     read_meta,
     save_checkpoint,
@@ -79,7 +81,11 @@ def resolve_domain(train_cfg: TrainConfig, model_cfg: ModelConfig, log: Callable
     both sizes and the command that rebuilds it.
     """
     if not train_cfg.domain:
-        return None, {"laplacian": "chain"} if model_cfg.attention == "tau" else None
+        if model_cfg.attention != "tau":
+            return None, None
+        log(f"note: no --domain: tau attention measures against the chain Laplacian of size {model_cfg.head_dim}; "
+            "pass --domain FILE for a domain memory")
+        return None, {"laplacian": "chain"}
     if model_cfg.attention != "tau":
         log(f"note: --domain {train_cfg.domain} is ignored for a dot-product model")
         return None, None
@@ -200,6 +206,38 @@ def _check_run(train_cfg: TrainConfig, dist: Distributed, resume: bool, existing
         log("note: --fsdp shards across torchrun processes; with one process the model is trained unsharded")
 
 
+def _check_resume_domain(train_cfg: TrainConfig, model_cfg: ModelConfig, recorded: dict | None, ckpt_path: Path,
+                         log: Callable) -> TrainConfig:
+    """train_cfg to resume with: a --domain is accepted only when it is the memory the checkpoint's
+    Laplacian came from (same fingerprint); the checkpoint's Laplacian is what the model keeps."""
+    if not train_cfg.domain:
+        return train_cfg
+    if model_cfg.attention != "tau":
+        log(f"note: --domain {train_cfg.domain} is ignored for a dot-product model")
+        return dataclasses.replace(train_cfg, domain=None)
+    from .domain import load_domain_memory
+
+    memory = load_domain_memory(train_cfg.domain)
+    kept = (recorded or {}).get("fingerprint")
+    if memory.fingerprint != kept:
+        held = f"domain memory fingerprint {kept[:12]}" if kept else "the chain Laplacian (no domain memory)"
+        raise ConfigError(
+            f"--domain {train_cfg.domain}: its fingerprint {memory.fingerprint[:12]} is not the domain memory of "
+            f"checkpoint {ckpt_path}, which holds {held}; resume without --domain (the checkpoint keeps its "
+            f"Laplacian) or train into a new --out")
+    return train_cfg
+
+
+def _check_resume_tokenizer(ckpt_path: Path, source: str, tokenizer) -> None:
+    """Refuse to resume on data whose tokenizer is not the one the checkpoint's weights were trained with."""
+    recorded = load_checkpoint_tokenizer(ckpt_path)
+    if recorded.fingerprint != tokenizer.fingerprint:
+        raise ConfigError(
+            f"{source}: its {tokenizer.name} tokenizer (sha256 {tokenizer.fingerprint[:12]}) is not the {recorded.name} "
+            f"tokenizer of checkpoint {ckpt_path} (sha256 {recorded.fingerprint[:12]}); resume with the data the run "
+            f"was trained on, or train into a new --out")
+
+
 def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distributed, device) -> TrainResult:
     existing = list_checkpoints(run_dir)
     if existing and not resume:
@@ -217,6 +255,7 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
         if meta.model_config != model_cfg:
             log(f"note: resuming with the model config stored in {meta.path}")
         model_cfg, domain_record, history, start_step = meta.model_config, meta.domain, meta.history, meta.step
+        train_cfg = _check_resume_domain(train_cfg, model_cfg, domain_record, meta.path, log)
         model, _ = load_checkpoint(meta.path)
         optimizer_state, trainer_state = load_training_state(meta.path)
         rng = trainer_state.get("rng_state")
@@ -229,9 +268,13 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
         model = GPT(model_cfg, laplacian=laplacian)
     batches = load_batches(train_cfg.data, block_size=model_cfg.block_size, val_fraction=train_cfg.val_fraction)
     tokenizer = batches.tokenizer
+    if resume and existing:
+        _check_resume_tokenizer(meta.path, source, tokenizer)
     if model_cfg.vocab_size < tokenizer.vocab_size:
+        fix = (f"the data's vocabulary differs from the checkpoint's ({meta.path})" if resume and existing
+               else "leave --vocab-size unset to take it from the data")
         raise ConfigError(f"{source}: its {tokenizer.name} tokenizer has {tokenizer.vocab_size:,} tokens but the model's "
-                          f"vocab_size is {model_cfg.vocab_size:,}; leave --vocab-size unset to take it from the data")
+                          f"vocab_size is {model_cfg.vocab_size:,}; {fix}")
     n_params, token_flops = model.num_parameters(), flops_per_token(model)
     model.to(device)
     model.train()

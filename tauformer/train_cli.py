@@ -100,9 +100,26 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
 
+def check_run_dir(out: str) -> None:
+    """Refuse at start-up an --out that is a file or lies under one (else the first save fails after training)."""
+    from pathlib import Path
+
+    from .errors import ConfigError
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a run directory")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--out {out}: {parent} is a file, not a directory")
+            break
+
+
 def run_train(args: argparse.Namespace) -> int:
     from .train import train
 
+    check_run_dir(args.out)
     result = train(model_config_from_args(args), train_config_from_args(args), args.out,
                    resume=args.resume, progress=not args.no_progress)
     if result.history:

@@ -144,3 +144,78 @@ def test_a_domain_memory_of_the_wrong_size_is_refused_with_both_sizes_and_the_fi
     err = capsys.readouterr().err
     assert code == 2 and str(path) in err and "6 x 6" in err and "head_dim is 16" in err and "--dim 16" in err
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
+
+
+def resume_cli(out, *extra):
+    return ["train", "--resume", "--steps", "6", "--eval-every", "6", "--ckpt-every", "6", "--batch-size", "4",
+            "--eval-batches", "1", "--device", "cpu", "--out", str(out), "--no-progress", *extra]
+
+
+def test_resume_with_another_domain_memory_is_refused_and_the_same_one_accepted(tmp_path, capsys):
+    import shutil
+
+    import numpy as np
+
+    from tauformer.domain import build_domain_memory, save_domain_memory
+
+    path, memory = small_domain_file(tmp_path, 8)
+    short_run(tmp_path, "tau", steps=4, eval_every=4, ckpt_every=4, batch_size=4, eval_batches=1, domain=str(path))
+    run = tmp_path / "tau"
+    X = np.random.default_rng(7).normal(size=(200, 24)).astype(np.float32)
+    other = build_domain_memory(X, dim=8, eps=1.0, topk=3, seed=0)
+    other_path = save_domain_memory(other, tmp_path / "other.safetensors")
+    assert other.fingerprint[:12] != memory.fingerprint[:12]
+    config_before = (run / "ckpt-4" / "config.json").read_text()
+    assert main(resume_cli(run, "--domain", str(other_path))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(other_path) in err[0]
+    assert other.fingerprint[:12] in err[0] and memory.fingerprint[:12] in err[0]
+    assert [s for s, _ in list_checkpoints(run)] == [4] and (run / "ckpt-4" / "config.json").read_text() == config_before
+
+    same = tmp_path / "same.safetensors"
+    shutil.copy(path, same)
+    assert main(resume_cli(run, "--domain", str(same))) == 0
+    model, meta = load_checkpoint(run)
+    assert meta.step == 6 and meta.domain["fingerprint"] == memory.fingerprint
+    assert torch.allclose(model.laplacian, torch.from_numpy(memory.laplacian.toarray()).float())
+
+
+def test_resuming_a_chain_run_with_a_domain_memory_is_refused(tmp_path, capsys):
+    path, memory = small_domain_file(tmp_path, 8)
+    short_run(tmp_path, "tau", steps=2, eval_every=2, ckpt_every=2, batch_size=4, eval_batches=1)
+    assert main(resume_cli(tmp_path / "tau", "--domain", str(path))) == 2
+    err = capsys.readouterr().err
+    assert memory.fingerprint[:12] in err and "chain Laplacian" in err
+    assert [s for s, _ in list_checkpoints(tmp_path / "tau")] == [2]
+
+
+@pytest.mark.parametrize("under", [False, True])
+def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys, monkeypatch, under):
+    import tauformer.train as tr
+
+    afile = tmp_path / "afile.txt"
+    afile.write_text("notes\n")
+    monkeypatch.setattr(tr, "_train", lambda *a, **k: pytest.fail("training started"))
+    out = afile / "run" if under else afile
+    code = main(["train", "--preset", "tiny", "--steps", "2", "--device", "cpu", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    if under:
+        assert err[0] == f"error: --out {out}: {afile} is a file, not a directory"
+    else:
+        assert err[0] == f"error: --out {afile} is a file, not a run directory"
+    assert afile.read_text() == "notes\n"
+
+
+@pytest.mark.parametrize("attention", ["tau", "dot"])
+def test_a_tau_run_without_a_domain_says_it_uses_the_chain_laplacian(tmp_path, attention):
+    lines = []
+    cfg = TrainConfig(steps=1, batch_size=2, eval_every=1, eval_batches=1, ckpt_every=1, warmup_steps=1, device="cpu")
+    train(tiny_config(attention), cfg, tmp_path / "r", progress=False, log=lambda *a: lines.append(" ".join(map(str, a))))
+    notes = [line for line in lines if "chain Laplacian" in line]
+    if attention == "tau":  # tiny_config: head_dim 32 / 4 = 8
+        assert notes == ["note: no --domain: tau attention measures against the chain Laplacian of size 8; "
+                         "pass --domain FILE for a domain memory"]
+        assert lines.index(notes[0]) < next(i for i, line in enumerate(lines) if "parameters" in line)
+    else:
+        assert notes == []

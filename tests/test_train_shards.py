@@ -229,3 +229,31 @@ def test_a_model_vocabulary_smaller_than_the_data_is_refused_in_one_line(shards,
     code = main(cli_train(shards, tmp_path / "r", "--vocab-size", "300"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"{VOCAB:,} tokens" in err[0] and "vocab_size is 300" in err[0]
+
+
+def test_resume_on_data_with_another_tokenizer_is_refused_naming_both(shards, bpe_run, tmp_path, capsys):
+    run, _ = bpe_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    text = write_corpus(tmp_path / "bytes.txt", 200, seed=1)  # byte tokens, not the run's BPE
+    code = main(["train", "--resume", "--data", str(text), "--steps", "24", "--device", "cpu",
+                 "--out", str(copy), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    bpe = open_shards(shards).tokenizer.fingerprint[:12]
+    assert code == 2 and len(err) == 1 and str(text) in err[0] and str(copy / "ckpt-20") in err[0]
+    assert bpe in err[0] and load_checkpoint_tokenizer(copy).fingerprint == open_shards(shards).tokenizer.fingerprint
+    from tauformer.data import ByteTokenizer
+    assert ByteTokenizer().fingerprint[:12] in err[0]
+    assert sorted(p.name for p in copy.glob("ckpt-*")) == ["ckpt-20"]  # nothing trained, nothing saved
+
+
+def test_resuming_a_byte_run_on_bpe_data_does_not_blame_an_unset_vocab_size(shards, tmp_path, capsys):
+    run = tmp_path / "bytes-run"
+    cfg = TrainConfig(steps=2, batch_size=4, eval_every=2, eval_batches=1, ckpt_every=2, warmup_steps=1,
+                      seed=3, device="cpu")
+    train(tiny_config("tau"), cfg, run, progress=False, log=lambda *a: None)
+    code = main(["train", "--resume", "--data", str(shards), "--steps", "4", "--device", "cpu",
+                 "--out", str(run), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--vocab-size unset" not in err and str(shards) in err
+    assert sorted(p.name for p in run.glob("ckpt-*")) == ["ckpt-2"]
