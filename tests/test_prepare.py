@@ -195,3 +195,30 @@ def test_prepare_builds_the_corpus_domain_memory(tmp_path, corpus):
     assert memory.source["n_items"] == 120 and memory.source["fingerprint"] == summary["source"]["fingerprint"]
     with pytest.raises(Exception, match="--dim"):
         prepare([str(corpus)], out, tokenizer="byte", domain_out=tmp_path / "d2.safetensors", progress=False)
+
+
+def test_prepare_refuses_an_earlier_preparation_unless_forced(tmp_path, corpus, capsys):
+    out = tmp_path / "data"
+    assert main(["prepare", str(corpus), "--tokenizer", "byte", "--out", str(out), "--no-progress"]) == 0
+    (out / "domain.safetensors").write_bytes(b"stale")
+    before = (out / "meta.json").read_bytes()
+    capsys.readouterr()
+    line = one_line_error(capsys, ["prepare", str(corpus), "--tokenizer", "byte", "--val-fraction", "0.5",
+                                   "--out", str(out), "--no-progress"])
+    assert str(out) in line and "train.bin" in line and "meta.json" in line and "--force" in line
+    assert (out / "meta.json").read_bytes() == before  # nothing was touched
+    assert main(["prepare", str(corpus), "--tokenizer", "byte", "--val-fraction", "0.5", "--out", str(out),
+                 "--no-progress", "--force"]) == 0
+    notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 1 and "domain.safetensors" in notes[0] and "meta.json" not in notes[0]
+    assert read_shards_meta(out)["val_fraction"] == 0.5
+    assert (out / "domain.safetensors").read_bytes() == b"stale"  # left, and named, not removed
+
+
+def test_prepare_refuses_an_existing_domain_out_unless_forced(tmp_path, corpus, capsys):
+    domain = tmp_path / "domain.safetensors"
+    domain.write_bytes(b"old")
+    line = one_line_error(capsys, ["prepare", str(corpus), "--tokenizer", "byte", "--out", str(tmp_path / "data"),
+                                   "--domain-out", str(domain), "--dim", "8", "--no-progress"])
+    assert str(domain) in line and "--force" in line
+    assert not (tmp_path / "data" / "meta.json").exists()
