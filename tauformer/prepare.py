@@ -29,6 +29,7 @@ from .tokenizer import MAX_UINT16_VOCAB, TOKENIZER_FILE, ByteTokenizer, train_bp
 ENCODE_BATCH_BYTES = 1 << 18  # documents are encoded in batches of about this much text
 PARAGRAPH_MIN_CHARS = 40
 PARAGRAPH_MAX_CHARS = 2000
+DEFAULT_VOCAB_SIZE = 8192
 PREPARED_FILES = (TOKENIZER_FILE, *SPLIT_FILES.values(), META_FILE)  # what a preparation writes into --out
 
 
@@ -40,7 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path,
                    help="output directory (train.bin, val.bin, meta.json, tokenizer.json)")
     p.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe")
-    p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size (256 byte tokens included)")
+    p.add_argument("--vocab-size", type=int, default=None,
+                   help=f"BPE vocabulary size, 256 byte tokens included (default {DEFAULT_VOCAB_SIZE:,}; not for bytes)")
     p.add_argument("--dtype", choices=DTYPES, default="uint16", help="token id type on disk (uint32 for vocab > 65,536)")
     p.add_argument("--text-column", default="text", help="field / column holding the text in .jsonl / .parquet")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of documents for validation")
@@ -65,10 +67,13 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_options(tokenizer: str, vocab_size: int, dtype: str, val_fraction: float, domain_out, dim) -> int:
+def check_options(tokenizer: str, vocab_size: int | None, dtype: str, val_fraction: float, domain_out, dim) -> int:
     """The vocabulary size the shards will hold; ConfigError on any inconsistent option."""
     if not 0 < val_fraction < 1:
         raise ConfigError(f"--val-fraction {val_fraction}: must be in (0, 1)")
+    if tokenizer == "byte" and vocab_size is not None:
+        raise ConfigError(f"--vocab-size {vocab_size}: has no meaning with --tokenizer byte "
+                          "(its vocabulary is the 256 byte values)")
     vocab = 256 if tokenizer == "byte" else vocab_size
     if tokenizer == "bpe" and vocab_size < 257:
         raise ConfigError(f"--vocab-size {vocab_size}: a BPE vocabulary needs more than the 256 byte tokens")
@@ -102,7 +107,7 @@ def check_overwrite(out: Path, domain_out, force: bool) -> list[str]:
                   if p.name not in PREPARED_FILES and not p.name.startswith(".") and p.resolve() not in written)
 
 
-def prepare(inputs: list[str], out, *, tokenizer: str = "bpe", vocab_size: int = 8192, dtype: str = "uint16",
+def prepare(inputs: list[str], out, *, tokenizer: str = "bpe", vocab_size: int | None = None, dtype: str = "uint16",
             text_column: str = "text", val_fraction: float = 0.1, tokenizer_sample_mb: float = 512.0,
             min_frequency: int = 2, domain_out=None, dim: int | None = None, domain_items: int = 4000,
             embedder: str = "auto", progress: bool = True, force: bool = False, log=print) -> dict:
@@ -111,6 +116,8 @@ def prepare(inputs: list[str], out, *, tokenizer: str = "bpe", vocab_size: int =
     An `out` that already holds a prepared corpus (or an existing `domain_out`) is refused
     unless `force`: a new preparation must not silently mix with an old one's files.
     """
+    if tokenizer == "bpe" and vocab_size is None:
+        vocab_size = DEFAULT_VOCAB_SIZE
     check_options(tokenizer, vocab_size, dtype, val_fraction, domain_out, dim)
     out = Path(out)
     left = check_overwrite(out, domain_out, force)
@@ -124,6 +131,9 @@ def prepare(inputs: list[str], out, *, tokenizer: str = "bpe", vocab_size: int =
             tok = train_bpe(_counted(sample, bar), vocab_size, min_frequency=min_frequency)
         if tok.vocab_size <= 256:
             raise ConfigError(f"{inputs[0]}: the corpus is empty (no text in {len(files)} file(s))")
+        if tok.vocab_size < vocab_size:
+            log(f"note: vocabulary {tok.vocab_size:,} of the {vocab_size:,} asked: the corpus has no more merges "
+                f"at min frequency {min_frequency}")
     else:
         tok = ByteTokenizer()
     tokenizer_s = time.perf_counter() - started

@@ -156,7 +156,8 @@ def test_invalid_utf8_is_replaced_and_counted(tmp_path):
 PEAK_RSS = textwrap.dedent("""
     import resource, sys
     from tauformer.prepare import prepare
-    prepare([sys.argv[1]], sys.argv[2], tokenizer=sys.argv[3], vocab_size=300, tokenizer_sample_mb=0.25,
+    prepare([sys.argv[1]], sys.argv[2], tokenizer=sys.argv[3], vocab_size=300 if sys.argv[3] == "bpe" else None,
+            tokenizer_sample_mb=0.25,
             progress=False, log=lambda *a: None)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
 """)
@@ -222,3 +223,23 @@ def test_prepare_refuses_an_existing_domain_out_unless_forced(tmp_path, corpus, 
                                    "--domain-out", str(domain), "--dim", "8", "--no-progress"])
     assert str(domain) in line and "--force" in line
     assert not (tmp_path / "data" / "meta.json").exists()
+
+
+def test_a_small_corpus_notes_the_vocabulary_it_could_reach(tmp_path, capsys):
+    text = tmp_path / "tiny"
+    text.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (text / name).write_text("abc abd abe.\n\n" * 30, encoding="utf-8")
+    assert main(["prepare", str(text), "--vocab-size", "8192", "--val-fraction", "0.5", "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 0
+    reached = read_shards_meta(tmp_path / "o")["tokenizer"]["vocab_size"]
+    notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note: vocabulary")]
+    assert 256 < reached < 8192
+    assert notes == [f"note: vocabulary {reached:,} of the 8,192 asked: the corpus has no more merges at min frequency 2"]
+
+
+def test_byte_tokenizer_refuses_a_vocab_size(tmp_path, corpus, capsys):
+    line = one_line_error(capsys, ["prepare", str(corpus), "--tokenizer", "byte", "--vocab-size", "400",
+                                   "--out", str(tmp_path / "o"), "--no-progress"])
+    assert "--vocab-size 400" in line and "byte" in line
+    assert not (tmp_path / "o").exists()
