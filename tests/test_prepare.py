@@ -243,3 +243,23 @@ def test_byte_tokenizer_refuses_a_vocab_size(tmp_path, corpus, capsys):
                                    "--out", str(tmp_path / "o"), "--no-progress"])
     assert "--vocab-size 400" in line and "byte" in line
     assert not (tmp_path / "o").exists()
+
+
+def test_every_prepared_file_gets_the_umask_mode(tmp_path, corpus):
+    """Atomically written files (tokenizer, meta, domain memory) end with the same mode as the
+    shards: 0o666 less the umask, not the temporary file's 0o600."""
+    import os
+    import stat
+
+    from tauformer.prepare import prepare
+
+    old = os.umask(0o027)
+    try:
+        out = tmp_path / "data"
+        prepare([str(corpus)], out, tokenizer="bpe", vocab_size=300, domain_out=out / "domain.safetensors", dim=8,
+                domain_items=120, embedder="tfidf", progress=False, log=lambda *a: None)
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert set(modes) == {"tokenizer.json", "train.bin", "val.bin", "meta.json", "domain.safetensors"}
+    assert set(modes.values()) == {0o640}, {k: oct(v) for k, v in modes.items()}
