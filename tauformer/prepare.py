@@ -41,8 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path,
                    help="output directory (train.bin, val.bin, meta.json, tokenizer.json)")
     p.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe")
-    p.add_argument("--vocab-size", type=int, default=None,
-                   help=f"BPE vocabulary size, 256 byte tokens included (default {DEFAULT_VOCAB_SIZE:,}; not for bytes)")
+    p.add_argument("--vocab-size", type=int, default=argparse.SUPPRESS,  # absent unless given: bytes refuse it
+                   help=f"BPE vocabulary size, 256 byte tokens included (default {DEFAULT_VOCAB_SIZE:,}; not for byte)")
     p.add_argument("--dtype", choices=DTYPES, default="uint16", help="token id type on disk (uint32 for vocab > 65,536)")
     p.add_argument("--text-column", default="text", help="field / column holding the text in .jsonl / .parquet")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of documents for validation")
@@ -58,7 +58,8 @@ def register(subparsers) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    summary = prepare(args.inputs, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size, dtype=args.dtype,
+    summary = prepare(args.inputs, args.out, tokenizer=args.tokenizer, vocab_size=getattr(args, "vocab_size", None),
+                      dtype=args.dtype,
                       text_column=args.text_column, val_fraction=args.val_fraction,
                       tokenizer_sample_mb=args.tokenizer_sample_mb, min_frequency=args.min_frequency,
                       domain_out=args.domain_out, dim=args.dim, domain_items=args.domain_items,
