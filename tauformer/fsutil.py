@@ -11,11 +11,18 @@ from pathlib import Path
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write data to a temporary file beside `path`, fsync it, then rename it over `path`."""
+    """Write data to a temporary file beside `path`, fsync it, then rename it over `path`.
+
+    The file ends with the mode a plain open() would give it (0o666 less the umask), not the
+    temporary file's private 0o600, so it matches the other files written beside it. Where
+    privacy matters the directory provides it (the workbench cache is a 0o700 directory).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~process_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -25,6 +32,21 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def process_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux's /proc):
+    setting it to read it would briefly loosen files other threads create."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # elsewhere: set (to something private, never looser) and restore
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_json(path: str | Path, obj, *, compact: bool = False) -> Path:

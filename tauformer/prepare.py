@@ -22,13 +22,15 @@ import numpy as np
 
 from .errors import ConfigError
 from .fsutil import atomic_write_bytes
-from .shards import DTYPES, ShardWriter
+from .shards import DTYPES, META_FILE, SPLIT_FILES, ShardWriter
 from .sources import DOC_BYTES, CorpusStats, check_readable, iter_documents, resolve_inputs, total_bytes
 from .tokenizer import MAX_UINT16_VOCAB, TOKENIZER_FILE, ByteTokenizer, train_bpe
 
 ENCODE_BATCH_BYTES = 1 << 18  # documents are encoded in batches of about this much text
 PARAGRAPH_MIN_CHARS = 40
 PARAGRAPH_MAX_CHARS = 2000
+DEFAULT_VOCAB_SIZE = 8192
+PREPARED_FILES = (TOKENIZER_FILE, *SPLIT_FILES.values(), META_FILE)  # what a preparation writes into --out
 
 
 def register(subparsers) -> None:
@@ -39,7 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path,
                    help="output directory (train.bin, val.bin, meta.json, tokenizer.json)")
     p.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe")
-    p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size (256 byte tokens included)")
+    p.add_argument("--vocab-size", type=int, default=argparse.SUPPRESS,  # absent unless given: bytes refuse it
+                   help=f"BPE vocabulary size, 256 byte tokens included (default {DEFAULT_VOCAB_SIZE:,}; not for byte)")
     p.add_argument("--dtype", choices=DTYPES, default="uint16", help="token id type on disk (uint32 for vocab > 65,536)")
     p.add_argument("--text-column", default="text", help="field / column holding the text in .jsonl / .parquet")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of documents for validation")
@@ -49,24 +52,29 @@ def register(subparsers) -> None:
     p.add_argument("--dim", type=int, default=None, help="domain memory size D (the model's head dim)")
     p.add_argument("--domain-items", type=int, default=4000, help="paragraphs sampled for the domain memory")
     p.add_argument("--embedder", default="auto", help="auto, tfidf or sentence (for the domain memory)")
+    p.add_argument("--force", action="store_true", help="overwrite a corpus already prepared in --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_prepare)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    summary = prepare(args.inputs, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size, dtype=args.dtype,
+    summary = prepare(args.inputs, args.out, tokenizer=args.tokenizer, vocab_size=getattr(args, "vocab_size", None),
+                      dtype=args.dtype,
                       text_column=args.text_column, val_fraction=args.val_fraction,
                       tokenizer_sample_mb=args.tokenizer_sample_mb, min_frequency=args.min_frequency,
                       domain_out=args.domain_out, dim=args.dim, domain_items=args.domain_items,
-                      embedder=args.embedder, progress=not args.no_progress)
+                      embedder=args.embedder, progress=not args.no_progress, force=args.force)
     print(format_summary(summary))
     return 0
 
 
-def check_options(tokenizer: str, vocab_size: int, dtype: str, val_fraction: float, domain_out, dim) -> int:
+def check_options(tokenizer: str, vocab_size: int | None, dtype: str, val_fraction: float, domain_out, dim) -> int:
     """The vocabulary size the shards will hold; ConfigError on any inconsistent option."""
     if not 0 < val_fraction < 1:
         raise ConfigError(f"--val-fraction {val_fraction}: must be in (0, 1)")
+    if tokenizer == "byte" and vocab_size is not None:
+        raise ConfigError(f"--vocab-size {vocab_size}: has no meaning with --tokenizer byte "
+                          "(its vocabulary is the 256 byte values)")
     vocab = 256 if tokenizer == "byte" else vocab_size
     if tokenizer == "bpe" and vocab_size < 257:
         raise ConfigError(f"--vocab-size {vocab_size}: a BPE vocabulary needs more than the 256 byte tokens")
@@ -78,16 +86,45 @@ def check_options(tokenizer: str, vocab_size: int, dtype: str, val_fraction: flo
     return vocab
 
 
-def prepare(inputs: list[str], out, *, tokenizer: str = "bpe", vocab_size: int = 8192, dtype: str = "uint16",
+def check_overwrite(out: Path, domain_out, force: bool) -> list[str]:
+    """Refuse (ConfigError) to overwrite an earlier preparation unless `force`.
+
+    With `force`, returns the other entries of `out` that this preparation will not write
+    (a stale domain memory, notes...), so that they can be named; else an empty list.
+    """
+    held = [name for name in PREPARED_FILES if (out / name).exists()]
+    domain_exists = domain_out is not None and Path(domain_out).exists()
+    if not force:
+        if held:
+            raise ConfigError(f"{out}: already holds a prepared corpus ({', '.join(held)}); "
+                              "pass --force to overwrite it or choose another --out")
+        if domain_exists:
+            raise ConfigError(f"{domain_out}: already exists; pass --force to overwrite it or choose another --domain-out")
+        return []
+    if not held or not out.is_dir():
+        return []
+    written = {Path(domain_out).resolve()} if domain_out is not None else set()
+    return sorted(p.name for p in out.iterdir()
+                  if p.name not in PREPARED_FILES and not p.name.startswith(".") and p.resolve() not in written)
+
+
+def prepare(inputs: list[str], out, *, tokenizer: str = "bpe", vocab_size: int | None = None, dtype: str = "uint16",
             text_column: str = "text", val_fraction: float = 0.1, tokenizer_sample_mb: float = 512.0,
             min_frequency: int = 2, domain_out=None, dim: int | None = None, domain_items: int = 4000,
-            embedder: str = "auto", progress: bool = True, log=print) -> dict:
-    """Prepare a corpus into `out`; returns meta.json's content plus timings."""
+            embedder: str = "auto", progress: bool = True, force: bool = False, log=print) -> dict:
+    """Prepare a corpus into `out`; returns meta.json's content plus timings.
+
+    An `out` that already holds a prepared corpus (or an existing `domain_out`) is refused
+    unless `force`: a new preparation must not silently mix with an old one's files.
+    """
+    if tokenizer == "bpe" and vocab_size is None:
+        vocab_size = DEFAULT_VOCAB_SIZE
     check_options(tokenizer, vocab_size, dtype, val_fraction, domain_out, dim)
+    out = Path(out)
+    left = check_overwrite(out, domain_out, force)
     files = resolve_inputs(list(inputs))
     check_readable(files)
     size = total_bytes(files)
-    out = Path(out)
     started = time.perf_counter()
     if tokenizer == "bpe":
         sample = _limited(iter_documents(files, text_column=text_column), int(tokenizer_sample_mb * 2**20))
@@ -95,6 +132,9 @@ def prepare(inputs: list[str], out, *, tokenizer: str = "bpe", vocab_size: int =
             tok = train_bpe(_counted(sample, bar), vocab_size, min_frequency=min_frequency)
         if tok.vocab_size <= 256:
             raise ConfigError(f"{inputs[0]}: the corpus is empty (no text in {len(files)} file(s))")
+        if tok.vocab_size < vocab_size:
+            log(f"note: vocabulary {tok.vocab_size:,} of the {vocab_size:,} asked: the corpus has no more merges "
+                f"at min frequency {min_frequency}")
     else:
         tok = ByteTokenizer()
     tokenizer_s = time.perf_counter() - started
@@ -134,6 +174,8 @@ def prepare(inputs: list[str], out, *, tokenizer: str = "bpe", vocab_size: int =
         writer.finish(meta)
     summary = {**meta, **counts, "out": str(out), "dtype": dtype, "input_bytes": size,
                "mb_per_s": size / 2**20 / max(seconds, 1e-9)}
+    if left:
+        log(f"note: {out} still holds files from before that this preparation did not write: {', '.join(left)}")
     if stats.replaced_bytes:
         log(f"note: {stats.replaced_bytes:,} bytes that were not UTF-8 were replaced by U+FFFD")
     if domain_out is not None:

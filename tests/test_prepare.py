@@ -156,7 +156,8 @@ def test_invalid_utf8_is_replaced_and_counted(tmp_path):
 PEAK_RSS = textwrap.dedent("""
     import resource, sys
     from tauformer.prepare import prepare
-    prepare([sys.argv[1]], sys.argv[2], tokenizer=sys.argv[3], vocab_size=300, tokenizer_sample_mb=0.25,
+    prepare([sys.argv[1]], sys.argv[2], tokenizer=sys.argv[3], vocab_size=300 if sys.argv[3] == "bpe" else None,
+            tokenizer_sample_mb=0.25,
             progress=False, log=lambda *a: None)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
 """)
@@ -195,3 +196,70 @@ def test_prepare_builds_the_corpus_domain_memory(tmp_path, corpus):
     assert memory.source["n_items"] == 120 and memory.source["fingerprint"] == summary["source"]["fingerprint"]
     with pytest.raises(Exception, match="--dim"):
         prepare([str(corpus)], out, tokenizer="byte", domain_out=tmp_path / "d2.safetensors", progress=False)
+
+
+def test_prepare_refuses_an_earlier_preparation_unless_forced(tmp_path, corpus, capsys):
+    out = tmp_path / "data"
+    assert main(["prepare", str(corpus), "--tokenizer", "byte", "--out", str(out), "--no-progress"]) == 0
+    (out / "domain.safetensors").write_bytes(b"stale")
+    before = (out / "meta.json").read_bytes()
+    capsys.readouterr()
+    line = one_line_error(capsys, ["prepare", str(corpus), "--tokenizer", "byte", "--val-fraction", "0.5",
+                                   "--out", str(out), "--no-progress"])
+    assert str(out) in line and "train.bin" in line and "meta.json" in line and "--force" in line
+    assert (out / "meta.json").read_bytes() == before  # nothing was touched
+    assert main(["prepare", str(corpus), "--tokenizer", "byte", "--val-fraction", "0.5", "--out", str(out),
+                 "--no-progress", "--force"]) == 0
+    notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 1 and "domain.safetensors" in notes[0] and "meta.json" not in notes[0]
+    assert read_shards_meta(out)["val_fraction"] == 0.5
+    assert (out / "domain.safetensors").read_bytes() == b"stale"  # left, and named, not removed
+
+
+def test_prepare_refuses_an_existing_domain_out_unless_forced(tmp_path, corpus, capsys):
+    domain = tmp_path / "domain.safetensors"
+    domain.write_bytes(b"old")
+    line = one_line_error(capsys, ["prepare", str(corpus), "--tokenizer", "byte", "--out", str(tmp_path / "data"),
+                                   "--domain-out", str(domain), "--dim", "8", "--no-progress"])
+    assert str(domain) in line and "--force" in line
+    assert not (tmp_path / "data" / "meta.json").exists()
+
+
+def test_a_small_corpus_notes_the_vocabulary_it_could_reach(tmp_path, capsys):
+    text = tmp_path / "tiny"
+    text.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (text / name).write_text("abc abd abe.\n\n" * 30, encoding="utf-8")
+    assert main(["prepare", str(text), "--vocab-size", "8192", "--val-fraction", "0.5", "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 0
+    reached = read_shards_meta(tmp_path / "o")["tokenizer"]["vocab_size"]
+    notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note: vocabulary")]
+    assert 256 < reached < 8192
+    assert notes == [f"note: vocabulary {reached:,} of the 8,192 asked: the corpus has no more merges at min frequency 2"]
+
+
+def test_byte_tokenizer_refuses_a_vocab_size(tmp_path, corpus, capsys):
+    line = one_line_error(capsys, ["prepare", str(corpus), "--tokenizer", "byte", "--vocab-size", "400",
+                                   "--out", str(tmp_path / "o"), "--no-progress"])
+    assert "--vocab-size 400" in line and "byte" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_prepared_file_gets_the_umask_mode(tmp_path, corpus):
+    """Atomically written files (tokenizer, meta, domain memory) end with the same mode as the
+    shards: 0o666 less the umask, not the temporary file's 0o600."""
+    import os
+    import stat
+
+    from tauformer.prepare import prepare
+
+    old = os.umask(0o027)
+    try:
+        out = tmp_path / "data"
+        prepare([str(corpus)], out, tokenizer="bpe", vocab_size=300, domain_out=out / "domain.safetensors", dim=8,
+                domain_items=120, embedder="tfidf", progress=False, log=lambda *a: None)
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert set(modes) == {"tokenizer.json", "train.bin", "val.bin", "meta.json", "domain.safetensors"}
+    assert set(modes.values()) == {0o640}, {k: oct(v) for k, v in modes.items()}
