@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tauformer.errors import TauformerError
+from tauformer.safefile import check_regular
 
 from .cache import ResultCache
 
@@ -21,8 +22,14 @@ def domain_path_problem(path: Path) -> str | None:
     if not path.exists():
         return f"{path}: no such domain-memory file"
     if path.is_dir():
-        if (path / DOMAIN_FILE).is_file():
+        inner = path / DOMAIN_FILE
+        if inner.is_file():
             return None
+        if inner.exists():  # a FIFO, socket or directory under the domain file's name
+            try:
+                check_regular(inner, root=path)
+            except TauformerError as err:
+                return str(err)
         return (f"{path}: not a domain memory (a directory from `domain build` holds {DOMAIN_FILE}; "
                 "this one does not)")
     if path.suffix.lower() in DOMAIN_SUFFIXES:
