@@ -91,20 +91,11 @@ def degree_preserving_shuffle(laplacian: torch.Tensor, *, seed: int = 0, swaps_p
     W = -L.detach().double().cpu().numpy()
     np.fill_diagonal(W, 0.0)
     rows, cols = np.nonzero(np.triu(W, 1))
+    from .domain.variants import swap_edges  # lazy: the domain package imports scikit-learn
+
     edges = [[int(a), int(b)] for a, b in zip(rows, cols)]
     weights = [float(W[a, b]) for a, b in edges]
-    present = {frozenset(e) for e in edges}
-    rng = np.random.default_rng(seed)
-    n = len(edges)
-    for _ in range(swaps_per_edge * n if n >= 2 else 0):
-        i, j = rng.choice(n, size=2, replace=False)
-        a, b = edges[i]
-        c, d = edges[j] if rng.random() < 0.5 else edges[j][::-1]
-        if len({a, b, c, d}) < 4 or frozenset((a, d)) in present or frozenset((c, b)) in present:
-            continue
-        present -= {frozenset((a, b)), frozenset((c, d))}
-        present |= {frozenset((a, d)), frozenset((c, b))}
-        edges[i], edges[j] = [a, d], [c, b]
+    edges = swap_edges(edges, seed=seed, swaps_per_edge=swaps_per_edge)
     D = W.shape[0]
     A = np.zeros((D, D))
     for (a, b), w in zip(edges, weights):

@@ -47,15 +47,13 @@ def identity(D: int) -> sp.csr_matrix:
     return canonical_csr(sp.identity(D, format="csr"))
 
 
-def rewired(L: sp.spmatrix, *, seed: int, swaps_per_edge: int = 10) -> sp.csr_matrix:
-    """Degree-preserving rewiring by double-edge swaps (a-b, c-d) -> (a-d, c-b), seeded.
+def swap_edges(edges: list[list[int]], *, seed: int, swaps_per_edge: int = 10) -> list[list[int]]:
+    """Seeded double-edge swaps (a-b, c-d) -> (a-d, c-b) on an undirected edge list, in place.
 
-    A swap is skipped when it would make a self-loop or a duplicate edge; each new edge keeps the
-    weight of the edge it replaced, so per-node neighbour counts and the total weight are kept.
+    A swap is skipped when it would make a self-loop or a duplicate edge, so every node keeps its
+    number of neighbours; edge i stays at position i, so a weight list indexed like ``edges`` is
+    carried along. Returns ``edges``.
     """
-    edges, weights = edge_list(L)
-    D = L.shape[0]
-    edges = [list(map(int, e)) for e in edges]
     present = {frozenset(e) for e in edges}
     rng = np.random.default_rng(seed)
     n = len(edges)
@@ -68,6 +66,18 @@ def rewired(L: sp.spmatrix, *, seed: int, swaps_per_edge: int = 10) -> sp.csr_ma
         present -= {frozenset((a, b)), frozenset((c, d))}
         present |= {frozenset((a, d)), frozenset((c, b))}
         edges[i], edges[j] = [a, d], [c, b]
+    return edges
+
+
+def rewired(L: sp.spmatrix, *, seed: int, swaps_per_edge: int = 10) -> sp.csr_matrix:
+    """Degree-preserving rewiring by double-edge swaps (a-b, c-d) -> (a-d, c-b), seeded.
+
+    A swap is skipped when it would make a self-loop or a duplicate edge; each new edge keeps the
+    weight of the edge it replaced, so per-node neighbour counts and the total weight are kept.
+    """
+    edges, weights = edge_list(L)
+    D = L.shape[0]
+    edges = swap_edges([list(map(int, e)) for e in edges], seed=seed, swaps_per_edge=swaps_per_edge)
     return laplacian_from_edges(np.asarray(edges, dtype=np.int64).reshape(-1, 2), weights, D)
 
 
