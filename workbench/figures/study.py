@@ -39,6 +39,17 @@ def _ci_text(ci) -> str:
     return "n/a (one seed)" if not ci else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
 
 
+_SEED_MARKER = dict(size=8, symbol="circle-open")  # one seed's value; the variant's mean is a diamond
+
+
+def _error_bar(mean: float, ci, color: str) -> dict | None:
+    """Plotly error-bar spec from ``mean`` to the ends of its 95% interval ``ci`` (None: no bar)."""
+    if not ci:
+        return None
+    return dict(type="data", symmetric=False, array=[ci[1] - mean], arrayminus=[mean - ci[0]],
+                color=color, thickness=2, width=10)
+
+
 @described("Final validation bits per byte of every run (dots, one per seed) and each variant's mean with "
            "its 95% t-interval over seeds; lower is better.")
 def fig_study_finals(summary: Mapping) -> go.Figure:
@@ -51,12 +62,11 @@ def fig_study_finals(summary: Mapping) -> go.Figure:
     for v, e in variants.items():
         fig.add_trace(go.Scatter(
             x=[v] * len(e["final"]), y=e["final"], mode="markers", name=f"{v} seeds",
-            marker=dict(color=theme.with_alpha(colors[v], 0.55), size=8, symbol="circle-open"),
+            marker=_SEED_MARKER | dict(color=theme.with_alpha(colors[v], 0.55)),
             customdata=[[v, s] for s in e["seeds"]],
             hovertemplate="%{customdata[0]}, seed %{customdata[1]}: %{y:.4f} bits/byte<extra></extra>"))
         ci = e.get("ci95")
-        error = dict(type="data", symmetric=False, array=[ci[1] - e["mean"]], arrayminus=[e["mean"] - ci[0]],
-                     color=colors[v], thickness=2, width=10) if ci else None
+        error = _error_bar(e["mean"], ci, colors[v])
         fig.add_trace(go.Scatter(
             x=[v], y=[e["mean"]], mode="markers", name=v, error_y=error,
             marker=dict(color=colors[v], size=12, symbol="diamond"),
@@ -107,12 +117,11 @@ def fig_study_differences(summary: Mapping) -> go.Figure:
         pval = "n/a" if st.get("p") is None else f"{st['p']:.3g}"
         fig.add_trace(go.Scatter(
             x=p["diffs"], y=[v] * len(p["diffs"]), mode="markers",
-            marker=dict(color=theme.with_alpha(colors[v], 0.55), size=8, symbol="circle-open"),
+            marker=_SEED_MARKER | dict(color=theme.with_alpha(colors[v], 0.55)),
             customdata=[[v, s] for s in p["seeds"]],
             hovertemplate="%{customdata[0]}, seed %{customdata[1]}: %{x:+.4f}<extra></extra>"))
         ci = p.get("ci95")
-        error = dict(type="data", symmetric=False, array=[ci[1] - p["mean"]], arrayminus=[p["mean"] - ci[0]],
-                     color=colors[v], thickness=2, width=10) if ci else None
+        error = _error_bar(p["mean"], ci, colors[v])
         fig.add_trace(go.Scatter(
             x=[p["mean"]], y=[v], mode="markers", error_x=error, marker=dict(color=colors[v], size=12, symbol="diamond"),
             hovertemplate=(f"{v} - {reference}: mean %{{x:+.4f}} over {p['n']} seeds, 95% CI "
