@@ -119,6 +119,17 @@ class PageWatch:
             }""", arg=min_count, timeout=timeout)
         return self.page.evaluate("document.querySelectorAll('.js-plotly-plot').length")
 
+    def click_plot_point(self, graph: str, x: float, y: float, timeout: float = 30_000) -> None:
+        """Click the plotly point at pixel (x, y) of ``graph`` as a user would.
+
+        Plotly clicks what it hovers, so the hover label must be up before the click; a click
+        sent while the plot is still wiring its handlers is lost, so the hover is awaited first.
+        """
+        self.page.mouse.move(x - 3, y)
+        self.page.mouse.move(x, y)
+        self.page.wait_for_selector(graph + " .hoverlayer .hovertext", timeout=timeout)
+        self.page.mouse.click(x, y)
+
     def assert_healthy(self) -> None:
         """No Dash error overlay / callback error and no console errors."""
         overlay = self.page.locator(".dash-fe-error__title, .dash-error-card").count()

@@ -66,8 +66,7 @@ def test_clicking_an_item_highlights_it_and_lists_its_neighbours(domain_app, pag
         const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
         return [box.left + gd._fullLayout.xaxis.l2p(t.x[i]), box.top + gd._fullLayout.yaxis.l2p(t.y[i])];
     }""")
-    page.page.mouse.move(x, y)
-    page.page.mouse.click(x, y)
+    page.click_plot_point(ITEM_MAP, x, y)
     page.page.wait_for_selector("#domain-neighbour-list li")
     page.wait_idle()
     listed = page.page.locator("#domain-neighbour-list li").count()
@@ -108,8 +107,7 @@ def test_spectrum_page_shares_the_eigenvector_and_exports_svg_and_pdf(domain_app
         const t = gd._fullData.find(d => d.name === 'demo');
         const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
         return [box.left + gd._fullLayout.xaxis.l2p(t.x[6]), box.top + gd._fullLayout.yaxis.l2p(t.y[6])]; }""")
-    page.page.mouse.move(x, y)
-    page.page.mouse.click(x, y)
+    page.click_plot_point("#card-spectrum-eigenvalues .js-plotly-plot", x, y)
     page.page.wait_for_function("() => location.search.includes('eig=6')")
     page.wait_idle()
     assert page.page.locator("#spectrum-eig").inner_text().startswith("6:")

@@ -66,7 +66,7 @@ def test_a_typed_prompt_goes_through_both_models(demo_app, page):
 def test_clicking_a_grid_map_picks_the_head(demo_app, page):
     page.open(demo_app + "attention", 8)
     x, y = point_position(page, "attn-grid-a", curve=2 * 3 + 1)  # layer 2, head 1
-    page.page.mouse.click(x, y)
+    page.click_plot_point(graph("attn-grid-a"), x, y)
     page.page.wait_for_function(
         "() => (document.querySelector('#card-attn-pair .js-plotly-plot').layout.title.text || '')"
         ".startsWith('layer 2, head 1')")
@@ -105,7 +105,7 @@ def test_clicking_a_checkpoint_loads_it_into_the_pickers(demo_app, page):
         const others = gd.data.map((t, i) => i).filter(i => !(gd.data[i].name || '').startsWith('dot checkpoints'));
         return Plotly.restyle(gd, {visible: 'legendonly'}, others); }""", graph("train-loss"))
     x, y = point_position(page, "train-loss", "dot checkpoints", index=0)
-    page.page.mouse.click(x, y)
+    page.click_plot_point(graph("train-loss"), x, y)
     page.page.wait_for_function("() => document.querySelector('#status-bar').innerText.includes('Run dot')")
     page.wait_idle()
     status = page.page.locator("#status-bar").inner_text()
@@ -120,10 +120,7 @@ def test_a_diamond_among_all_curves_loads_exactly_that_checkpoint_and_never_comp
     page.open(demo_app + "training", 4)
     for run, index, step in (("tau", 1, 1000), ("dot", 2, 1500)):  # every curve stays visible
         x, y = point_position(page, "train-loss", f"{run} checkpoints", index=index)
-        page.page.mouse.move(x - 3, y)
-        page.page.mouse.move(x, y)  # plotly clicks what it hovers: wait for the hover label first
-        page.page.wait_for_selector(graph("train-loss") + " .hoverlayer .hovertext", timeout=30_000)
-        page.page.mouse.click(x, y)
+        page.click_plot_point(graph("train-loss"), x, y)
         page.page.wait_for_function(
             "(want) => document.querySelector('#status-bar').innerText.includes(want)",
             arg=f"Run {run} ({'dot' if run == 'dot' else 'tau'}) at step {step} ", timeout=60_000)
