@@ -59,8 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def head_dim(workspace, run: str) -> int:
-    model = workspace.runs.info(run).model
-    return int(model["n_embd"]) // int(model["n_head"])
+    return workspace.runs.info(run).model.head_dim
 
 
 def checkpoint_laplacian(workspace, run: str, step: int) -> dict:

@@ -92,14 +92,6 @@ def enforce_cap(cache_dir, max_bytes: int, protect=()) -> list[Path]:
 
 
 def trim_workspace_cache(workspace, extra_protect=()) -> list[Path]:
-    """:func:`enforce_cap` for a workspace: its cap, its loaded domain memories protected."""
-    protect = list(extra_protect)
-    for name in workspace.domains.names():
-        try:
-            protect.append(workspace.domains.path(name))
-        except Exception:  # a domain that failed to register has no path to protect
-            continue
-    from .item_layout import jobs_for
-
-    protect += jobs_for(workspace).busy_paths()
-    return enforce_cap(workspace.cache_dir, int(workspace.cache_max_mb * 2**20), protect)
+    """:func:`enforce_cap` for a workspace (its cap; its loaded domain memories and running
+    layout workers protected): see ``Workspace.trim_cache_dir``."""
+    return workspace.trim_cache_dir(extra_protect)

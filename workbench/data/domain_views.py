@@ -1,9 +1,9 @@
 """What the domain pages show, computed from a domain memory and cached by content.
 
 Every function takes the Workspace and a domain name and returns numpy arrays and plain
-dicts. Results are cached in ``workspace.cache`` under a key made of the memory's
-fingerprint (Laplacian + builder parameters) and the parameters of the view, so a second
-look, from any page, is instant. Item layouts (UMAP) are slow the first time and live in
+dicts. Results are cached in the "domain-results" part of ``workspace.cache`` under a key
+made of the memory's fingerprint (Laplacian + builder parameters) or its items' hash and the
+parameters of the view, so a second look, from any page, is instant. Item layouts (UMAP) are slow the first time and live in
 :mod:`workbench.data.item_layout`, which also caches them on disk.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cache import content_key
+from .identity import items_key  # re-exported: views key item results by it
 
 FEATURE_LAYOUTS = ("spring", "kamada-kawai", "spectral")
 CHAIN = "chain"
@@ -72,7 +73,7 @@ def spectrum(workspace, name: str) -> dict:
     """:func:`laplacian_facts` of domain ``name``, cached by the memory's fingerprint."""
     memory = load(workspace, name)
     key = content_key("domain-spectrum", memory.fingerprint)
-    return workspace.cache.get_or_compute(key, lambda: laplacian_facts(memory.laplacian))
+    return workspace.cache.get_or_compute("domain-results", key, lambda: laplacian_facts(memory.laplacian))
 
 
 def chain_spectrum(workspace, dim: int) -> dict:
@@ -82,7 +83,7 @@ def chain_spectrum(workspace, dim: int) -> dict:
     def compute():
         return laplacian_facts(chain_laplacian_csr(int(dim)))
 
-    return workspace.cache.get_or_compute(content_key("chain-spectrum", int(dim)), compute)
+    return workspace.cache.get_or_compute("domain-results", content_key("chain-spectrum", int(dim)), compute)
 
 
 def compared_spectrum(workspace, name: str, other: str | None) -> tuple[str, dict] | None:
@@ -171,23 +172,10 @@ def feature_graph(workspace, name: str, method: str = "spring", seed: int = 0) -
         pos = _layout_positions(memory.dim, edges, weights, method, seed, vectors)
         return {"pos": pos, "edges": edges, "weights": weights, "method": method}
 
-    return workspace.cache.get_or_compute(key, compute)
+    return workspace.cache.get_or_compute("domain-results", key, compute)
 
 
 # --------------------------------------------------------------------- items
-def items_key(memory) -> str:
-    """Content hash of a memory's item matrix (what item layouts are cached under)."""
-    import hashlib
-
-    cached = getattr(memory, "_workbench_items_key", None)
-    if cached is None:
-        X = np.ascontiguousarray(memory.items, dtype=np.float32)
-        digest = hashlib.sha256(np.asarray(X.shape, dtype="<i8").tobytes() + X.tobytes()).hexdigest()
-        cached = digest[:32]
-        memory._workbench_items_key = cached
-    return cached
-
-
 def item_data(workspace, name: str, tau_mode: str = "median") -> dict | None:
     """Per-item values for the item map, or None when the memory keeps no items.
 
@@ -214,7 +202,7 @@ def item_data(workspace, name: str, tau_mode: str = "median") -> dict | None:
             "texts": None if memory.texts is None else list(memory.texts),
         }
 
-    return workspace.cache.get_or_compute(key, compute)
+    return workspace.cache.get_or_compute("domain-results", key, compute)
 
 
 ITEM_LAMBDA = "item lambda (reference index)"
@@ -266,7 +254,7 @@ def item_edges(workspace, name: str) -> tuple[np.ndarray, np.ndarray] | None:
 
             return item_knn_graph(data["X"], ITEM_KNN_K)
 
-        return workspace.cache.get_or_compute(key, compute)
+        return workspace.cache.get_or_compute("domain-results", key, compute)
     layout = item_layout.request(workspace, memory)
     if layout.status != "ready":
         return None
@@ -291,7 +279,7 @@ def item_neighbours(workspace, name: str, item: int, limit: int = MAX_NEIGHBOURS
         values = np.concatenate([dists, dists]).astype(np.float64) + 1e-12  # keep zero distances
         return sp.csr_matrix((values, (rows, cols)), shape=(n, n))
 
-    adjacency = workspace.cache.get_or_compute(key, compute)
+    adjacency = workspace.cache.get_or_compute("domain-results", key, compute)
     if not 0 <= int(item) < adjacency.shape[0]:
         return []
     start, end = adjacency.indptr[int(item)], adjacency.indptr[int(item) + 1]

@@ -7,7 +7,7 @@ from pathlib import Path
 from tauformer.errors import TauformerError
 from tauformer.safefile import check_regular
 
-from .cache import ResultCache
+from .cache import WorkspaceCache, content_key
 
 DOMAIN_FILE = "domain.safetensors"  # = tauformer.domain.io.DOMAIN_FILE; not imported: start-up stays quick
 DOMAIN_SUFFIXES = (".safetensors", ".parquet")  # what load_domain_memory reads besides a directory
@@ -41,12 +41,16 @@ def domain_path_problem(path: Path) -> str | None:
 
 
 class DomainStore:
-    """Domain memories by display name; a file that cannot be loaded becomes a problem message."""
+    """Domain memories by display name; a file that cannot be loaded becomes a problem message.
 
-    def __init__(self, paths):
+    Loaded memories are kept in the "domains" part of ``cache`` (the workspace's; a private one
+    when None), never evicted, keyed by name and path.
+    """
+
+    def __init__(self, paths, *, cache: WorkspaceCache | None = None):
         self.problems: list[str] = []
         self._paths: dict[str, Path] = {}
-        self._loaded = ResultCache(max_items=2**31)  # name -> DomainMemory, never evicted
+        self.cache = WorkspaceCache() if cache is None else cache
         for raw in paths:
             self.add(Path(raw))
 
@@ -81,7 +85,7 @@ class DomainStore:
 
             return load_domain_memory(path)
 
-        return self._loaded.get_or_compute(name, load)
+        return self.cache.get_or_compute("domains", content_key("domain", name, str(path)), load)
 
     def try_load(self, name: str):
         """(memory, None) or (None, message) -- for views that must keep running."""

@@ -27,7 +27,8 @@ import numpy as np
 from tauformer.fsutil import atomic_write_bytes
 
 from .cache import content_key
-from .layout_compute import LAYOUT_PARAMS, compute_layout, load_layout, save_layout
+from .identity import items_key
+from .layout_compute import EXACT_MAX, LAYOUT_PARAMS, compute_layout, load_layout, save_layout
 
 WORKER = Path(__file__).with_name("layout_compute.py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -201,8 +202,6 @@ def layout_bytes(n_items: int, n_dims: int = 32) -> int:
     """Rough peak memory of one layout worker for N items of D dims: the interpreter with
     numba, UMAP and scikit-learn (~500 MB), the items, the exact distance matrix up to
     EXACT_MAX items, kNN tables and UMAP's fuzzy graph and embedding."""
-    from .layout_compute import EXACT_MAX
-
     n, d = int(n_items), int(n_dims)
     exact = n * n * 8 if n <= EXACT_MAX else 2048 * n * 4
     return 500 * 2**20 + n * d * 4 * 3 + exact + n * 15 * 80
@@ -214,25 +213,17 @@ _JOBS_LOCK = threading.Lock()
 
 def jobs_for(workspace) -> LayoutJobs:
     """The LayoutJobs of a workspace's cache directory (one per directory per process); a
-    finished layout trims the cache to its cap."""
+    finished layout trims the cache directory to its cap (``Workspace.trim_cache_dir``)."""
     directory = Path(workspace.cache_dir) / "layouts"
     with _JOBS_LOCK:
         if directory not in _JOBS:
             jobs = _JOBS[directory] = LayoutJobs(directory)
-
-            def trim():
-                from .cache_size import trim_workspace_cache
-
-                trim_workspace_cache(workspace)
-
-            jobs.on_finished = trim
+            jobs.on_finished = workspace.trim_cache_dir
         return _JOBS[directory]
 
 
 def layout_key(memory) -> str:
     """Cache key of a memory's item layout: content hash of the items + layout parameters."""
-    from .domain_views import items_key
-
     return content_key("item-layout", items_key(memory), LAYOUT_PARAMS)
 
 

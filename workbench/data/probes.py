@@ -25,8 +25,9 @@ from tauformer.probe import ProbeResult, run_probe
 from tauformer.spectral import laplacian_spectrum, spectral_decomposition
 from tauformer.whatif import Change, apply_change, laplacian_variant, validation_loss
 
-from . import speed
-from .cache import ResultCache, content_key
+from .cache import WorkspaceCache, content_key
+from .speed import CACHE_CONTEXTS, LATENCY_CONTEXTS, kv_cache_bytes
+from .speed import decode_latency as measure_decode_latency
 
 MAX_PROMPT_TOKENS = 1024
 DEFAULT_PROMPT_BYTES = 256
@@ -110,6 +111,11 @@ def _corpus_text(data: str | None, max_tokens: int = 65536) -> str:
     return shards.tokenizer.decode(np.asarray(shards.val[:max_tokens]).tolist())
 
 
+def _train_data(info) -> str | None:
+    """The corpus (or shards directory) a run was trained on; None: the bundled corpus."""
+    return info.train.data if info.train is not None else None
+
+
 def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Jensen-Shannon divergence (nats) between attention maps [..., T, T], mean over queries 1..T-1 -> [...].
 
@@ -143,16 +149,19 @@ def default_prompt(text: str, n_bytes: int = DEFAULT_PROMPT_BYTES, val_fraction:
 
 
 class ProbeStore:
-    """Probes and derived results for the runs and domain memories of a Workspace."""
+    """Probes and derived results for the runs and domain memories of a Workspace.
 
-    def __init__(self, runs, domains, *, max_probes: int = 12):
+    Results go into the workspace's cache: probe views in "probes", what is derived from them
+    and from checkpoints in "results", decode timings in "measurements" -- each keyed by the
+    checkpoint's ref (see RunStore.ref), so a checkpoint rewritten in place is probed afresh.
+    """
+
+    def __init__(self, runs, domains, cache: WorkspaceCache):
         self.runs = runs
         self.domains = domains
+        self.cache = cache
         self.tokenizer = ByteTokenizer()
-        self.probes = ResultCache(max_items=max_probes)  # big: attention maps
-        self.results = ResultCache(max_items=256)  # small: statistics, what-ifs, spectra
-        self.measurements = ResultCache(max_items=32)  # decode timings: measured once per session
-        self._torch_ready = False
+        torch.set_num_threads(TORCH_THREADS)  # the store exists for interactive work on small tensors
         # Cached models are shared by the server's request threads. A probe's hooks would also
         # record another thread's forward pass on the same model (and a deep copy would copy
         # them), so every forward pass or copy of a cached model holds this lock. Never call
@@ -161,17 +170,13 @@ class ProbeStore:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ basics
-    def _torch(self) -> None:
-        if not self._torch_ready:
-            torch.set_num_threads(TORCH_THREADS)
-            self._torch_ready = True
-
     def tokenizer_for(self, run: str | None):
         """The tokenizer run was trained with (its checkpoint's tokenizer.json; bytes when None), cached."""
         if not run:
             return self.tokenizer
-        path = self.runs.checkpoint_path(run)
-        return self.results.get_or_compute(content_key("tokenizer", str(path)), lambda: load_checkpoint_tokenizer(path))
+        ref = self.runs.ref(run)
+        return self.cache.get_or_compute("results", content_key("tokenizer", ref),
+                                         lambda: load_checkpoint_tokenizer(ref.directory))
 
     def encode(self, prompt: str | None, run: str | None = None) -> tuple[np.ndarray, bool]:
         """The run's tokens of the prompt (bytes without a run), at most MAX_PROMPT_TOKENS, and whether it was cut."""
@@ -189,49 +194,43 @@ class ProbeStore:
     def corpus(self, run: str | None = None) -> str:
         """The text a run was trained on (the bundled corpus when unknown); for prepared shards,
         the decoded start of their validation split."""
-        data = (self.runs.info(run).train or {}).get("data") if run else None
-        return self.results.get_or_compute(content_key("corpus", data), lambda: _corpus_text(data))
+        data = _train_data(self.runs.info(run)) if run else None
+        return self.cache.get_or_compute("results", content_key("corpus", data), lambda: _corpus_text(data))
 
     def default_prompt(self, run: str | None = None) -> str:
         """A passage of the run's validation text (the bundled corpus when no run is given)."""
-        data = (self.runs.info(run).train or {}).get("data") if run else None
+        data = _train_data(self.runs.info(run)) if run else None
         try:
             fraction = 1.0 if is_shards_dir(data) else 0.1  # shards: corpus() is validation text already
-            return self.results.get_or_compute(content_key("default-prompt", data),
-                                               lambda: default_prompt(self.corpus(run), val_fraction=fraction))
+            return self.cache.get_or_compute("results", content_key("default-prompt", data),
+                                             lambda: default_prompt(self.corpus(run), val_fraction=fraction))
         except TauformerError:  # the run's text is unreadable: the bundled corpus's passage (cached)
             if data is None:
                 raise
             return self.default_prompt(None)
-
-    def step_for(self, run: str, step: int | None) -> int:
-        return self.runs.nearest_step(run, step)
 
     def pair(self, run: str) -> str | None:
         """The run of the other attention kind trained alike (tau <-> dot) with the same tokenizer."""
         other = self.runs.pair_for(run)
         return other if other and self.same_tokens(run, other) else None
 
-    def model(self, run: str, step: int | None):
-        self._torch()
-        return self.runs.load(run, step)[0]
-
     # ------------------------------------------------------------------ probes
     def probe(self, run: str, step: int | None, prompt: str | None) -> ProbeView:
         """The probe of run at (the checkpoint nearest) step on the prompt, cached."""
-        step = self.step_for(run, step)
+        step = self.runs.nearest_step(run, step)
         ids, truncated = self.encode(prompt, run)
         if len(ids) < 2:
             raise ConfigError(f"the prompt needs at least 2 tokens ({self.tokenizer_for(run).name})")
-        key = content_key("probe", self.runs.checkpoint_key(run, step), ids.tolist())
+        ref = self.runs.ref(run, step)
+        key = content_key("probe", ref, ids.tolist())
 
         def compute():
-            model = self.model(run, step)
+            model, _ = self.runs.load_ref(ref)
             with self._model_lock:
                 result = run_probe(model, torch.as_tensor(ids))
             return probe_view(result, run, step, truncated=truncated, tokenizer=self.tokenizer_for(run))
 
-        return self.probes.get_or_compute(key, compute)
+        return self.cache.get_or_compute("probes", key, compute)
 
     def probe_pair(self, run: str, step: int | None, compare: str | None, prompt: str | None):
         """(probe of run, probe of compare at its nearest step or None)."""
@@ -243,29 +242,30 @@ class ProbeStore:
                               f"({self.tokenizer_for(compare).name} tokens) cut the prompt into different tokens, "
                               "so their attention maps are not compared position by position; compare their "
                               "bits per byte on the Training page")
-        return a, self.probe(compare, self.step_for(compare, a.step), prompt)
+        return a, self.probe(compare, self.runs.nearest_step(compare, a.step), prompt)
 
     def js_divergence(self, a: ProbeView, b: ProbeView) -> np.ndarray:
         """Per-head JS divergence [L, H] between two probes of the same prompt (same shape needed)."""
         if a.weights.shape != b.weights.shape:
             raise ConfigError(f"{a.run} and {b.run} have different shapes "
                               f"({a.n_layer}x{a.n_head} vs {b.n_layer}x{b.n_head} heads); JS needs the same layers and heads")
-        key = content_key("js", a.run, a.step, b.run, b.step, a.ids.tolist())
-        return self.results.get_or_compute(key, lambda: js_divergence(a.weights, b.weights))
+        key = content_key("js", self.runs.ref(a.run, a.step), self.runs.ref(b.run, b.step), a.ids.tolist())
+        return self.cache.get_or_compute("results", key, lambda: js_divergence(a.weights, b.weights))
 
     # ------------------------------------------------------------------ lambda
     def validation_batches(self, run: str, n_batches: int, batch_size: int, *, seed: int = 0, block_size=None):
         """Fixed validation batches [(x, y)] of the run's corpus (cached)."""
         info = self.runs.info(run)
-        train = info.train or {}
-        T = int(block_size or info.model["block_size"])
-        key = content_key("val", train.get("data"), train.get("val_fraction", 0.1), T, n_batches, batch_size, seed)
+        data = _train_data(info)
+        val_fraction = info.train.val_fraction if info.train is not None else 0.1
+        T = int(block_size or info.model.block_size)
+        key = content_key("val", data, val_fraction, T, n_batches, batch_size, seed)
 
         def compute():
-            batches = load_batches(train.get("data"), block_size=T, val_fraction=train.get("val_fraction", 0.1))
+            batches = load_batches(data, block_size=T, val_fraction=val_fraction)
             return batches.eval_batches(n_batches, batch_size, seed=seed)
 
-        return self.results.get_or_compute(key, compute)
+        return self.cache.get_or_compute("results", key, compute)
 
     def lambda_sample(self, run: str, step: int | None, source: str, prompt: str | None) -> dict | None:
         """{"lambda_q": [L,H,N], "lambda_k": [L,H,N]} on the prompt or a validation sample; None for dot."""
@@ -274,13 +274,13 @@ class ProbeStore:
         if source != "validation":
             view = self.probe(run, step, prompt)
             return {"lambda_q": view.lambda_q, "lambda_k": view.lambda_k}
-        step = self.step_for(run, step)
-        key = content_key("lambda-val", self.runs.checkpoint_key(run, step))
+        ref = self.runs.ref(run, step)
+        key = content_key("lambda-val", ref)
 
         def compute():
             n, T = VAL_SAMPLE
             x, _ = self.validation_batches(run, 1, n, block_size=T)[0]
-            model = self.model(run, step)
+            model, _ = self.runs.load_ref(ref)
             with self._model_lock:
                 result = run_probe(model, x)
             L, B, H, _ = result.lambda_q.shape  # [L,B,H,T] -> [L,H,B*T]
@@ -288,7 +288,7 @@ class ProbeStore:
             return {"lambda_q": result.lambda_q.transpose(1, 2).reshape(L, H, -1).numpy(),
                     "lambda_k": lk.transpose(1, 2).reshape(L, H, -1).numpy()}
 
-        return self.results.get_or_compute(key, compute)
+        return self.cache.get_or_compute("results", key, compute)
 
     def lambda_resolution(self, view: ProbeView) -> tuple[np.ndarray, np.ndarray] | None:
         """(spread [L,H] of all lambdas a head compares, temperature [L,H]) on the probe; None for dot."""
@@ -300,9 +300,9 @@ class ProbeStore:
     # ---------------------------------------------------------------- spectral
     def spectrum(self, run: str, step: int | None):
         """Eigen-decomposition of the Laplacian the tau run measures its heads against (cached)."""
-        step = self.step_for(run, step)
-        key = content_key("spectrum", self.runs.checkpoint_key(run, step))
-        return self.results.get_or_compute(key, lambda: laplacian_spectrum(self.model(run, step).laplacian))
+        ref = self.runs.ref(run, step)
+        return self.cache.get_or_compute("results", content_key("spectrum", ref),
+                                         lambda: laplacian_spectrum(self.runs.load_ref(ref)[0].laplacian))
 
     def spectral(self, run: str, step: int | None, prompt: str | None, layer: int, head: int, token: int) -> dict:
         """Why token `token` of head (layer, head) has its lambda_q and lambda_k.
@@ -335,7 +335,7 @@ class ProbeStore:
         """(tensor or None, display name) for a Laplacian choice: model/chain/identity/shuffle or domain:NAME."""
         if not choice or choice == "model":
             return None, "as trained"
-        model = self.model(run, step)
+        model, _ = self.runs.load(run, step)
         if choice.startswith("domain:"):
             name = choice.split(":", 1)[1]
             memory = self.domains.load(name)
@@ -354,13 +354,14 @@ class ProbeStore:
         """
         if self.runs.info(run).attention != "tau":
             raise ConfigError(f"{run} is a dot-product model: what-if changes the lambdas of a tau model")
-        step = self.step_for(run, step)
+        step = self.runs.nearest_step(run, step)
+        ref = self.runs.ref(run, step)
         tau_mode = tau_mode if tau_mode not in (None, "", "model") else None
         laplacian = laplacian or "model"
         tau = tau if tau_mode == "fixed" else None
         percentile = percentile if tau_mode == "percentile" else None
         seed = seed if laplacian == "shuffle" else 0
-        key = content_key("whatif", self.runs.checkpoint_key(run, step), self.encode(prompt, run)[0].tolist(),
+        key = content_key("whatif", ref, self.encode(prompt, run)[0].tolist(),
                           float(temperature_scale), tau_mode, tau, percentile, laplacian, seed)
 
         def compute():
@@ -370,7 +371,7 @@ class ProbeStore:
                             percentile=percentile, laplacian=L, laplacian_name=name)
             batches = self.validation_batches(run, *WHATIF_BATCHES, seed=1)
             loss_before = self.validation_loss(run, step)
-            model = self.model(run, step)
+            model, _ = self.runs.load_ref(ref)
             with self._model_lock:  # the copy must not carry another thread's probe hooks
                 changed = apply_change(model, change, calibration_batches=batches[:1])
             after = probe_view(run_probe(changed, torch.as_tensor(before.ids)), run, step, truncated=before.truncated,
@@ -378,47 +379,47 @@ class ProbeStore:
             return {"before": before, "after": after, "val_loss": (loss_before, validation_loss(changed, batches)),
                     "prompt_loss": (before.mean_loss, after.mean_loss), "change": change.describe()}
 
-        return self.results.get_or_compute(key, compute)
+        return self.cache.get_or_compute("results", key, compute)
 
     def validation_loss(self, run: str, step: int | None) -> float:
         """Mean loss of the unchanged checkpoint on the what-if validation batches (cached)."""
-        step = self.step_for(run, step)
-        key = content_key("val-loss", self.runs.checkpoint_key(run, step), WHATIF_BATCHES)
+        ref = self.runs.ref(run, step)
+        key = content_key("val-loss", ref, WHATIF_BATCHES)
+
         def compute():
             batches = self.validation_batches(run, *WHATIF_BATCHES, seed=1)
-            model = self.model(run, step)
+            model, _ = self.runs.load_ref(ref)
             with self._model_lock:
                 return validation_loss(model, batches)
 
-        return self.results.get_or_compute(key, compute)
-
+        return self.cache.get_or_compute("results", key, compute)
 
     # ---------------------------------------------------------- memory and speed
-    def kv_cache(self, runs: list[tuple[str, int | None]], contexts=speed.CACHE_CONTEXTS) -> dict:
+    def kv_cache(self, runs: list[tuple[str, int | None]], contexts=CACHE_CONTEXTS) -> dict:
         """Cache bytes per run and context from real caches; adds head_dim (of the first run)."""
-        key = content_key("kv", [(r, self.runs.checkpoint_key(r, s)) for r, s in runs], list(contexts))
+        refs = {r: self.runs.ref(r, s) for r, s in runs}
+        key = content_key("kv", list(refs.items()), list(contexts))
 
         def compute():
-            models = {r: self.model(r, s) for r, s in runs}
-            out = speed.kv_cache_bytes(models, contexts)
+            models = {r: self.runs.load_ref(ref)[0] for r, ref in refs.items()}
+            out = kv_cache_bytes(models, contexts)
             out["head_dim"] = next(iter(models.values())).config.head_dim
             return out
 
-        return self.results.get_or_compute(key, compute)
+        return self.cache.get_or_compute("results", key, compute)
 
-    def latency_key(self, runs, contexts=speed.LATENCY_CONTEXTS) -> str:
-        return content_key("latency", [(r, self.runs.checkpoint_key(r, s)) for r, s in runs], list(contexts))
-
-    def decode_latency(self, runs: list[tuple[str, int | None]], contexts=speed.LATENCY_CONTEXTS, *,
+    def decode_latency(self, runs: list[tuple[str, int | None]], contexts=LATENCY_CONTEXTS, *,
                        measure: bool = True) -> dict | None:
         """Per-token decode latency measured here (once per session); None if not measured and measure=False."""
-        key = self.latency_key(runs, contexts)
-        if not measure and key not in self.measurements:
+        refs = {r: self.runs.ref(r, s) for r, s in runs}
+        key = content_key("latency", list(refs.items()), list(contexts))
+        if not measure and not self.cache.contains("measurements", key):
             return None
+
         def compute():
-            models = {r: self.model(r, s) for r, s in runs}
+            models = {r: self.runs.load_ref(ref)[0] for r, ref in refs.items()}
             with self._model_lock:  # also keeps probes from timing (and capturing) the same models
-                return speed.decode_latency(models, contexts)
+                return measure_decode_latency(models, contexts)
 
         with self._lock:  # one measurement at a time: two at once would time each other
-            return self.measurements.get_or_compute(key, compute)
+            return self.cache.get_or_compute("measurements", key, compute)

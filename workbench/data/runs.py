@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from tauformer.checkpoint import HISTORY_FILE, list_checkpoints, load_checkpoint, read_history, read_meta
+from tauformer.config import ModelConfig, TrainConfig
 from tauformer.errors import CheckpointError, TauformerError
 
-from .cache import ResultCache, content_key
+from .cache import WorkspaceCache, content_key
+from .identity import CheckpointRef, file_stamp
 
 PAIR_KEYS = ("n_layer", "n_head", "n_kv_head", "n_embd", "block_size", "vocab_size")
 
@@ -22,8 +24,8 @@ class RunInfo:
     name: str
     path: Path
     attention: str
-    model: dict
-    train: dict | None
+    model: ModelConfig
+    train: TrainConfig | None
     checkpoints: dict[int, Path] = field(default_factory=dict)  # step -> checkpoint directory
 
     @property
@@ -37,10 +39,10 @@ class RunInfo:
         if self.attention == "dot":
             detail = "dot-product"
         else:
-            temp = "learnable T" if m.get("learn_temperature") else f"T={m.get('temperature')}"
-            tau = "calibrated tau" if m.get("tau_mode") == "calibrated" else f"tau {m.get('tau_mode')} {m.get('tau')}"
+            temp = "learnable T" if m.learn_temperature else f"T={m.temperature}"
+            tau = "calibrated tau" if m.tau_mode == "calibrated" else f"tau {m.tau_mode} {m.tau}"
             detail = f"tau: {tau}, {temp}"
-        return f"{self.name} ({detail}; {m['n_layer']}x{m['n_head']} heads, D={m['n_embd'] // m['n_head']})"
+        return f"{self.name} ({detail}; {m.n_layer}x{m.n_head} heads, D={m.head_dim})"
 
 
 def discover_runs(paths) -> tuple[list[RunInfo], list[str]]:
@@ -96,19 +98,21 @@ def _run_info(run_dir: Path, taken: set[str]) -> RunInfo:
     base, i = name, 2
     while name in taken:
         name, i = f"{base}-{i}", i + 1
-    return RunInfo(name=name, path=path, attention=meta.model_config.attention,
-                   model=meta.model_config.to_dict(),
-                   train=meta.train_config.to_dict() if meta.train_config else None, checkpoints=checkpoints)
+    return RunInfo(name=name, path=path, attention=meta.model_config.attention, model=meta.model_config,
+                   train=meta.train_config, checkpoints=checkpoints)
 
 
 class RunStore:
-    """Runs by name; models are loaded on demand and the last few kept in memory."""
+    """Runs by name; models are loaded on demand and the last few kept in the cache's "models" part.
 
-    def __init__(self, paths, *, max_models: int = 6):
+    ``cache`` is the workspace's cache (a private one when None): models are kept under their
+    checkpoint's :class:`CheckpointRef`, histories under the refs of the latest checkpoints.
+    """
+
+    def __init__(self, paths, *, cache: WorkspaceCache | None = None):
         runs, self.problems = discover_runs(paths)
         self._runs = {r.name: r for r in runs}
-        self._models = ResultCache(max_items=max_models)  # checkpoint path -> (model, meta)
-        self._histories = ResultCache(max_items=4)  # set of latest checkpoints -> history arrays
+        self.cache = WorkspaceCache() if cache is None else cache
 
     def names(self, attention: str | None = None) -> list[str]:
         return [n for n, r in self._runs.items() if attention is None or r.attention == attention]
@@ -122,11 +126,10 @@ class RunStore:
         """The checkpoint directory of `name` at `step` (the nearest one at or before it; latest if None)."""
         return self.info(name).checkpoints[self.nearest_step(name, step)]
 
-    def checkpoint_key(self, name: str, step: int | None) -> tuple:
-        """(path, weights mtime) of the checkpoint: changes when the checkpoint is rewritten."""
-        path = self.checkpoint_path(name, step)
-        weights = Path(path) / "model.safetensors"
-        return str(path), weights.stat().st_mtime_ns if weights.exists() else 0
+    def ref(self, name: str, step: int | None = None) -> CheckpointRef:
+        """The identity of the checkpoint of `name` nearest `step` as it is on disk now: a
+        checkpoint rewritten in place gets a new ref, so nothing cached under the old one is served."""
+        return CheckpointRef.of(self.checkpoint_path(name, step))
 
     def nearest_step(self, name: str, step: int | None) -> int:
         steps = self.info(name).steps
@@ -136,28 +139,32 @@ class RunStore:
         return earlier[-1] if earlier else steps[0]
 
     def load(self, name: str, step: int | None = None):
-        """(model, meta) of a checkpoint, cached."""
-        path = self.checkpoint_path(name, step)
-        return self._models.get_or_compute(str(path), lambda: load_checkpoint(path, history=False))
+        """(model, meta) of a checkpoint as it is now, cached under its ref."""
+        return self.load_ref(self.ref(name, step))
+
+    def load_ref(self, ref: CheckpointRef):
+        """(model, meta) of the checkpoint `ref` names, cached under it."""
+        return self.cache.get_or_compute("models", content_key("model", ref),
+                                         lambda: load_checkpoint(ref.directory, history=False))
 
     def pair_for(self, name: str) -> str | None:
         """The run of the other attention kind with the same shape (and training data / seed if known)."""
         info = self.info(name)
         other = "dot" if info.attention == "tau" else "tau"
-        shape = {k: info.model.get(k) for k in PAIR_KEYS}
+        shape = {k: getattr(info.model, k) for k in PAIR_KEYS}
         candidates = [r for r in self._runs.values()
-                      if r.attention == other and {k: r.model.get(k) for k in PAIR_KEYS} == shape]
+                      if r.attention == other and {k: getattr(r.model, k) for k in PAIR_KEYS} == shape]
         same_training = [r for r in candidates if _training_key(r) == _training_key(info)]
         chosen = (same_training or candidates)
         if not chosen:
             return None
         if other == "tau":  # prefer this project's default tau run over the reference settings
-            chosen.sort(key=lambda r: r.model.get("tau_mode") != "calibrated")
+            chosen.sort(key=lambda r: r.model.tau_mode != "calibrated")
         return chosen[0].name
 
     def default_pair(self) -> tuple[str | None, str | None]:
         """(tau run, dot run) to open on: the first tau run with calibrated tau, and its partner."""
-        taus = sorted(self.names("tau"), key=lambda n: self._runs[n].model.get("tau_mode") != "calibrated")
+        taus = sorted(self.names("tau"), key=lambda n: self._runs[n].model.tau_mode != "calibrated")
         if taus:
             return taus[0], self.pair_for(taus[0])
         dots = self.names("dot")
@@ -169,10 +176,11 @@ class RunStore:
         return read_history(self.checkpoint_path(name))
 
     def histories(self) -> dict:
-        """Every run's history arrays (history_arrays), cached per set of latest checkpoints;
-        runs whose files cannot be read are left out. Reads JSON only (no torch)."""
+        """Every run's history arrays (history_arrays), cached per set of latest checkpoints (their
+        refs and history.json stamps); runs whose files cannot be read are left out. Reads JSON only."""
         names = self.names()
-        key = content_key("histories", [(n, self.checkpoint_key(n, None)) for n in names])
+        key = content_key("histories", [(n, self.ref(n), file_stamp(self.checkpoint_path(n) / HISTORY_FILE))
+                                        for n in names])
 
         def compute():
             out = {}
@@ -183,7 +191,7 @@ class RunStore:
                     continue
             return out
 
-        return self._histories.get_or_compute(key, compute)
+        return self.cache.get_or_compute("histories", key, compute)
 
     def history_arrays(self, name: str) -> dict:
         """History as arrays: step, losses, lr, tokens/s [S]; lambda stats and entropy [S, L, H]."""
@@ -211,5 +219,5 @@ class RunStore:
 
 
 def _training_key(info: RunInfo):
-    t = info.train or {}
-    return (t.get("data"), t.get("seed"), t.get("steps"), t.get("batch_size"))
+    t = info.train
+    return (t.data, t.seed, t.steps, t.batch_size) if t is not None else (None,) * 4

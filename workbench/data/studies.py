@@ -3,7 +3,7 @@
 A study directory holds study.json, runs/<variant>-s<seed>/ and, once written, summary.json.
 The summary is recomputed from the runs' histories (JSON only, no weights) so a study that is
 still training shows its progress; a study shipped without run histories falls back to its
-summary.json. Results are cached by the histories' modification times.
+summary.json. Results are cached by the histories' modification times and sizes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 from tauformer.errors import TauformerError
 from tauformer.study.summary import summarise_study
 
-from .cache import ResultCache, content_key
+from .cache import WorkspaceCache, content_key
+from .identity import file_stamp
 
 
 def is_study_dir(path: Path) -> bool:
@@ -36,14 +37,14 @@ def discover_studies(paths) -> list[Path]:
 class StudyStore:
     """Studies by name (the directory name, made unique); summaries computed on demand and cached."""
 
-    def __init__(self, paths):
+    def __init__(self, paths, *, cache: WorkspaceCache | None = None):
         self._studies: dict[str, Path] = {}
         for path in discover_studies(paths):
             name, i = path.name, 2
             while name in self._studies:
                 name, i = f"{path.name}-{i}", i + 1
             self._studies[name] = path
-        self._summaries = ResultCache(max_items=8)
+        self.cache = WorkspaceCache() if cache is None else cache  # summaries in its "summaries" part
         self.problems: list[str] = []
 
     def names(self) -> list[str]:
@@ -57,8 +58,8 @@ class StudyStore:
     def summary(self, name: str) -> dict:
         """The study's summary dict (see tauformer.study.summary); raises TauformerError on bad files."""
         path = self.path(name)
-        stamps = sorted((str(p), p.stat().st_mtime_ns) for p in path.glob("runs/*/history.json"))
-        return self._summaries.get_or_compute(content_key("study", str(path), stamps), lambda: self._load(path))
+        stamps = sorted((str(p), *file_stamp(p)) for p in path.glob("runs/*/history.json"))
+        return self.cache.get_or_compute("summaries", content_key("study", str(path), stamps), lambda: self._load(path))
 
     @staticmethod
     def _load(path: Path) -> dict:

@@ -186,7 +186,7 @@ def item_map(workspace, status, color, edges=("edges",)):
     show_edges = "edges" in (edges or [])
     key = content_key("item-map", found.key, kind, color or "lambda", domain, show_edges)
     fig = workspace.cache.get_or_compute(
-        key, lambda: _item_map_figure(workspace, domain, data, xy, kind, color or "lambda", show_edges))
+        "domain-results", key, lambda: _item_map_figure(workspace, domain, data, xy, kind, color or "lambda", show_edges))
     meta = {"domain": domain, "kind": kind, "n": data["n"], "drawn": time.time()}
     return fig, meta, note
 
@@ -212,7 +212,7 @@ def _item_map_figure(workspace, domain, data, xy, kind, color, show_edges=True):
 def _pca(workspace, domain, data):
     memory = dv.load(workspace, domain)
     key = content_key("item-pca", dv.items_key(memory))
-    return workspace.cache.get_or_compute(key, lambda: item_layout.pca_layout(data["X"]))
+    return workspace.cache.get_or_compute("domain-results", key, lambda: item_layout.pca_layout(data["X"]))
 
 
 def choose_item(click, neighbour_clicks, domain, selected_now, meta, trigger=None):

@@ -117,7 +117,7 @@ def shape_of(workspace, run: str | None) -> tuple[int, int]:
     if not run or run not in workspace.runs.names():
         return 1, 1
     m = workspace.runs.info(run).model
-    return int(m["n_layer"]), int(m["n_head"])
+    return m.n_layer, m.n_head
 
 
 def index_options(n: int, label: str) -> list[dict]:

@@ -124,7 +124,7 @@ def update_lambda(workspace, run, quantity, head):
         return ms.empty(text), text
     fig = fig_lambda_over_steps(h["step"], h[f"{quantity}_mean"], h[f"{quantity}_p05"], h[f"{quantity}_p95"],
                                 head=None if head in (None, "all") else int(head), quantity=quantity)
-    calibrated = workspace.runs.info(run).model.get("tau_mode") == "calibrated"
+    calibrated = workspace.runs.info(run).model.tau_mode == "calibrated"
     return fig, drift_note(run, drift(h, quantity), quantity, calibrated)
 
 

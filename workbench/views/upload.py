@@ -56,11 +56,10 @@ def upload_card(workspace) -> html.Section:
 
 
 def head_dim(workspace, run) -> int | None:
-    """The head dim (n_embd / n_head) of ``run``, or None."""
+    """The head dim of ``run``, or None."""
     if not run or run not in workspace.runs.names():
         return None
-    model = workspace.runs.info(run).model
-    return int(model["n_embd"]) // int(model["n_head"])
+    return workspace.runs.info(run).model.head_dim
 
 
 def dim_hint(workspace, run) -> str:
