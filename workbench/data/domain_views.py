@@ -3,8 +3,9 @@
 Every function takes the Workspace and a domain name and returns numpy arrays and plain
 dicts. Results are cached in the "domain-results" part of ``workspace.cache`` under a key
 made of the memory's fingerprint (Laplacian + builder parameters) or its items' hash and the
-parameters of the view, so a second look, from any page, is instant. Item layouts (UMAP) are slow the first time and live in
-:mod:`workbench.data.item_layout`, which also caches them on disk.
+parameters of the view, so a second look, from any page, is instant. Item layouts (UMAP) are
+slow the first time and live in :mod:`workbench.data.item_layout`, which also caches them on
+disk.
 """
 
 from __future__ import annotations
