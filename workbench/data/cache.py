@@ -29,9 +29,10 @@ PART_LIMITS: dict[str, int | None] = {
 
 
 def _plain(value):
-    """JSON stand-in for parts json cannot write: dataclasses (identities) as dicts, else str."""
+    """JSON stand-in for parts json cannot write: dataclasses of plain fields (identities) as
+    dicts, else str. (vars, not dataclasses.asdict: no deep copy on every lookup.)"""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"__ref__": type(value).__name__, **dataclasses.asdict(value)}
+        return {"__ref__": type(value).__name__, **vars(value)}
     return str(value)
 
 

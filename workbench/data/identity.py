@@ -11,6 +11,7 @@ item layouts on disk.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -21,10 +22,10 @@ import numpy as np
 from tauformer.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
 
-def file_stamp(path: Path) -> tuple[int, int]:
+def file_stamp(path) -> tuple[int, int]:
     """(mtime in ns, size in bytes) of a file, (0, -1) when it is missing or unreadable."""
     try:
-        st = Path(path).stat()
+        st = os.stat(path)
     except OSError:
         return 0, -1
     return st.st_mtime_ns, st.st_size
@@ -47,8 +48,8 @@ class CheckpointRef:
     @classmethod
     def of(cls, path) -> "CheckpointRef":
         """The ref of the checkpoint directory ``path`` as it is now."""
-        path = Path(path)
-        return cls(str(path), *file_stamp(path / WEIGHTS_FILE), *file_stamp(path / CONFIG_FILE))
+        path = os.fspath(path)
+        return cls(path, *file_stamp(os.path.join(path, WEIGHTS_FILE)), *file_stamp(os.path.join(path, CONFIG_FILE)))
 
     @property
     def directory(self) -> Path:
