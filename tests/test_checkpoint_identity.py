@@ -81,3 +81,11 @@ def test_a_rewritten_checkpoints_what_if_and_loss_are_recomputed(run_dir):
     assert new is not old
     np.testing.assert_array_equal(new["after"].weights,
                                   fresh.probes.whatif("tau", None, PROMPT, temperature_scale=0.5)["after"].weights)
+
+
+def test_run_infos_carry_the_typed_configs(run_dir):
+    from tauformer.config import ModelConfig, TrainConfig
+
+    info = Workspace(runs=[run_dir]).runs.info("tau")
+    assert isinstance(info.model, ModelConfig) and isinstance(info.train, TrainConfig)
+    assert f"D={info.model.n_embd // info.model.n_head})" in info.label

@@ -79,3 +79,25 @@ def test_every_store_of_a_workspace_caches_in_its_one_cache():
     for i in range(PART_LIMITS["probes"] + 3):
         ws.probes.probe("tau", None, f"prompt {i}")
     assert ws.cache.sizes()["probes"] == PART_LIMITS["probes"]
+
+
+def test_an_items_key_is_remembered_beside_the_memory_never_on_it():
+    import gc
+
+    import numpy as np
+
+    from tauformer.domain import build_domain_memory
+    from workbench.data import identity
+
+    X = np.random.default_rng(0).normal(size=(30, 6)).astype(np.float32)
+    memory = build_domain_memory(X, dim=6, keep_items=True, eps=1.0, topk=3)
+    before = dict(vars(memory))
+    key = identity.items_key(memory)
+    assert key == identity.items_hash(memory.items) == identity.items_key(memory)
+    assert vars(memory).keys() == before.keys()  # nothing patched onto the core object
+    assert identity.items_hash(memory.items[:-1]) != key
+    ident = id(memory)
+    assert ident in identity._ITEMS_KEYS
+    del memory
+    gc.collect()
+    assert ident not in identity._ITEMS_KEYS
