@@ -180,6 +180,15 @@ def file_stem(card: str, values: dict) -> str:
     return "_".join(parts)
 
 
+def export_file_name(card: str, values: dict, fmt: str) -> str:
+    """The file name of ``card``'s figure for key ``values`` as ``fmt``, e.g.
+    ``attn-tokens_tau_step400_L1_H2.pdf``: the Export button's download and the batch export's
+    file (:func:`file_stem` made safe by :func:`workbench.export.file_name`)."""
+    from workbench.export import file_name
+
+    return file_name(file_stem(card, values), fmt)
+
+
 def export_title(card: str, fig, values: dict) -> str:
     """A document title: the figure's screen title (or the card id) and the keys that pick it."""
     from workbench.export import figure_title
