@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--runs", nargs="*", default=None, metavar="DIR", help="run directories (default: the demo's)")
     p.add_argument("--domain", nargs="*", default=None, metavar="FILE", help="domain memories (default: the demo's, unless --runs is given)")
     p.add_argument("--synthetic", type=int, default=None, metavar="N",
-                   help="measure on a seeded synthetic domain memory with N items instead")
+                   help="measure on a seeded synthetic domain memory with N items instead (default: none)")
     p.add_argument("--layout", action="store_true", help="also time the item layout (UMAP), first and cached")
     p.add_argument("--repeat", type=int, default=5, help="warm calls per case")
     p.add_argument("--cache-dir", default=None, help="cache directory (default: a new temporary one)")
@@ -42,7 +42,7 @@ def register(subparsers) -> None:
                    help="time `python app.py` (the demo) until PATH (default / and /domain) has "
                         "answered its callbacks in headless Chromium (needs playwright)")
     p.add_argument("--load", type=int, default=None, metavar="USERS",
-                   help="load test: start the app on 127.0.0.1 and simulate USERS concurrent users")
+                   help="load test: start the app on 127.0.0.1 and simulate USERS concurrent users (default: none)")
     p.add_argument("--seconds", type=float, default=10.0, help="--load: seconds per phase")
     p.add_argument("--threads", type=int, default=8, help="--load: the app's waitress threads")
 

@@ -10,7 +10,7 @@ The same recipe then serves
   reads the same key components (:func:`export_states`) when the button is pressed and
   rebuilds the figure on the server -- the browser's copy of a figure is never rendered (it
   could point Chromium at ``file://`` or ``http://`` sources);
-- the batch export (``python -m workbench.export``): :func:`build_for_state` fills the keys
+- the batch export (``python -m workbench export``): :func:`build_for_state` fills the keys
   from the export's own state (``Key.batch`` or the key's default where the state is silent).
 
 Keys are small JSON values (names, steps, indices, prompt text); builders validate them as
