@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     p = cli.add_command(subparsers, COMMAND, "Write the workbench's figures as paper-ready files with a manifest.",
                         run)
     p.add_argument("--run", default=None, metavar="DIR",
-                   help="a run directory (or a folder of runs) (default: the demo's, unless --domain is given)")
+                   help="a run directory or a folder of runs (default: the demo's, unless --domain is given)")
     p.add_argument("--domain", default=None, metavar="FILE",
                    help="a domain-memory file or directory (default: the demo's, unless --run is given)")
     p.add_argument("--out", required=True, metavar="DIR", help="where the figures and manifest.json go")

@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     """The ``bench`` sub-command of ``python -m workbench``."""
     p = cli.add_command(subparsers, COMMAND, __doc__, run)
     p.add_argument("--runs", nargs="*", default=None, metavar="DIR", help="run directories (default: the demo's)")
-    p.add_argument("--domain", nargs="*", default=None, metavar="FILE", help="domain memories (default: the demo's, unless --runs is given)")
+    p.add_argument("--domain", nargs="*", default=None, metavar="FILE",
+                   help="domain memories (default: the demo's, unless --runs is given)")
     p.add_argument("--synthetic", type=int, default=None, metavar="N",
                    help="measure on a seeded synthetic domain memory with N items instead (default: none)")
     p.add_argument("--layout", action="store_true", help="also time the item layout (UMAP), first and cached")

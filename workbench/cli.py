@@ -31,7 +31,7 @@ class DefaultsFormatter(argparse.HelpFormatter):
 
 
 def add_command(subparsers, name: str, doc: str, func: Callable) -> argparse.ArgumentParser:
-    """A sub-command whose help line is the first line of ``doc``, running ``func(args)``."""
+    """A sub-command whose help and description are the first paragraph of ``doc``, running ``func(args)``."""
     summary = doc.strip().split("\n\n")[0].replace("\n", " ")
     parser = subparsers.add_parser(name, help=summary, description=summary, formatter_class=DefaultsFormatter)
     parser.set_defaults(func=func)
