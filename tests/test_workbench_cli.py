@@ -40,6 +40,19 @@ def test_one_parser_holds_every_command_and_each_help_says_its_defaults():
     assert "(default: 5)" in commands["bench"].format_help()
 
 
+def test_help_of_every_command_does_not_import_torch():
+    driver = ("import runpy, sys\n"
+              "sys.argv = ['workbench', '--help']\n"
+              "try:\n"
+              "    runpy.run_module('workbench', run_name='__main__')\n"
+              "except SystemExit:\n"
+              "    pass\n"
+              "print([m for m in ('torch', 'triton', 'sklearn', 'umap') if m in sys.modules])\n")
+    done = subprocess.run([sys.executable, "-c", driver], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert all(name in done.stdout for name in COMMANDS), done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_a_module_parses_its_arguments_as_the_command_line_does():
     args = batch_export.parse_args(["--out", "figs", "--layer", "2"])
     assert (args.command, args.out, args.layer, args.formats, args.func) == ("export", "figs", 2, "pdf",
