@@ -13,7 +13,7 @@ import pytest
 
 import workbench.views
 from tauformer.domain import build_domain_memory, save_domain_memory
-from workbench import batch_export, export, precompute
+from workbench import batch_export, bench, export, precompute
 from workbench.__main__ import build_parser
 from workbench.views import cards, common
 
@@ -94,6 +94,28 @@ def test_app_export_and_bench_take_their_pages_from_one_list(monkeypatch):
     assert ids == ["home", "domain", "spectrum"]
     monkeypatch.setattr(workbench.views, "PAGE_MODULES", ("workbench.views.spectrum", "workbench.views.home"))
     assert [m.PAGE["id"] for m in workbench.views.page_modules()] == ["home", "spectrum"]
+
+
+def test_the_page_list_is_written_once():
+    users = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "workbench").rglob("*.py")
+                   if "PAGE_MODULES" in path.read_text(encoding="utf-8"))
+    assert users == ["workbench/views/__init__.py"]
+
+
+def test_the_bench_times_the_pages_that_have_data_in_page_order(tmp_path, monkeypatch):
+    for name, order, requires in (("bench_page_late", 7, None), ("bench_page_early", 3, None),
+                                  ("bench_page_runs", 1, "runs")):
+        (tmp_path / f"{name}.py").write_text(
+            f"PAGE = dict(id={name!r}, path='/{name}', name='x', order={order}, description='', requires={requires!r})\n"
+            f"def bench_cases(workspace):\n    return {{{name!r}: lambda: {order}}}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(workbench.views, "PAGE_MODULES", ("bench_page_late", "bench_page_runs", "bench_page_early"))
+
+    class NoRuns:
+        runs = type("Empty", (), {"names": staticmethod(lambda: [])})()
+
+    cases = bench.collect_cases(NoRuns)
+    assert list(cases) == ["bench_page_early", "bench_page_late"] and cases["bench_page_late"]() == 7
 
 
 # ------------------------------------------------------------ one naming rule for files
