@@ -89,7 +89,7 @@ def test_the_cli_writes_every_pages_figures_and_a_manifest(small_domain, extra_p
 
 
 def test_bad_input_is_one_line_and_status_2(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "workbench.export", "--domain", str(tmp_path / "missing"),
+    result = subprocess.run([sys.executable, "-m", "workbench", "export", "--domain", str(tmp_path / "missing"),
                              "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing'}: no such domain-memory file"]

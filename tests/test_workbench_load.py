@@ -1,4 +1,4 @@
-"""`python -m workbench.bench --load`: a real served app, two phases, parseable figures."""
+"""`python -m workbench bench --load`: a real served app, two phases, parseable figures."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ROW = re.compile(r"^(cached views|fresh prompts)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.
 
 
 def test_load_with_two_users_prints_rates_and_percentiles():
-    done = subprocess.run([sys.executable, "-m", "workbench.bench", "--load", "2", "--seconds", "1.5"],
+    done = subprocess.run([sys.executable, "-m", "workbench", "bench", "--load", "2", "--seconds", "1.5"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {m.group(1): m.groups()[1:] for m in map(ROW.match, done.stdout.splitlines()) if m}

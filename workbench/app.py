@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -13,7 +12,7 @@ import dash
 from flask import g, request
 
 from workbench import theme  # noqa: F401  (importing it registers the plot templates)
-from workbench.views import PAGE_MODULES, common, shell
+from workbench.views import common, page_modules, shell
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 log = logging.getLogger("workbench")
@@ -36,8 +35,7 @@ def create_app(workspace, *, profile: bool = False) -> dash.Dash:
         suppress_callback_exceptions=True,
         update_title=None,
     )
-    modules = [importlib.import_module(path) for path in PAGE_MODULES]
-    modules.sort(key=lambda m: m.PAGE["order"])
+    modules = page_modules()
     pages = [m.PAGE for m in modules]
     for module in modules:
         page = module.PAGE

@@ -1,14 +1,15 @@
-"""Batch export of every page's figures, for a paper: ``python -m workbench.export``.
+"""Batch export of every page's figures, for a paper: ``python -m workbench export``.
 
-    python -m workbench.export --run DIR --domain FILE --out DIR [--formats pdf,svg,png]
+    python -m workbench export --run DIR --domain FILE --out DIR [--formats pdf,svg,png]
         [--prompt TEXT] [--step N] [--compare RUN|none] [--layer L] [--head H] [--token T]
         [--eig 1] [--color lambda] [--columns 1] [--scale 2]
 
 Every card registered in :mod:`workbench.views.cards` is built by its own recipe from this
 export's state (run, step, compared run, prompt, layer, head, token, domain, eigenvector...),
 so a file is the figure the page shows for those keys. Placeholder figures ("nothing to
-compare", "not a tau model") are skipped and listed in the manifest. Files are named
-``<card>_<run>_step<N>_L<layer>_H<head>`` (the parts the figure depends on) and rendered in
+compare", "not a tau model") are skipped and listed in the manifest. Files are named by
+:func:`workbench.views.cards.export_file_name` (as the Export button names its download):
+``<card>_<run>_step<N>_L<layer>_H<head>`` (the parts the figure depends on), rendered in
 the paper theme; ``manifest.json`` records the checkpoint, the domain memory, the Laplacian
 the model figures use, the prompt text, each figure's keys and the code version. Without
 --run and --domain it exports the bundled demo.
@@ -17,7 +18,6 @@ the model figures use, the prompt text, each figure's keys and the code version.
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.metadata
 import json
 import platform
@@ -28,34 +28,43 @@ from pathlib import Path
 
 from dash.exceptions import PreventUpdate
 
-from tauformer.errors import TauformerError
+from workbench import cli
+from workbench.data.errors import TauformerError
 
+COMMAND = "export"
 EXTRA_PACKAGES = ("scipy", "networkx", "umap-learn", "torch")
 NOTHING = "none"  # --compare none: compare with nothing
 REPO = Path(__file__).resolve().parents[1]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m workbench.export",
-                                description="Write the workbench's figures as paper-ready files with a manifest.")
-    p.add_argument("--run", default=None, metavar="DIR", help="a run directory (or a folder of runs)")
-    p.add_argument("--domain", default=None, metavar="FILE", help="a domain-memory file or directory")
+def register(subparsers) -> None:
+    """The ``export`` sub-command of ``python -m workbench``."""
+    p = cli.add_command(subparsers, COMMAND, "Write the workbench's figures as paper-ready files with a manifest.",
+                        run)
+    p.add_argument("--run", default=None, metavar="DIR",
+                   help="a run directory or a folder of runs (default: the demo's, unless --domain is given)")
+    p.add_argument("--domain", default=None, metavar="FILE",
+                   help="a domain-memory file or directory (default: the demo's, unless --run is given)")
     p.add_argument("--out", required=True, metavar="DIR", help="where the figures and manifest.json go")
-    p.add_argument("--formats", default="pdf", help="comma-separated: pdf, svg, png (default pdf)")
+    p.add_argument("--formats", default="pdf", help="comma-separated: pdf, svg, png")
     p.add_argument("--prompt", default=None, help="the prompt the model pages analyse (default: validation text)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     p.add_argument("--compare", default=None, metavar="RUN",
                    help="the run compared with (default: the run's tau/dot twin; 'none' for nothing)")
-    p.add_argument("--layer", type=int, default=0, help="layer of the per-head figures (default 0)")
-    p.add_argument("--head", type=int, default=0, help="head of the per-head figures (default 0)")
+    p.add_argument("--layer", type=int, default=0, help="layer of the per-head figures")
+    p.add_argument("--head", type=int, default=0, help="head of the per-head figures")
     p.add_argument("--token", type=int, default=None, help="token of the per-token figures (default: the last)")
-    p.add_argument("--eig", type=int, default=1, help="eigenvector painted on the feature graph (default 1, Fiedler)")
+    p.add_argument("--eig", type=int, default=1, help="eigenvector painted on the feature graph (1: Fiedler)")
     p.add_argument("--color", default="lambda", help="item-map colour: lambda, energy, cluster or label")
     p.add_argument("--columns", type=int, choices=(1, 2), default=1, help="paper width: 1 (3.5 in) or 2 (7.16 in)")
-    p.add_argument("--scale", type=float, default=2, help="PNG pixel density, 1-4 (default 2; SVG / PDF keep their size)")
+    p.add_argument("--scale", type=float, default=2, help="PNG pixel density, 1-4 (SVG / PDF keep their size)")
     p.add_argument("--cache-dir", default=None, help="cache for item layouts (default: the app's temp folder)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    return p.parse_args(argv)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The arguments of ``python -m workbench export ARGV``."""
+    return cli.parse_one(register, COMMAND, argv)
 
 
 def head_dim(workspace, run: str) -> int:
@@ -139,16 +148,13 @@ def selection(workspace, run: str, args) -> dict:
 
 def collect_figures(workspace, state: dict, log=lambda message: None) -> tuple[dict, dict, dict]:
     """(figures by file stem, manifest entry of each, skipped card -> reason) for every page's cards."""
-    from workbench.views import PAGE_MODULES, cards, page_has_data
+    from workbench.views import cards, pages_with_data
 
     figures, entries, skipped = {}, {}, {}
-    for path in PAGE_MODULES:
-        module = importlib.import_module(path)
-        page = getattr(module, "PAGE", None)
-        if page is None or not page_has_data(page, workspace):
-            continue
+    for module in pages_with_data(workspace):
+        path = module.__name__
         t0, count = time.perf_counter(), 0
-        for made in cards.page_recipes(page["id"]):
+        for made in cards.page_recipes(module.PAGE["id"]):
             if not made.in_batch:
                 continue
             values = cards.batch_values(made, workspace, state)
@@ -183,9 +189,9 @@ def _jsonable(value) -> bool:
 
 
 def package_versions() -> dict:
-    import tauformer
+    from workbench.data.version import TAUFORMER_VERSION
 
-    versions = {"python": platform.python_version(), "tauformer": tauformer.__version__}
+    versions = {"python": platform.python_version(), "tauformer": TAUFORMER_VERSION}
     for name in EXTRA_PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
@@ -196,9 +202,9 @@ def package_versions() -> dict:
 
 def code_version() -> dict:
     """The package version and, in a git checkout, the commit and whether files differ from it."""
-    import tauformer
+    from workbench.data.version import TAUFORMER_VERSION
 
-    record = {"tauformer": tauformer.__version__, "git_commit": None, "git_dirty": None}
+    record = {"tauformer": TAUFORMER_VERSION, "git_commit": None, "git_dirty": None}
     try:
         commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10)
@@ -241,7 +247,12 @@ def manifest(workspace, state: dict, args, entries: dict, skipped: dict) -> dict
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    """``python -m workbench export ARGV`` (argv None: the command line)."""
+    return cli.run_one(register, COMMAND, argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export every page's figures for the parsed arguments: 0, or 2 after a one-line error."""
     from workbench.export import ExportError, export_figures
 
     def log(message):
@@ -274,7 +285,3 @@ def main(argv=None) -> int:
         return 2
     log(f"wrote {len(written)} files to {Path(args.out)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,9 @@
 """Server time of every page interaction, measured by calling the views' callbacks as functions.
 
-    python -m workbench.bench [--domain FILE] [--synthetic N] [--layout] [--repeat 5]
+    python -m workbench bench [--domain FILE] [--synthetic N] [--layout] [--repeat 5]
 
-Each view module in PAGE_MODULES may define ``bench_cases(workspace) -> dict[name, callable]``;
+Each page module (:func:`workbench.views.pages_with_data`) may define
+``bench_cases(workspace) -> dict[name, callable]``;
 every callable is one interaction (what a callback computes for it). A case's time includes
 serialising its result the way Dash does, since that is part of the server's answer. The first
 call is reported apart (cold caches), then the median of ``--repeat`` further calls.
@@ -15,42 +16,50 @@ the Attention page's callback requests, cached and with fresh prompts.
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from workbench import cli
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m workbench.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", nargs="*", default=None, metavar="DIR", help="run directories (default: the demo)")
-    p.add_argument("--domain", nargs="*", default=None, metavar="FILE", help="domain memories (default: the demo)")
+COMMAND = "bench"
+
+
+def register(subparsers) -> None:
+    """The ``bench`` sub-command of ``python -m workbench``."""
+    p = cli.add_command(subparsers, COMMAND, __doc__, run)
+    p.add_argument("--runs", nargs="*", default=None, metavar="DIR", help="run directories (default: the demo's)")
+    p.add_argument("--domain", nargs="*", default=None, metavar="FILE",
+                   help="domain memories (default: the demo's, unless --runs is given)")
     p.add_argument("--synthetic", type=int, default=None, metavar="N",
-                   help="measure on a seeded synthetic domain memory with N items instead")
+                   help="measure on a seeded synthetic domain memory with N items instead (default: none)")
     p.add_argument("--layout", action="store_true", help="also time the item layout (UMAP), first and cached")
-    p.add_argument("--repeat", type=int, default=5, help="warm calls per case (default 5)")
+    p.add_argument("--repeat", type=int, default=5, help="warm calls per case")
     p.add_argument("--cache-dir", default=None, help="cache directory (default: a new temporary one)")
-    p.add_argument("--only", default=None, help="run only cases whose name contains this text")
+    p.add_argument("--only", default=None, help="run only cases whose name contains this text (default: all)")
     p.add_argument("--cold-start", nargs="*", default=None, metavar="PATH",
                    help="time `python app.py` (the demo) until PATH (default / and /domain) has "
                         "answered its callbacks in headless Chromium (needs playwright)")
     p.add_argument("--load", type=int, default=None, metavar="USERS",
-                   help="load test: start the app on 127.0.0.1 and simulate USERS concurrent users")
-    p.add_argument("--seconds", type=float, default=10.0, help="--load: seconds per phase (default 10)")
-    p.add_argument("--threads", type=int, default=8, help="--load: the app's waitress threads (default 8)")
-    return p.parse_args(argv)
+                   help="load test: start the app on 127.0.0.1 and simulate USERS concurrent users (default: none)")
+    p.add_argument("--seconds", type=float, default=10.0, help="--load: seconds per phase")
+    p.add_argument("--threads", type=int, default=8, help="--load: the app's waitress threads")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The arguments of ``python -m workbench bench ARGV``."""
+    return cli.parse_one(register, COMMAND, argv)
 
 
 def collect_cases(workspace) -> dict:
-    """``bench_cases`` of every page module, in page order."""
-    from workbench.views import PAGE_MODULES, page_has_data
+    """``bench_cases`` of every page module that has data, in page order."""
+    from workbench.views import pages_with_data
 
     cases = {}
-    for path in PAGE_MODULES:
-        module = importlib.import_module(path)
-        if hasattr(module, "bench_cases") and page_has_data(getattr(module, "PAGE", {}), workspace):
+    for module in pages_with_data(workspace):
+        if hasattr(module, "bench_cases"):
             cases.update(module.bench_cases(workspace))
     return cases
 
@@ -147,7 +156,12 @@ def time_cold_start(paths, log) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    """``python -m workbench bench ARGV`` (argv None: the command line)."""
+    return cli.run_one(register, COMMAND, argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Time what the parsed arguments ask for and print it: 0, or 2 after a one-line error."""
     from workbench.data import Workspace, open_workspace
 
     cache_dir = Path(args.cache_dir or tempfile.mkdtemp(prefix="workbench-bench-"))

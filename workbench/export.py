@@ -227,6 +227,17 @@ def safe_name(name: str) -> str:
     return stem
 
 
+def file_name(name: str, fmt: str) -> str:
+    """The file a figure called ``name`` is exported to as ``fmt``: its safe stem and extension.
+
+    The one naming rule of exported files: the Export button's download and the batch export's
+    files are both named by it (``views.cards.export_file_name`` gives a card's ``name``).
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return f"{safe_name(name)}.{fmt}"
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -324,7 +335,7 @@ def export_figures(named_figs: Mapping[str, go.Figure], out_dir: str | os.PathLi
     try:
         for name, fig in named_figs.items():
             for fmt in formats:
-                path = out / f"{stems[name]}.{fmt}"
+                path = out / file_name(name, fmt)
                 t0 = time.perf_counter()
                 try:
                     data = figure_to_bytes(fig, fmt, paper=paper, columns=columns, scale=scale,
@@ -350,10 +361,3 @@ def timings_table() -> list[dict]:
     """:data:`TIMINGS` as plain dicts (for a log or the app)."""
     return [asdict(t) for t in TIMINGS]
 
-
-if __name__ == "__main__":  # python -m workbench.export: the batch export CLI
-    import sys
-
-    from workbench.batch_export import main
-
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Load test: USERS simulated users sending the Attention page's Dash callback requests.
 
-    python -m workbench.bench --load USERS --seconds S [--runs DIR ...]
+    python -m workbench bench --load USERS --seconds S [--runs DIR ...]
 
 Starts ``python app.py`` (waitress) on 127.0.0.1 on a free port with a fresh private cache
 dir, waits until it answers, warms it (models loaded, the default prompt probed), then runs

@@ -1,4 +1,4 @@
-"""python -m workbench.precompute DOMAIN_DIR: store a domain memory's item layout beside it.
+"""python -m workbench precompute DOMAIN_DIR: store a domain memory's item layout beside it.
 
 The UMAP layout of a domain's items takes from seconds to a minute or two the first time
 (numba compiles on first use). Stored in DOMAIN_DIR/layouts/, it is used by every app that
@@ -12,24 +12,36 @@ import sys
 import time
 from pathlib import Path
 
+from workbench import cli
+
+COMMAND = "precompute"
+
+
+def register(subparsers) -> None:
+    """The ``precompute`` sub-command of ``python -m workbench``."""
+    p = cli.add_command(subparsers, COMMAND, "Store a domain memory's item layout beside it.", run)
+    p.add_argument("domain", type=Path, help="a domain-memory directory saved with its items")
+
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.precompute", description=__doc__.splitlines()[0])
-    parser.add_argument("domain", type=Path, help="a domain-memory directory saved with its items")
-    args = parser.parse_args(argv)
-    from tauformer.domain import load_domain_memory
-    from tauformer.errors import TauformerError
+    """``python -m workbench precompute ARGV`` (argv None: the command line)."""
+    return cli.run_one(register, COMMAND, argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Lay out the domain memory's items and store the layout in its directory."""
+    from workbench.data import DomainStore
+    from workbench.data.errors import TauformerError
     from workbench.data.item_layout import bundle
 
-    try:
-        if not args.domain.is_dir():
-            raise TauformerError(f"{args.domain}: not a domain-memory directory (a layout is stored inside it)")
-        memory = load_domain_memory(args.domain)
-        if not memory.has_items:
-            raise TauformerError(f"{args.domain}: the domain memory was saved without its items; nothing to lay out")
-    except TauformerError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if not args.domain.is_dir():
+        raise TauformerError(f"{args.domain}: not a domain-memory directory (a layout is stored inside it)")
+    store = DomainStore([args.domain])
+    if store.problems:
+        raise TauformerError(store.problems[0])
+    memory = store.load(store.names()[0])
+    if not memory.has_items:
+        raise TauformerError(f"{args.domain}: the domain memory was saved without its items; nothing to lay out")
     start = time.perf_counter()
     path = bundle(args.domain, memory)
     print(f"{len(memory.items)} items laid out in {time.perf_counter() - start:.1f} s -> {path}")

@@ -3,7 +3,15 @@
 ``register_callbacks(app, workspace)``; each figure card's recipe (keys -> figure) is
 registered in :mod:`workbench.views.cards` when the module is imported; optionally
 ``bench_cases(workspace)`` and ``warm_up(workspace)``.
+
+:func:`page_modules` is the one list of pages: the app, the batch export and the bench all
+take theirs from it (and :func:`pages_with_data` for the pages a workspace has data for).
 """
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
 
 PAGE_MODULES = (
     "workbench.views.home",
@@ -17,6 +25,18 @@ PAGE_MODULES = (
     "workbench.views.study",
     "workbench.views.memory",
 )
+
+
+def page_modules() -> list[ModuleType]:
+    """Every page module of PAGE_MODULES, imported, in page order (``PAGE["order"]``, as the
+    navigation shows them; importing a module registers its cards' recipes)."""
+    modules = [importlib.import_module(path) for path in PAGE_MODULES]
+    return sorted(modules, key=lambda module: module.PAGE["order"])
+
+
+def pages_with_data(workspace) -> list[ModuleType]:
+    """The page modules, in page order, whose PAGE the workspace has data for."""
+    return [module for module in page_modules() if page_has_data(module.PAGE, workspace)]
 
 
 def page_has_data(page: dict, workspace) -> bool:

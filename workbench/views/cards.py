@@ -10,7 +10,7 @@ The same recipe then serves
   reads the same key components (:func:`export_states`) when the button is pressed and
   rebuilds the figure on the server -- the browser's copy of a figure is never rendered (it
   could point Chromium at ``file://`` or ``http://`` sources);
-- the batch export (``python -m workbench.export``): :func:`build_for_state` fills the keys
+- the batch export (``python -m workbench export``): :func:`build_for_state` fills the keys
   from the export's own state (``Key.batch`` or the key's default where the state is silent).
 
 Keys are small JSON values (names, steps, indices, prompt text); builders validate them as
@@ -178,6 +178,15 @@ def file_stem(card: str, values: dict) -> str:
         if name in values and value not in (None, "", "all"):
             parts.append(pattern.format(value))
     return "_".join(parts)
+
+
+def export_file_name(card: str, values: dict, fmt: str) -> str:
+    """The file name of ``card``'s figure for key ``values`` as ``fmt``, e.g.
+    ``attn-tokens_tau_step400_L1_H2.pdf``: the Export button's download and the batch export's
+    file (:func:`file_stem` made safe by :func:`workbench.export.file_name`)."""
+    from workbench.export import file_name
+
+    return file_name(file_stem(card, values), fmt)
 
 
 def export_title(card: str, fig, values: dict) -> str:

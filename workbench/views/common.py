@@ -16,8 +16,10 @@ import plotly.graph_objects as go
 from dash import MATCH, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from tauformer.errors import TauformerError
+from workbench.data.errors import TauformerError
 from workbench.figures import FigureInputError, describe, fig_empty
+
+from . import cards
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
@@ -69,8 +71,6 @@ def register_export(app, workspace, pages=None) -> None:
     The callback reads the card's keys from the page, rebuilds the figure on the server with
     the card's own recipe and renders that; the browser's copy of the figure is never read.
     """
-    from . import cards
-
     wanted = None if pages is None else {page["id"] for page in pages}
     for card, made in list(cards.RECIPES.items()):
         if wanted is None or made.page in wanted:
@@ -82,8 +82,6 @@ def register_export(app, workspace, pages=None) -> None:
 
 
 def _register_card_export(app, workspace, card: str) -> None:
-    from . import cards
-
     def export_card(n_clicks, fmt, scale, columns, *values):
         made = cards.RECIPES[card]
         return export_download(workspace, card, cards.app_values(made, values), fmt, scale, columns)
@@ -109,8 +107,6 @@ def export_download(workspace, card: str, values: dict, fmt: str, scale, columns
     """
     from workbench.export import ExportError, figure_to_bytes
 
-    from . import cards
-
     start = time.perf_counter()
     try:
         fig = cards.RECIPES[card].figure(workspace, card, values)
@@ -126,7 +122,7 @@ def export_download(workspace, card: str, values: dict, fmt: str, scale, columns
     except ExportError as err:
         return no_update, f"Export failed: {err}"
     seconds = time.perf_counter() - start
-    filename = f"{cards.file_stem(card, values)}.{fmt}"
+    filename = cards.export_file_name(card, values, fmt)
     return dcc.send_bytes(data, filename), f"{filename}: {len(data) / 1024:.0f} KiB in {seconds:.1f} s"
 
 

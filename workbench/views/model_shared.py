@@ -12,7 +12,7 @@ import numpy as np
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from tauformer.errors import TauformerError
+from workbench.data.errors import TauformerError
 from workbench.figures import FigureInputError, fig_empty
 
 from .cards import Key

@@ -15,9 +15,9 @@ from pathlib import Path
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from tauformer.errors import TauformerError
 from workbench.data import uploads
 from workbench.data.cache_size import trim_workspace_cache
+from workbench.data.errors import TauformerError
 from workbench.data.jobs import JobRegistry
 
 
