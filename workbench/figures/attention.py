@@ -129,7 +129,7 @@ def fig_attention_grid(maps, *, title: str | None = None, zmax: float | None = N
            "on one colour scale.")
 def fig_attention_pair(tau_map, dot_map, tokens: Sequence[str] | None = None, *,
                        zmax: float | None = None, highlight_query: int | None = None,
-                       names: tuple[str, str] = ("tau", "dot")) -> go.Figure:
+                       names: tuple[str, str] = ("tau", "dot"), title: str | None = None) -> go.Figure:
     """Two attention maps with identical ``zmin``/``zmax``, optionally one query outlined.
 
     Parameters
@@ -143,6 +143,8 @@ def fig_attention_pair(tau_map, dot_map, tokens: Sequence[str] | None = None, *,
         Query position outlined with a rectangle in both maps.
     names : (str, str)
         Panel titles; their model kinds pick the title colours.
+    title : str, optional
+        The figure title (e.g. the layer, head and outlined query).
     """
     fn = "fig_attention_pair"
     tau_map, dot_map = square_map(tau_map, "tau_map", fn), square_map(dot_map, "dot_map", fn)
@@ -174,19 +176,24 @@ def fig_attention_pair(tau_map, dot_map, tokens: Sequence[str] | None = None, *,
     fig.update_yaxes(title_text="query", row=1, col=1)
     fig.update_yaxes(showticklabels=False, row=1, col=2)
     fig.update_xaxes(showgrid=False, tickangle=-60, title_text="key")
-    fig.update_layout(meta=dict(aspect=0.5))
+    fig.update_layout(title=title, meta=dict(aspect=0.5))
     return fig
 
 
 @described("Where the Tauformer attends more (red) or less (blue) than the dot-product "
            "baseline; white means no difference.")
-def fig_attention_difference(tau_map, dot_map, tokens: Sequence[str] | None = None) -> go.Figure:
+def fig_attention_difference(tau_map, dot_map, tokens: Sequence[str] | None = None, *,
+                             zmax: float | None = None, title: str | None = None) -> go.Figure:
     """Diverging heatmap of ``tau_map - dot_map`` centred at 0 (``zmin = -zmax``).
 
     Parameters
     ----------
     tau_map, dot_map : array [T, T]
     tokens : list of T str, optional
+    zmax : float, optional
+        Top of the colour scale, ``zmin = -zmax`` (default: the largest |difference|); a cap
+        below it keeps small differences visible.
+    title : str, optional
     """
     fn = "fig_attention_difference"
     tau_map, dot_map = square_map(tau_map, "tau_map", fn), square_map(dot_map, "dot_map", fn)
@@ -194,8 +201,8 @@ def fig_attention_difference(tau_map, dot_map, tokens: Sequence[str] | None = No
     if tau_map.size == 0:
         return fig_empty("No attention captured yet")
     diff = tau_map - dot_map
-    peak = symmetric_range(diff)
-    fig = new_figure()
+    peak = float(zmax) if zmax is not None else symmetric_range(diff)
+    fig = new_figure(title=title)
     fig.add_trace(attention_heatmap(diff, token_labels(tokens, len(diff), fn), zmin=-peak,
                                      zmax=peak, zmid=0.0, colorscale=theme.DIVERGING,
                                      name="tau \u2212 dot", value_label="difference",
@@ -303,8 +310,8 @@ def fig_js_divergence(js, *, names: tuple[str, str] = ("tau", "dot"),
 
 @described("The Tauformer's attention with queries and keys sorted by lambda: weight falls "
            "off with the lambda distance, so the map shows a band along the diagonal.")
-def fig_sorted_attention(tau_map, lambda_q, lambda_k, tokens: Sequence[str] | None = None
-                         ) -> go.Figure:
+def fig_sorted_attention(tau_map, lambda_q, lambda_k, tokens: Sequence[str] | None = None, *,
+                         zmax: float | None = None, title: str | None = None) -> go.Figure:
     """The tau map re-ordered by ``lambda_q`` (rows) and ``lambda_k`` (columns).
 
     Parameters
@@ -312,6 +319,9 @@ def fig_sorted_attention(tau_map, lambda_q, lambda_k, tokens: Sequence[str] | No
     tau_map : array [T, T]
     lambda_q, lambda_k : array [T]
     tokens : list of T str, optional
+    zmax : float, optional
+        Top of the colour scale (default: the largest weight).
+    title : str, optional
 
     Side panels show the sorted lambda values; axis categories are "pos·token" of the
     original positions.
@@ -349,7 +359,8 @@ def fig_sorted_attention(tau_map, lambda_q, lambda_k, tokens: Sequence[str] | No
                              hovertemplate="query %{y}<br>lambda_q %{x:.4f}<extra></extra>"),
                   row=2, col=1)
     fig.add_trace(go.Heatmap(z=small, x=xlab, y=ylab, zmin=0.0,
-                             zmax=max(float(np.nanmax(att)), 1e-12), colorscale=theme.SEQUENTIAL,
+                             zmax=float(zmax) if zmax is not None else max(float(np.nanmax(att)), 1e-12),
+                             colorscale=theme.SEQUENTIAL,
                              name="tau (sorted)", colorbar=dict(title=dict(text="weight")),
                              hovertemplate=("query %{y}<br>key %{x}<br>weight %{z:.4g}"
                                             + downsample_note(att.shape, factors)
@@ -368,6 +379,6 @@ def fig_sorted_attention(tau_map, lambda_q, lambda_k, tokens: Sequence[str] | No
     fig.update_yaxes(**queries, showticklabels=False, row=2, col=2)
     fig.update_xaxes(title_text="lambda_q", autorange="reversed", nticks=3, row=2, col=1)
     fig.update_yaxes(title_text="lambda_k", nticks=3, row=1, col=2)
-    fig.update_layout(meta=dict(aspect=1.0))
+    fig.update_layout(title=title, meta=dict(aspect=1.0))
     return fig
 

@@ -196,8 +196,8 @@ def fig_lambda_resolution(lam_range, temperature, *, uniform_ratio: float = 1.1)
 @described("Why a token gets its lambda: the share of its query / key energy in each "
            "Laplacian mode; the lines mark the energy-weighted mean eigenvalue.")
 def fig_spectral_decomposition(eigenvalues, weights_q, weights_k, lambda_q: float | None = None,
-                               lambda_k: float | None = None, *, token: str | None = None
-                               ) -> go.Figure:
+                               lambda_k: float | None = None, *, token: str | None = None,
+                               title: str | None = None) -> go.Figure:
     """Energy per Laplacian mode for one query and one key vector.
 
     The Rayleigh energy is the weighted mean of the eigenvalues, ``E = sum_i w_i mu_i``
@@ -213,7 +213,9 @@ def fig_spectral_decomposition(eigenvalues, weights_q, weights_k, lambda_q: floa
     lambda_q, lambda_k : float, optional
         The tokens' lambda values, shown in the labels.
     token : str, optional
-        The token, for the title.
+        The token, for the default title.
+    title : str, optional
+        The figure title (default "spectral decomposition of '<token>'").
     """
     fn = "fig_spectral_decomposition"
     mu = as_array(eigenvalues, "eigenvalues", fn, ndim=1)
@@ -250,8 +252,9 @@ def fig_spectral_decomposition(eigenvalues, weights_q, weights_k, lambda_q: floa
                              line=dict(color=theme.NEUTRAL, width=1),
                              hovertemplate="mode %{x}: mu = %{y:.4g}<extra></extra>"),
                   secondary_y=True)
-    fig.update_layout(barmode="group",
-                      title=f"spectral decomposition of '{token}'" if token else None)
+    if title is None and token:
+        title = f"spectral decomposition of '{token}'"
+    fig.update_layout(barmode="group", title=title)
     fig.update_xaxes(title_text="Laplacian mode (ascending eigenvalue)", range=[-0.5, d - 0.5])
     fig.update_yaxes(title_text="energy fraction", secondary_y=False, rangemode="tozero")
     fig.update_yaxes(title_text="eigenvalue", secondary_y=True, showgrid=False,

@@ -23,7 +23,8 @@ from workbench.figures.attention import attention_heatmap, square_map
            "moved on each evaluation set (green = better).")
 def fig_whatif(before_map, after_map, tokens: Sequence[str] | None = None, *,
                losses: Mapping[str, tuple[float, float]] | None = None,
-               labels: tuple[str, str] = ("before", "after"), change: str = "") -> go.Figure:
+               labels: tuple[str, str] = ("before", "after"), change: str = "",
+               cmax: float | None = None) -> go.Figure:
     """Before / after attention maps (shared scale) and validation-loss deltas.
 
     Parameters
@@ -38,6 +39,8 @@ def fig_whatif(before_map, after_map, tokens: Sequence[str] | None = None, *,
         Panel titles for the two maps.
     change : str
         What was changed (e.g. "temperature 1.0 -> 0.1"), for the title.
+    cmax : float, optional
+        Top of the shared colour scale (default: the largest weight of the two maps).
     """
     fn = "fig_whatif"
     before = square_map(before_map, "before_map", fn)
@@ -51,7 +54,7 @@ def fig_whatif(before_map, after_map, tokens: Sequence[str] | None = None, *,
     titles = [*labels, "\u0394 validation loss"][:cols]
     fig = make_subplots(rows=1, cols=cols, subplot_titles=titles,
                         column_widths=[0.38, 0.38, 0.24][:cols], horizontal_spacing=0.08)
-    top = symmetric_range(before, after)
+    top = float(cmax) if cmax is not None else symmetric_range(before, after)
     for col, (att, name) in enumerate(zip((before, after), labels), start=1):
         fig.add_trace(attention_heatmap(att, tokens, zmin=0.0, zmax=top, name=name,
                                          colorscale=theme.SEQUENTIAL, coloraxis="coloraxis"),

@@ -161,8 +161,8 @@ def update_pair(workspace, run, step, compare, prompt, layer, head, token):
         text = no_compare_message(run) if b is None else f"{b.run} has a different shape; no head to pair with."
         return ms.empty(text), tokens_fig, top
     fig = fig_attention_pair(map_a, map_b, a.tokens, highlight_query=query, names=(a.run, b.run),
-                             zmax=ms.colour_cap(map_a, map_b))
-    fig.update_layout(title=f"layer {layer}, head {head}; query {query} '{a.tokens[query]}' outlined")
+                             zmax=ms.colour_cap(map_a, map_b),
+                             title=f"layer {layer}, head {head}; query {query} '{a.tokens[query]}' outlined")
     return fig, tokens_fig, top
 
 
@@ -188,19 +188,15 @@ def update_head_maps(workspace, run, step, compare, prompt, layer, head):
     except ms.FRIENDLY_ERRORS as err:
         return ms.empty(ms.message(err)), ms.empty(ms.message(err))
     layer, head, map_a, map_b = _select(a, b, layer, head)
-    diff = (fig_attention_difference(map_a, map_b, a.tokens) if map_b is not None
-            else ms.empty(no_compare_message(run)))
-    if map_b is not None:
-        cap = ms.colour_cap(np.abs(map_a - map_b))
-        diff.update_traces(zmin=-cap, zmax=cap, selector=dict(type="heatmap"))
-        diff.update_layout(title=f"{a.run} \u2212 {b.run}, layer {layer} head {head}")
+    diff = (fig_attention_difference(map_a, map_b, a.tokens, zmax=ms.colour_cap(np.abs(map_a - map_b)),
+                                     title=f"{a.run} \u2212 {b.run}, layer {layer} head {head}")
+            if map_b is not None else ms.empty(no_compare_message(run)))
     tau = a if a.has_lambda else (b if b is not None and b.has_lambda and map_b is not None else None)
     if tau is None:
         return diff, ms.empty("Neither model is a tau model, so there is no lambda to order the keys by.")
     sorted_fig = fig_sorted_attention(tau.weights[layer, head], tau.lambda_q[layer, head], tau.lambda_k[layer, head],
-                                      tau.tokens)
-    sorted_fig.update_layout(title=f"{tau.run}, layer {layer} head {head}")
-    sorted_fig.update_traces(zmax=ms.colour_cap(tau.weights[layer, head]), selector=dict(type="heatmap"))
+                                      tau.tokens, zmax=ms.colour_cap(tau.weights[layer, head]),
+                                      title=f"{tau.run}, layer {layer} head {head}")
     return diff, sorted_fig
 
 

@@ -18,7 +18,7 @@ from workbench.data import domain_views as dv
 from workbench.data import item_layout
 from workbench.data.cache import content_key
 from workbench.figures import fig_empty, fig_item_map, item_selection_shapes
-from workbench.figures._common import truncate, ui_note
+from workbench.figures._common import truncate
 
 from . import upload
 from .cards import Key, recipe, register_page_callback
@@ -195,18 +195,9 @@ def _item_map_figure(workspace, domain, data, xy, kind, color, show_edges=True):
     """The item map without a selection (cached per layout, colour and edge setting)."""
     edges = dv.item_edges(workspace, domain) if show_edges else None
     values, label, categorical = dv.item_colors(data, color)
-    fig = fig_item_map(xy, color=values, color_label=label, categorical=categorical,
-                       texts=data["texts"], edges=None if edges is None else edges[0])
-    fig.update_traces(selector=dict(mode="lines"), line=dict(color=EDGE_COLOR))
-    if categorical and len(set(values.tolist())) > MAX_LEGEND_CATEGORIES:  # a legend taller than the map
-        fig.for_each_trace(lambda t: t.update(showlegend=False) if t.legendgroup else None)
-        fig.add_annotation(**ui_note(f"{len(set(values.tolist()))} {label}s: hover an item for its {label}",
-                                     y=1.06))
-    if kind == "pca":
-        fig.update_xaxes(title_text="PC 1")
-        fig.update_yaxes(title_text="PC 2")
-        fig.add_annotation(**ui_note("PCA stand-in while UMAP runs"))
-    return fig
+    return fig_item_map(xy, color=values, color_label=label, categorical=categorical, texts=data["texts"],
+                        edges=None if edges is None else edges[0], layout_kind=kind, edge_color=EDGE_COLOR,
+                        max_legend_categories=MAX_LEGEND_CATEGORIES)
 
 
 def _pca(workspace, domain, data):

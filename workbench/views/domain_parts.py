@@ -60,10 +60,8 @@ def feature_graph_figure(workspace, domain, eig, method: str = "spring"):
     index = dv.default_eigenvector(facts, eig)
     vector = facts["eigenvectors"][:, index]
     label = f"eigenvector {index}<br>\u03bc = {facts['eigenvalues'][index]:.3g}"
-    fig = fig_feature_graph(graph["pos"], graph["edges"], graph["weights"], color=vector,
-                            color_label=label)
-    fig.update_layout(meta={**dict(fig.layout.meta or {}), "eigenvector": index})
-    return fig
+    return fig_feature_graph(graph["pos"], graph["edges"], graph["weights"], color=vector,
+                             color_label=label, eigenvector=index)
 
 
 def page_link(path: str, run, step, compare, domain, **extra) -> str:

@@ -120,8 +120,8 @@ def update_whatif(workspace, run, step, prompt, layer, head, log_scale, tau_mode
     layer, head = ms.clamp_index(layer, before.n_layer), ms.clamp_index(head, before.n_head)
     fig = fig_whatif(before.weights[layer, head], after.weights[layer, head], before.tokens,
                      losses={"validation": r["val_loss"], "prompt": r["prompt_loss"]},
-                     labels=(f"before (layer {layer}, head {head})", "after"), change=r["change"])
-    fig.update_layout(coloraxis_cmax=ms.colour_cap(before.weights[layer, head], after.weights[layer, head]))
+                     labels=(f"before (layer {layer}, head {head})", "after"), change=r["change"],
+                     cmax=ms.colour_cap(before.weights[layer, head], after.weights[layer, head]))
     entropy = fig_entropy_bars({"before": before.entropy, "after": after.entropy}, kind="deficit")
     return fig, entropy, summary(r)
 

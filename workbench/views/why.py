@@ -80,8 +80,8 @@ def update_spectral(workspace, run, step, prompt, layer, head, token):
     except ms.FRIENDLY_ERRORS as err:
         return ms.empty(ms.message(err)), ms.message(err)
     fig = fig_spectral_decomposition(s["eigenvalues"], s["weights_q"], s["weights_k"], s["lambda_q"], s["lambda_k"],
-                                     token=s["token"])
-    fig.update_layout(title=f"token {s['position']} '{s['token']}', layer {s['layer']} head {s['head']}")
+                                     token=s["token"],
+                                     title=f"token {s['position']} '{s['token']}', layer {s['layer']} head {s['head']}")
     return fig, explanation(s)
 
 
