@@ -92,13 +92,10 @@ def no_compare_message(run) -> str:
 
 
 # ------------------------------------------------------------------ callbacks
+@ms.model_callback(figures=2)
 def update_grids(workspace, run, step, compare, prompt):
     """The layer x head grids of both models on one colour scale."""
-    ms.require(run, step)
-    try:
-        a, b = probe_pair(workspace, run, step, compare, prompt)
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.empty(ms.message(err))
+    a, b = probe_pair(workspace, run, step, compare, prompt)
     cap = ms.colour_cap(a.weights, *([b.weights] if b is not None else []))
     grid_a = fig_attention_grid(a.weights, title=run_title(a), zmax=cap, panel_side=GRID_SIDE)
     grid_b = fig_attention_grid(b.weights, title=run_title(b), zmax=cap, panel_side=GRID_SIDE) if b is not None \
@@ -147,13 +144,10 @@ def _select(a, b, layer, head):
     return layer, head, a.weights[layer, head], map_b
 
 
+@ms.model_callback(figures=2, extra=(ms.MESSAGE,))
 def update_pair(workspace, run, step, compare, prompt, layer, head, token):
     """The selected head large in both models (shared scale), the query row outlined, and the token panel."""
-    ms.require(run, step)
-    try:
-        a, b = probe_pair(workspace, run, step, compare, prompt)
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.empty(ms.message(err)), ms.message(err)
+    a, b = probe_pair(workspace, run, step, compare, prompt)
     layer, head, map_a, map_b = _select(a, b, layer, head)
     query = a.T - 1 if token is None else ms.clamp_index(token, a.T)
     tokens_fig, top = token_weights(a, b, layer, head, query)
@@ -180,13 +174,10 @@ def token_weights(a, b, layer, head, query):
     return fig_token_weights(a.tokens, rows, query), top_lines
 
 
+@ms.model_callback(figures=2)
 def update_head_maps(workspace, run, step, compare, prompt, layer, head):
     """Difference of the selected head between the models, and the tau map ordered by lambda."""
-    ms.require(run, step)
-    try:
-        a, b = probe_pair(workspace, run, step, compare, prompt)
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.empty(ms.message(err))
+    a, b = probe_pair(workspace, run, step, compare, prompt)
     layer, head, map_a, map_b = _select(a, b, layer, head)
     diff = (fig_attention_difference(map_a, map_b, a.tokens, zmax=ms.colour_cap(np.abs(map_a - map_b)),
                                      title=f"{a.run} \u2212 {b.run}, layer {layer} head {head}")
@@ -200,13 +191,10 @@ def update_head_maps(workspace, run, step, compare, prompt, layer, head):
     return diff, sorted_fig
 
 
+@ms.model_callback(figures=2)
 def update_summary(workspace, run, step, compare, prompt, kind):
     """Entropy per head (fraction of uniform) of both models, and their JS divergence."""
-    ms.require(run, step)
-    try:
-        a, b = probe_pair(workspace, run, step, compare, prompt)
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.empty(ms.message(err))
+    a, b = probe_pair(workspace, run, step, compare, prompt)
     entropy = {a.run: a.entropy}
     if b is not None and b.entropy.shape == a.entropy.shape:
         entropy[b.run] = b.entropy

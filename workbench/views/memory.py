@@ -44,23 +44,17 @@ def models_of(workspace, run, step, compare) -> list[tuple[str, int]]:
     return runs
 
 
+@ms.model_callback()
 def update_cache(workspace, run, step, compare):
-    ms.require(run, step)
-    try:
-        kv = workspace.probes.kv_cache(models_of(workspace, run, step, compare))
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err))
+    """KV-cache bytes of the run and the compared run against context length."""
+    kv = workspace.probes.kv_cache(models_of(workspace, run, step, compare))
     return fig_kv_cache(kv["context"], kv["bytes"], head_dim=kv["head_dim"])
 
 
+@ms.model_callback(extra=(ms.MESSAGE,))
 def update_latency(workspace, measure: bool, run, step, compare):
     """The latency figure: measured when the button was pressed, else the session's earlier measurement."""
-    ms.require(run, step)
-    runs = models_of(workspace, run, step, compare)
-    try:
-        lat = workspace.probes.decode_latency(runs, measure=bool(measure))
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.message(err)
+    lat = workspace.probes.decode_latency(models_of(workspace, run, step, compare), measure=bool(measure))
     if lat is None:
         return ms.empty("Not measured yet: press Measure."), MEASURE_NOTE
     return fig_decode_latency(lat["context"], lat["ms"]), latency_note(lat)

@@ -101,21 +101,14 @@ def laplacian_options(workspace, domain_options):
     return BASE_LAPLACIANS + [{"label": f"domain memory: {d}", "value": f"domain:{d}"} for d in domains]
 
 
+@ms.model_callback(figures=2, extra=(ms.MESSAGE,), tau_only=" What-if changes apply to tau runs.")
 def update_whatif(workspace, run, step, prompt, layer, head, log_scale, tau_mode, tau_value, percentile,
                   laplacian, seed):
     """Attention of the selected head before / after, loss deltas, entropy per head, and a summary line."""
-    ms.require(run, step)
-    if workspace.runs.info(run).attention != "tau":
-        text = ms.no_lambda(run) + " What-if changes apply to tau runs."
-        return ms.empty(text), ms.empty(text), text
-    scale = 10.0 ** as_float(log_scale, 0.0)
-    try:
-        r = workspace.probes.whatif(run, step, ms.prompt_of(workspace, prompt, run), temperature_scale=scale,
-                                    tau_mode=tau_mode, tau=as_float(tau_value, 1.0),
-                                    percentile=as_float(percentile, 0.5), laplacian=laplacian,
-                                    seed=int(as_float(seed, 0)))
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.empty(ms.message(err)), ms.message(err)
+    r = workspace.probes.whatif(run, step, ms.prompt_of(workspace, prompt, run),
+                                temperature_scale=10.0 ** as_float(log_scale, 0.0), tau_mode=tau_mode,
+                                tau=as_float(tau_value, 1.0), percentile=as_float(percentile, 0.5),
+                                laplacian=laplacian, seed=int(as_float(seed, 0)))
     before, after = r["before"], r["after"]
     layer, head = ms.clamp_index(layer, before.n_layer), ms.clamp_index(head, before.n_head)
     fig = fig_whatif(before.weights[layer, head], after.weights[layer, head], before.tokens,
