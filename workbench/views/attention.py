@@ -31,22 +31,16 @@ TOP_KEYS = 5
 GRID_SIDE = 64  # cells per grid panel side: a panel is ~180 px wide in its half-width card
 
 
+LEAD = ("The prompt goes through the run (Run picker) and the compared run (Compare with; the dot-product "
+        "twin by default). Weights are recomputed from the captured queries, keys and lambdas, so the "
+        "model's own kernel never has to materialise them.")
+
+
 def layout(workspace, **query):
-    if (page := ms.no_runs(workspace, 'Attention')) is not None:
-        return page
-    run = ms.default_run(workspace, query)
-    token = query.get("token")
-    return html.Div(className="model-page", children=[
-        html.H1("Attention"),
-        html.P("The prompt goes through the run (Run picker) and the compared run (Compare with; the dot-product "
-               "twin by default). Weights are recomputed from the captured queries, keys and lambdas, so the "
-               "model's own kernel never has to materialise them.", className="lead"),
-        ms.prompt_box(workspace, query),
+    return ms.model_page(workspace, query, "Attention", LEAD, lambda run: [
         html.Div(className="page-controls", children=[
             *ms.layer_head_pickers(workspace, run, query, "attn"),
-            html.Label(["Query token", dcc.Input(id="attn-token", type="number", min=0, step=1, debounce=True,
-                                                 value=ms.clamp_index(token, 10**6) if token not in (None, "") else None,
-                                                 placeholder="last", className="token-input")]),
+            ms.token_picker(query, "attn-token", "Query token", placeholder="last"),
             html.Span("Click a grid map to pick a head; click a row of the large maps to pick a query token.",
                       className="hint"),
         ]),

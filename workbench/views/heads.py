@@ -18,18 +18,14 @@ KINDS = [{"label": "violin", "value": "violin"}, {"label": "ridgeline", "value":
 QUANTITIES = [{"label": "lambda_q", "value": "lambda_q"}, {"label": "lambda_k", "value": "lambda_k"}]
 
 
+LEAD = ("Each tau head turns every query and key into one number, lambda = E / (E + tau), where E is the "
+        "vector's Rayleigh energy on the domain memory's Laplacian. Here is that number per token and head.")
+
+
 def layout(workspace, **query):
-    if (page := ms.no_runs(workspace, 'Heads')) is not None:
-        return page
-    run = ms.default_run(workspace, query)
     colour, source = query.get("range"), query.get("source")
     kind, quantity = query.get("kind"), query.get("quantity")
-    return html.Div(className="model-page", children=[
-        html.H1("Heads"),
-        html.P("Each tau head turns every query and key into one number, lambda = E / (E + tau), where E is the "
-               "vector's Rayleigh energy on the domain memory's Laplacian. Here is that number per token and head.",
-               className="lead"),
-        ms.prompt_box(workspace, query),
+    return ms.model_page(workspace, query, "Heads", LEAD, lambda run: [
         html.Div(className="page-controls", children=[
             ms.layer_picker(workspace, run, query, "heads"),
             html.Label(["Colour range", dcc.RadioItems(

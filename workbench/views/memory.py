@@ -18,14 +18,13 @@ MEASURE_NOTE = ("Press 'Measure' to time decoding on this machine (a few seconds
                 "64, 256 and 1024, 3 repeats, the models interleaved). The result is kept for this session.")
 
 
+LEAD = ("A dot-product model caches keys and values, 2 x D numbers per head and position; a Tauformer "
+        "caches values and one lambda, D + 1 numbers. The ratio (D + 1) / 2D is about one half. Bytes "
+        "below are read from the models' real, preallocated caches.")
+
+
 def layout(workspace, **query):
-    if (page := ms.no_runs(workspace, 'Memory & speed')) is not None:
-        return page
-    return html.Div(className="model-page", children=[
-        html.H1("Memory & speed"),
-        html.P("A dot-product model caches keys and values, 2 x D numbers per head and position; a Tauformer "
-               "caches values and one lambda, D + 1 numbers. The ratio (D + 1) / 2D is about one half. Bytes "
-               "below are read from the models' real, preallocated caches.", className="lead"),
+    return ms.model_page(workspace, query, "Memory & speed", LEAD, prompt=False, body=lambda run: [
         ms.card("memory-cache", "KV-cache bytes against context", figure_fn="fig_kv_cache"),
         ms.card("memory-latency", "Decode latency per token", figure_fn="fig_decode_latency", controls=[
             html.Button("Measure", id="memory-measure", className="measure-button", n_clicks=0),

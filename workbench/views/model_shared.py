@@ -116,6 +116,23 @@ def no_runs(workspace, title: str):
         hint="Start the app with --runs DIR (a run directory or a folder of runs), or with no arguments for the demo.")])
 
 
+def model_page(workspace, query: dict, title: str, lead: str, body, *, prompt: bool = True) -> html.Div:
+    """A model page: its title, the lead paragraph, the shared prompt box (unless ``prompt`` is
+    False), then ``body(run)`` for the run the page opens on; the no-runs page without runs."""
+    if (page := no_runs(workspace, title)) is not None:
+        return page
+    head = [html.H1(title), html.P(lead, className="lead")] + ([prompt_box(workspace, query)] if prompt else [])
+    return html.Div(className="model-page", children=head + list(body(default_run(workspace, query))))
+
+
+def token_picker(query: dict, component_id: str, label: str, *, default=None, **kwargs) -> html.Label:
+    """A token-position box (``component_id``) set from the URL's ``token``, else ``default``."""
+    token = query.get("token")
+    return html.Label([label, dcc.Input(id=component_id, type="number", min=0, step=1, debounce=True,
+                                        value=clamp_index(token, 10**6) if token not in (None, "") else default,
+                                        className="token-input", **kwargs)])
+
+
 def card(name: str, title: str, **kwargs):
     """A figure card that starts with one shared 'Computing...' placeholder (built once, not per layout)."""
     if not _LOADING:

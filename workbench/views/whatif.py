@@ -33,18 +33,15 @@ TEMPERATURE_MARKS = {-2: "x0.01", -1: "x0.1", 0: "x1", 1: "x10"}
 LOG_MIN, LOG_MAX = -2.0, 1.0  # the slider holds log10 of the multiplier
 
 
+LEAD = ("Recompute the tau run on the prompt with one setting changed, on a copy of the model: the "
+        "temperature (every head scaled), how tau is chosen, or the Laplacian lambda is measured against. "
+        "The loss is measured on fixed validation batches before and after.")
+
+
 def layout(workspace, **query):
-    if (page := ms.no_runs(workspace, 'What if')) is not None:
-        return page
-    run = ms.default_run(workspace, query)
     modes = [o["value"] for o in TAU_MODES]
     lap_opts = laplacian_options(workspace, [{"label": n, "value": n} for n in workspace.domains.names()])
-    return html.Div(className="model-page", children=[
-        html.H1("What if"),
-        html.P("Recompute the tau run on the prompt with one setting changed, on a copy of the model: the "
-               "temperature (every head scaled), how tau is chosen, or the Laplacian lambda is measured against. "
-               "The loss is measured on fixed validation batches before and after.", className="lead"),
-        ms.prompt_box(workspace, query),
+    return ms.model_page(workspace, query, "What if", LEAD, lambda run: [
         html.Div(className="page-controls whatif-controls", children=[
             html.Label(className="wide", children=["Temperature: each head's trained temperature times", dcc.Slider(
                 id="whatif-temperature", min=LOG_MIN, max=LOG_MAX, step=0.01, marks=TEMPERATURE_MARKS,

@@ -20,19 +20,10 @@ EXPLAIN = ("lambda is a weighted mean of the Laplacian's eigenvalues: write the 
 
 
 def layout(workspace, **query):
-    if (page := ms.no_runs(workspace, 'Why this lambda')) is not None:
-        return page
-    run = ms.default_run(workspace, query)
-    token = query.get("token")
-    return html.Div(className="model-page", children=[
-        html.H1("Why this lambda"),
-        html.P(EXPLAIN, className="lead"),
-        ms.prompt_box(workspace, query),
+    return ms.model_page(workspace, query, "Why this lambda", EXPLAIN, lambda run: [
         html.Div(className="page-controls", children=[
             *ms.layer_head_pickers(workspace, run, query, "why"),
-            html.Label(["Token", dcc.Input(id="why-token", type="number", min=0, step=1, debounce=True,
-                                           value=ms.clamp_index(token, 10**6) if token not in (None, "") else 0,
-                                           className="token-input")]),
+            ms.token_picker(query, "why-token", "Token", default=0),
             html.Span("Click a cell of the strip to pick a head and token.", className="hint"),
         ]),
         ms.card("why-strip", "lambda_q of the layer (click a token)", figure_fn="fig_lambda_strip"),
