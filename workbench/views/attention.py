@@ -29,8 +29,6 @@ GRID_NOTE = ("Every head of every layer (rows = layers, columns = heads; rows of
              "near-uniform maps stay visible. Click a map to open that head below.")
 TOP_KEYS = 5
 GRID_SIDE = 64  # cells per grid panel side: a panel is ~180 px wide in its half-width card
-
-
 LEAD = ("The prompt goes through the run (Run picker) and the compared run (Compare with; the dot-product "
         "twin by default). Weights are recomputed from the captured queries, keys and lambdas, so the "
         "model's own kernel never has to materialise them.")

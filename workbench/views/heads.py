@@ -16,8 +16,6 @@ PAGE = dict(id="heads", requires="runs", path="/heads", name="Heads", order=11,
 SOURCES = [{"label": "on the prompt", "value": "prompt"}, {"label": "on validation text (4 x 256 tokens)", "value": "validation"}]
 KINDS = [{"label": "violin", "value": "violin"}, {"label": "ridgeline", "value": "ridgeline"}]
 QUANTITIES = [{"label": "lambda_q", "value": "lambda_q"}, {"label": "lambda_k", "value": "lambda_k"}]
-
-
 LEAD = ("Each tau head turns every query and key into one number, lambda = E / (E + tau), where E is the "
         "vector's Rayleigh energy on the domain memory's Laplacian. Here is that number per token and head.")
 

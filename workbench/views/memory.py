@@ -16,8 +16,6 @@ PAGE = dict(id="memory", requires="runs", path="/memory", name="Memory & speed",
 
 MEASURE_NOTE = ("Press 'Measure' to time decoding on this machine (a few seconds: 8 tokens after contexts of "
                 "64, 256 and 1024, 3 repeats, the models interleaved). The result is kept for this session.")
-
-
 LEAD = ("A dot-product model caches keys and values, 2 x D numbers per head and position; a Tauformer "
         "caches values and one lambda, D + 1 numbers. The ratio (D + 1) / 2D is about one half. Bytes "
         "below are read from the models' real, preallocated caches.")

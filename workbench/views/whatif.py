@@ -31,8 +31,6 @@ BASE_LAPLACIANS = [
 ]
 TEMPERATURE_MARKS = {-2: "x0.01", -1: "x0.1", 0: "x1", 1: "x10"}
 LOG_MIN, LOG_MAX = -2.0, 1.0  # the slider holds log10 of the multiplier
-
-
 LEAD = ("Recompute the tau run on the prompt with one setting changed, on a copy of the model: the "
         "temperature (every head scaled), how tau is chosen, or the Laplacian lambda is measured against. "
         "The loss is measured on fixed validation batches before and after.")
