@@ -136,6 +136,13 @@ def test_item_map_draws_every_item_with_its_text_and_three_selection_slots(ws):
     assert [t.name for t in bare.data] == ["items"]
 
 
+def test_the_batch_export_builds_the_item_map_the_screen_shows(ws):
+    screen, _, _ = page.item_map(ws, ready_status(ws), "cluster")
+    exported, values = cards.build_for_state(ws, "domain", {"domain": "demo", "color": "cluster"})["domain-item-map"]
+    assert values["color"] == "cluster" and exported.to_json() == screen.to_json()
+    assert [t.line.color for t in exported.data if t.mode == "lines"] == [page.EDGE_COLOR]  # the lighter edges
+
+
 def test_many_categories_drop_the_legend_for_a_note(ws, monkeypatch):
     monkeypatch.setattr(page, "MAX_LEGEND_CATEGORIES", 5)
     ws.cache.clear()

@@ -1,7 +1,10 @@
 """Rules every figure follows: a definite height, one tick format for bytes and counts, one
-colour per run, readable gap labels and an explicit message for an empty Laplacian."""
+colour per run, readable gap labels and an explicit message for an empty Laplacian; and a
+figure finishes itself: no view edits it after its figure function returned it."""
 
+import ast
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +87,103 @@ def test_an_axis_reaching_below_a_thousandth_writes_every_tick_as_a_power():
     assert all("<sup>" in t for t in text) and "10<sup>-2</sup>" in text and "0.01" not in text
     spectrum = F.fig_spectrum({"a": np.linspace(0, 5, 32)}, log=True)
     assert list(spectrum.layout.yaxis.ticktext) == ["0.02", "0.05", "0.1", "0.2", "0.5", "1", "2", "5"]
+
+
+# ------------------------------------------------------------- figures finish themselves
+EDITS = {"update_layout", "update_traces", "update_xaxes", "update_yaxes", "update_coloraxes",
+         "update_annotations", "update_shapes", "add_annotation", "add_shape", "add_trace", "add_traces",
+         "add_hline", "add_vline", "add_hrect", "add_vrect", "for_each_trace", "for_each_xaxis",
+         "for_each_yaxis", "for_each_annotation", "set_subplots"}
+FIGURE_PARTS = {"layout", "data"}  # assigning through fig.layout.* or fig.data[i].* edits the figure
+WORKBENCH = Path(__file__).resolve().parent.parent / "workbench"
+CALLERS = [*sorted((WORKBENCH / "views").rglob("*.py")), *sorted((WORKBENCH / "data").rglob("*.py")),
+           WORKBENCH / "batch_export.py"]
+
+
+def _through_figure(target) -> bool:
+    """Whether an assignment target reaches into a figure (``x.layout.title = ...``, ``x.data[0].y = ...``)."""
+    while isinstance(target, (ast.Attribute, ast.Subscript)):
+        if isinstance(target, ast.Attribute) and target.attr in FIGURE_PARTS:
+            return True
+        if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant) \
+                and target.slice.value in FIGURE_PARTS:
+            return True
+        target = target.value
+    return False
+
+
+def post_hoc_edits(source: str, name: str) -> list[str]:
+    """'file:line what' for every call of a figure-editing method and every assignment into a figure."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in EDITS:
+            found.append(f"{name}:{node.lineno} .{node.func.attr}()")
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        found += [f"{name}:{node.lineno} assignment into a figure" for t in targets
+                  if isinstance(t, (ast.Attribute, ast.Subscript)) and _through_figure(t.value)]
+    return sorted(found, key=lambda hit: int(hit.split()[0].rsplit(":", 1)[1]))
+
+
+def test_the_scan_flags_planted_edits_and_passes_clean_code():
+    planted = (
+        "def view(fig, other):\n"
+        "    fig.update_layout(title='x')\n"
+        "    other.figure.update_traces(zmax=1, selector=dict(type='heatmap'))\n"
+        "    fig.layout.title.text = 'y'\n"
+        "    fig.data[0].zmax = 2\n"
+        "    fig['layout']['height'] = 3\n"
+        "    fig.for_each_trace(lambda t: t.update(showlegend=False))\n"
+    )
+    assert [line.split()[0] for line in post_hoc_edits(planted, "v.py")] == [f"v.py:{i}" for i in range(2, 8)]
+    clean = (
+        "def view(fig_fn, options):\n"
+        "    options.update(a=1)\n"
+        "    layout = dict(title='x')\n"
+        "    text = fig.layout.annotations[0].text\n"
+        "    return fig_fn(title='x', zmax=options['z'])\n"
+    )
+    assert post_hoc_edits(clean, "v.py") == []
+
+
+def test_no_view_edits_a_figure_after_its_figure_function_returned_it():
+    assert len(CALLERS) > 10 and all(p.is_file() for p in CALLERS)
+    found = [hit for p in CALLERS for hit in post_hoc_edits(p.read_text(), p.relative_to(WORKBENCH).as_posix())]
+    assert found == [], "views must pass these as figure arguments:\n" + "\n".join(found)
+
+
+def test_the_arguments_views_used_to_set_afterwards_reach_the_figure():
+    att = np.full((1, 1, 4, 4), 0.25)
+    pair = F.fig_attention_pair(att[0, 0], att[0, 0], list("abcd"), title="L0 H0", zmax=0.5)
+    assert pair.layout.title.text == "L0 H0"
+    diff = F.fig_attention_difference(att[0, 0], att[0, 0] * 0.5, zmax=0.01, title="a - b")
+    heat = [t for t in diff.data if t.type == "heatmap"][0]
+    assert (heat.zmin, heat.zmax, diff.layout.title.text) == (-0.01, 0.01, "a - b")
+    lam = np.linspace(0.1, 0.9, 4)
+    ordered = F.fig_sorted_attention(att[0, 0], lam, lam, zmax=0.3, title="tau L0 H0")
+    assert [t.zmax for t in ordered.data if t.type == "heatmap"] == [0.3]
+    assert ordered.layout.title.text == "tau L0 H0"
+    whatif = F.fig_whatif(att[0, 0], att[0, 0], cmax=0.125)
+    assert whatif.layout.coloraxis.cmax == 0.125
+    w = np.full(3, 1 / 3)
+    spectral = F.fig_spectral_decomposition([0.0, 1.0, 2.0], w, w, token="x", title="token 3 'x'")
+    assert spectral.layout.title.text == "token 3 'x'"
+    graph = F.fig_feature_graph(np.eye(3)[:, :2], [[0, 1]], [1.0], color=[1.0, 0.0, -1.0], eigenvector=2)
+    assert graph.layout.meta["eigenvector"] == 2 and graph.layout.meta["figure"] == "fig_feature_graph"
+
+
+def test_the_item_map_draws_its_layout_kind_and_its_legend_rule():
+    xy = np.random.default_rng(0).normal(size=(40, 2))
+    labels = np.arange(40) % 20  # 20 clusters
+    umap = F.fig_item_map(xy, color=labels, categorical=True, color_label="cluster", max_legend_categories=25)
+    assert umap.layout.xaxis.title.text == "UMAP 1" and not umap.layout.annotations
+    assert all(t.showlegend is not False for t in umap.data)
+    pca = F.fig_item_map(xy, color=labels, categorical=True, color_label="cluster", max_legend_categories=16,
+                         layout_kind="pca", edges=[[0, 1], [1, 2]], edge_color="rgba(1, 2, 3, 0.5)")
+    assert (pca.layout.xaxis.title.text, pca.layout.yaxis.title.text) == ("PC 1", "PC 2")
+    notes = [a.text for a in pca.layout.annotations if a.name == theme.UI_ONLY]
+    assert notes == ["20 clusters: hover an item for its cluster", "PCA stand-in while UMAP runs"]
+    assert all(t.showlegend is False for t in pca.data if t.legendgroup)
+    assert [t.line.color for t in pca.data if t.mode == "lines"] == ["rgba(1, 2, 3, 0.5)"]
+    with pytest.raises(F.FigureInputError, match="layout_kind"):
+        F.fig_item_map(xy, layout_kind="tsne")

@@ -4,10 +4,11 @@ No torch, no Dash, no I/O. Each ``fig_*`` function has a one-sentence descriptio
 :data:`DESCRIPTIONS` (also stamped on every figure as ``layout.meta["description"]``);
 points that a click callback must identify carry ``customdata``.
 
-Modules: :mod:`.domain` (domain memory items and feature graph), :mod:`.spectrum` (its Laplacian),
-:mod:`.model` (lambda and attention of a
-checkpoint), :mod:`.training` (histories, cache and latency measurements); :mod:`.ticks` holds
-the one tick-label rule for bytes and counts.
+Modules, one per subject: :mod:`.domain` (domain memory items and feature graph), :mod:`.spectrum`
+(its Laplacian), :mod:`.lambdas` and :mod:`.attention` (lambda and attention of a checkpoint),
+:mod:`.tokens` (the prompt shaded by weights), :mod:`.whatif` (a change and its effect),
+:mod:`.training` (histories), :mod:`.memory` (cache and latency measurements), :mod:`.study`;
+:mod:`.ticks` holds the one tick-label rule for bytes and counts.
 """
 
 from workbench.figures._common import (
@@ -18,28 +19,29 @@ from workbench.figures._common import (
     fig_empty,
 )
 from workbench.figures.domain import fig_feature_graph, fig_item_map, item_selection_shapes
-from workbench.figures.model import (
+from workbench.figures.attention import (
     fig_attention_difference,
     fig_attention_grid,
     fig_attention_pair,
     fig_entropy_bars,
     fig_js_divergence,
+    fig_sorted_attention,
+)
+from workbench.figures.lambdas import (
     fig_lambda_distributions,
     fig_lambda_resolution,
     fig_lambda_strip,
-    fig_sorted_attention,
     fig_spectral_decomposition,
-    fig_whatif,
 )
+from workbench.figures.memory import fig_decode_latency, fig_kv_cache
 from workbench.figures.spectrum import fig_eigen_density, fig_sparsity, fig_spectrum
 from workbench.figures.training import (
-    fig_decode_latency,
     fig_entropy_over_steps,
-    fig_kv_cache,
     fig_lambda_over_steps,
     fig_loss_curves,
     fig_tokens_per_second,
 )
+from workbench.figures.whatif import fig_whatif
 
 
 def describe(name: str) -> str:

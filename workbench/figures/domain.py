@@ -24,6 +24,10 @@ from workbench.figures._common import (
 MAX_EDGES = 20_000  # kNN edges drawn on the item map; more are subsampled (seeded)
 ITEM_MAP_HEIGHT = 620  # px: the item map is the Domain page's main figure
 GRAPH_HEIGHT = 480  # px: the feature graph (a square plot)
+LAYOUT_KINDS = {  # layout kind -> (axis titles, on-screen note)
+    "umap": (("UMAP 1", "UMAP 2"), None),
+    "pca": (("PC 1", "PC 2"), "PCA stand-in while UMAP runs"),
+}
 
 
 def _ids(values) -> list[int]:
@@ -55,7 +59,8 @@ def _check_edges(edges, n_nodes: int, fn: str) -> np.ndarray:
 def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence[str] | None = None,
                  edges=None, highlight: int | None = None, neighbours: Sequence[int] | None = None,
                  categorical: bool = False, max_edges: int = MAX_EDGES,
-                 title: str | None = None) -> go.Figure:
+                 title: str | None = None, layout_kind: str = "umap", edge_color: str = theme.EDGE_COLOR,
+                 max_legend_categories: int | None = None) -> go.Figure:
     """Items of a domain corpus on a 2-D layout, with kNN edges and a highlighted item.
 
     Parameters
@@ -76,11 +81,21 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
         The clicked item, drawn on top in vermillion.
     neighbours : list of int, optional
         Items drawn as rings around them and linked to ``highlight``.
+    layout_kind : "umap" or "pca"
+        What ``xy`` is: the axis titles, and for "pca" an on-screen note that it stands in
+        for a UMAP layout still being computed.
+    edge_color : str
+        Colour of the kNN edges (lighter where thousands of them overlap).
+    max_legend_categories : int, optional
+        With ``categorical``, more categories than this hide the legend (it would be taller
+        than the map) and a note says to hover an item instead.
 
     Every item trace carries ``customdata`` = item index, so a click callback reads
     ``clickData["points"][0]["customdata"]``. From 5,000 items the traces use WebGL.
     """
     fn = "fig_item_map"
+    if layout_kind not in LAYOUT_KINDS:
+        raise FigureInputError(f"{fn}: layout_kind must be one of {sorted(LAYOUT_KINDS)}, got {layout_kind!r}")
     xy = as_array(xy, "xy", fn, shape=(None, 2))
     n = len(xy)
     if n == 0:
@@ -104,7 +119,7 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
             else f"kNN edges ({total:,})"
         ex, ey = _segments(xy, edges)
         fig.add_trace(cls(x=ex, y=ey, mode="lines", name=label, hoverinfo="skip",
-                          line=dict(color=theme.EDGE_COLOR, width=0.6)))
+                          line=dict(color=edge_color, width=0.6)))
 
     index = np.arange(n)
     marker_size = 6 if n < 2000 else 4 if n < 20000 else 3
@@ -118,16 +133,21 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
         labels = np.asarray(color)
         if labels.shape != (n,):
             raise FigureInputError(f"{fn}: color must have shape ({n},), got {labels.shape}")
-        for i, value in enumerate(np.unique(labels)):
+        categories = np.unique(labels)
+        legend = max_legend_categories is None or len(categories) <= max_legend_categories
+        for i, value in enumerate(categories):
             mask = labels == value
             col, symbol = theme.category_style(i)
             fig.add_trace(cls(
                 x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=f"{color_label} {value}",
-                customdata=_ids(index[mask]), legendgroup=str(value),
+                customdata=_ids(index[mask]), legendgroup=str(value), showlegend=None if legend else False,
                 hovertext=None if texts_short is None else texts_short[mask],
                 marker=dict(size=marker_size, color=col, symbol=symbol),
                 hovertemplate=(f"item %{{customdata}} \u00b7 {color_label} {value}<br>"
                                f"{hover_text}<extra></extra>")))
+        if not legend:
+            fig.add_annotation(**ui_note(f"{len(categories)} {color_label}s: hover an item for its {color_label}",
+                                         y=1.06))
     else:
         values = as_array(color, "color", fn, shape=(n,))
         finite = values[np.isfinite(values)]
@@ -142,9 +162,12 @@ def fig_item_map(xy, *, color=None, color_label: str = "lambda", texts: Sequence
                            "%{marker.color:.4f}<extra></extra>")))
 
     _add_selection(fig, cls, xy, highlight, neighbours, texts_short, fn)
-    fig.update_xaxes(showticklabels=False, showgrid=False, ticks="", title_text="UMAP 1")
-    fig.update_yaxes(showticklabels=False, showgrid=False, ticks="", title_text="UMAP 2",
+    (x_title, y_title), note = LAYOUT_KINDS[layout_kind]
+    fig.update_xaxes(showticklabels=False, showgrid=False, ticks="", title_text=x_title)
+    fig.update_yaxes(showticklabels=False, showgrid=False, ticks="", title_text=y_title,
                      scaleanchor="x", scaleratio=1)
+    if note:
+        fig.add_annotation(**ui_note(note))
     fig.update_layout(meta=dict(aspect=1.0, n_items=n), legend=LEGEND_ON_TOP)
     return fig
 
@@ -235,7 +258,8 @@ def _width_bins(weights: np.ndarray, n_bins: int) -> list[np.ndarray]:
 @described("The domain memory as a graph over head-vector features: edge width is the "
            "weight, node colour the chosen Laplacian eigenvector (0 = white).")
 def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "eigenvector",
-                      node_labels: Sequence[str] | None = None, n_width_bins: int = 4) -> go.Figure:
+                      node_labels: Sequence[str] | None = None, n_width_bins: int = 4,
+                      eigenvector: int | None = None) -> go.Figure:
     """Nodes = features of the Laplacian, edges = its non-zero off-diagonal weights.
 
     Parameters
@@ -250,6 +274,9 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
         An eigenvector; diverging scale with ``cmin = -cmax`` so 0 sits at the centre.
     node_labels : list of D str, optional
         Hover names of the features (default "feature i").
+    eigenvector : int, optional
+        Index of the eigenvector ``color`` is, kept as ``layout.meta["eigenvector"]`` so the
+        export and the links between pages name it.
 
     Node points carry ``customdata`` = feature index.
     """
@@ -291,6 +318,6 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
         fig.add_annotation(**ui_note("No edges: every feature is isolated (L is all zeros)"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
-    fig.update_layout(legend=dict(title=dict(text="edge weight"), **LEGEND_ON_TOP),
-                      meta=dict(aspect=1.0))
+    meta = dict(aspect=1.0) if eigenvector is None else dict(aspect=1.0, eigenvector=int(eigenvector))
+    fig.update_layout(legend=dict(title=dict(text="edge weight"), **LEGEND_ON_TOP), meta=meta)
     return fig

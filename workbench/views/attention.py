@@ -29,24 +29,16 @@ GRID_NOTE = ("Every head of every layer (rows = layers, columns = heads; rows of
              "near-uniform maps stay visible. Click a map to open that head below.")
 TOP_KEYS = 5
 GRID_SIDE = 64  # cells per grid panel side: a panel is ~180 px wide in its half-width card
+LEAD = ("The prompt goes through the run (Run picker) and the compared run (Compare with; the dot-product "
+        "twin by default). Weights are recomputed from the captured queries, keys and lambdas, so the "
+        "model's own kernel never has to materialise them.")
 
 
 def layout(workspace, **query):
-    if (page := ms.no_runs(workspace, 'Attention')) is not None:
-        return page
-    run = ms.default_run(workspace, query)
-    token = query.get("token")
-    return html.Div(className="model-page", children=[
-        html.H1("Attention"),
-        html.P("The prompt goes through the run (Run picker) and the compared run (Compare with; the dot-product "
-               "twin by default). Weights are recomputed from the captured queries, keys and lambdas, so the "
-               "model's own kernel never has to materialise them.", className="lead"),
-        ms.prompt_box(workspace, query),
+    return ms.model_page(workspace, query, "Attention", LEAD, lambda run: [
         html.Div(className="page-controls", children=[
             *ms.layer_head_pickers(workspace, run, query, "attn"),
-            html.Label(["Query token", dcc.Input(id="attn-token", type="number", min=0, step=1, debounce=True,
-                                                 value=ms.clamp_index(token, 10**6) if token not in (None, "") else None,
-                                                 placeholder="last", className="token-input")]),
+            ms.token_picker(query, "attn-token", "Query token", placeholder="last"),
             html.Span("Click a grid map to pick a head; click a row of the large maps to pick a query token.",
                       className="hint"),
         ]),
@@ -92,13 +84,10 @@ def no_compare_message(run) -> str:
 
 
 # ------------------------------------------------------------------ callbacks
+@ms.model_callback(figures=2)
 def update_grids(workspace, run, step, compare, prompt):
     """The layer x head grids of both models on one colour scale."""
-    ms.require(run, step)
-    try:
-        a, b = probe_pair(workspace, run, step, compare, prompt)
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.empty(ms.message(err))
+    a, b = probe_pair(workspace, run, step, compare, prompt)
     cap = ms.colour_cap(a.weights, *([b.weights] if b is not None else []))
     grid_a = fig_attention_grid(a.weights, title=run_title(a), zmax=cap, panel_side=GRID_SIDE)
     grid_b = fig_attention_grid(b.weights, title=run_title(b), zmax=cap, panel_side=GRID_SIDE) if b is not None \
@@ -147,13 +136,10 @@ def _select(a, b, layer, head):
     return layer, head, a.weights[layer, head], map_b
 
 
+@ms.model_callback(figures=2, extra=(ms.MESSAGE,))
 def update_pair(workspace, run, step, compare, prompt, layer, head, token):
     """The selected head large in both models (shared scale), the query row outlined, and the token panel."""
-    ms.require(run, step)
-    try:
-        a, b = probe_pair(workspace, run, step, compare, prompt)
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.empty(ms.message(err)), ms.message(err)
+    a, b = probe_pair(workspace, run, step, compare, prompt)
     layer, head, map_a, map_b = _select(a, b, layer, head)
     query = a.T - 1 if token is None else ms.clamp_index(token, a.T)
     tokens_fig, top = token_weights(a, b, layer, head, query)
@@ -161,8 +147,8 @@ def update_pair(workspace, run, step, compare, prompt, layer, head, token):
         text = no_compare_message(run) if b is None else f"{b.run} has a different shape; no head to pair with."
         return ms.empty(text), tokens_fig, top
     fig = fig_attention_pair(map_a, map_b, a.tokens, highlight_query=query, names=(a.run, b.run),
-                             zmax=ms.colour_cap(map_a, map_b))
-    fig.update_layout(title=f"layer {layer}, head {head}; query {query} '{a.tokens[query]}' outlined")
+                             zmax=ms.colour_cap(map_a, map_b),
+                             title=f"layer {layer}, head {head}; query {query} '{a.tokens[query]}' outlined")
     return fig, tokens_fig, top
 
 
@@ -180,37 +166,27 @@ def token_weights(a, b, layer, head, query):
     return fig_token_weights(a.tokens, rows, query), top_lines
 
 
+@ms.model_callback(figures=2)
 def update_head_maps(workspace, run, step, compare, prompt, layer, head):
     """Difference of the selected head between the models, and the tau map ordered by lambda."""
-    ms.require(run, step)
-    try:
-        a, b = probe_pair(workspace, run, step, compare, prompt)
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.empty(ms.message(err))
+    a, b = probe_pair(workspace, run, step, compare, prompt)
     layer, head, map_a, map_b = _select(a, b, layer, head)
-    diff = (fig_attention_difference(map_a, map_b, a.tokens) if map_b is not None
-            else ms.empty(no_compare_message(run)))
-    if map_b is not None:
-        cap = ms.colour_cap(np.abs(map_a - map_b))
-        diff.update_traces(zmin=-cap, zmax=cap, selector=dict(type="heatmap"))
-        diff.update_layout(title=f"{a.run} \u2212 {b.run}, layer {layer} head {head}")
+    diff = (fig_attention_difference(map_a, map_b, a.tokens, zmax=ms.colour_cap(np.abs(map_a - map_b)),
+                                     title=f"{a.run} \u2212 {b.run}, layer {layer} head {head}")
+            if map_b is not None else ms.empty(no_compare_message(run)))
     tau = a if a.has_lambda else (b if b is not None and b.has_lambda and map_b is not None else None)
     if tau is None:
         return diff, ms.empty("Neither model is a tau model, so there is no lambda to order the keys by.")
     sorted_fig = fig_sorted_attention(tau.weights[layer, head], tau.lambda_q[layer, head], tau.lambda_k[layer, head],
-                                      tau.tokens)
-    sorted_fig.update_layout(title=f"{tau.run}, layer {layer} head {head}")
-    sorted_fig.update_traces(zmax=ms.colour_cap(tau.weights[layer, head]), selector=dict(type="heatmap"))
+                                      tau.tokens, zmax=ms.colour_cap(tau.weights[layer, head]),
+                                      title=f"{tau.run}, layer {layer} head {head}")
     return diff, sorted_fig
 
 
+@ms.model_callback(figures=2)
 def update_summary(workspace, run, step, compare, prompt, kind):
     """Entropy per head (fraction of uniform) of both models, and their JS divergence."""
-    ms.require(run, step)
-    try:
-        a, b = probe_pair(workspace, run, step, compare, prompt)
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.empty(ms.message(err))
+    a, b = probe_pair(workspace, run, step, compare, prompt)
     entropy = {a.run: a.entropy}
     if b is not None and b.entropy.shape == a.entropy.shape:
         entropy[b.run] = b.entropy

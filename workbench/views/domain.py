@@ -18,25 +18,12 @@ from workbench.data import domain_views as dv
 from workbench.data import item_layout
 from workbench.data.cache import content_key
 from workbench.figures import fig_empty, fig_item_map, item_selection_shapes
-from workbench.figures._common import truncate, ui_note
+from workbench.figures._common import truncate
 
 from . import upload
 from .cards import Key, recipe, register_page_callback
 from .common import as_int, empty_state, figure_card, register_url_sync
-from .domain_parts import (
-    NO_DOMAIN,
-    NO_DOMAIN_HINT,
-    eigen_choice,
-    feature_graph_figure,
-    from_query,
-    initial_domain,
-    initial_eig_options,
-    page_link,
-    require_domain,
-    safe_load,
-    summary_line,
-    unchanged_if,
-)
+from . import domain_parts as dp
 
 PAGE = dict(id="domain", requires="domain", path="/domain", name="Domain graph", order=20,
             description="The domain corpus on a UMAP map with its nearest neighbours, and the "
@@ -60,16 +47,16 @@ function(shapes) {
 
 def layout(workspace, **query):
     """The page; ``color``, ``item``, ``edges``, ``eig`` and ``flayout`` come from the URL query."""
-    item = from_query(query, "item", None, int)
-    eig = from_query(query, "eig", 1, int)
-    color = from_query(query, "color", "lambda")
-    method = from_query(query, "flayout", "spring")
+    item = dp.from_query(query, "item", None, int)
+    eig = dp.from_query(query, "eig", 1, int)
+    color = dp.from_query(query, "color", "lambda")
+    method = dp.from_query(query, "flayout", "spring")
     edges = query.get("edges") is None or "edges" in str(query.get("edges"))  # "edges=" means off
     if method not in dv.FEATURE_LAYOUTS:
         method = "spring"
     has_domains = bool(workspace.domains.names())
-    domain = initial_domain(workspace, query)
-    memory = safe_load(workspace, domain)[0] if domain else None
+    domain = dp.initial_domain(workspace, query)
+    memory = dp.safe_load(workspace, domain)[0] if domain else None
     colors = dv.color_options(dv.item_data(workspace, domain) if memory is not None else None)
     first = None if has_domains else fig_empty("No domain memory yet: upload one below")
     return html.Div(className="domain-page", children=[
@@ -83,7 +70,7 @@ def layout(workspace, **query):
             html.H2("Domain graph"),
             html.P(id="domain-summary", className="page-summary"),
         ]),
-        None if has_domains else empty_state(NO_DOMAIN, hint=NO_DOMAIN_HINT),
+        None if has_domains else empty_state(dp.NO_DOMAIN, hint=dp.NO_DOMAIN_HINT),
         html.Div(className="domain-items-row", children=[
             figure_card("domain-item-map", "Items of the domain corpus", figure_fn="fig_item_map", figure=first,
                         controls=[
@@ -107,7 +94,7 @@ def layout(workspace, **query):
                         controls=[
                             html.Label(["Eigenvector", dcc.Dropdown(
                                 id="domain-eig", value=eig, clearable=False,
-                                options=initial_eig_options(workspace, domain, eig),
+                                options=dp.initial_eig_options(workspace, domain, eig),
                                 className="control-dropdown eig-dropdown")]),
                             html.Label(["Layout", dcc.Dropdown(
                                 id="domain-feature-layout", value=method, clearable=False,
@@ -128,12 +115,12 @@ def _panel_hint():
 # --------------------------------------------------------------- callbacks
 def color_choice(workspace, domain, color_now):
     """(options, value) of the colour-by dropdown: cluster / label only where the memory has them."""
-    domain = require_domain(workspace, domain)
-    memory, _ = safe_load(workspace, domain)
+    domain = dp.require_domain(workspace, domain)
+    memory, _ = dp.safe_load(workspace, domain)
     data = dv.item_data(workspace, domain) if memory is not None else None
     options = dv.color_options(data)
     values = [o["value"] for o in options]
-    return options, unchanged_if(color_now if color_now in values else "lambda", color_now)
+    return options, dp.unchanged_if(color_now if color_now in values else "lambda", color_now)
 
 
 def layout_status(workspace, domain, status_now=None):
@@ -142,15 +129,15 @@ def layout_status(workspace, domain, status_now=None):
     The status string is ``state:domain:key`` with state ready / running / failed / none,
     so the map is redrawn exactly when it changes.
     """
-    domain = require_domain(workspace, domain)
-    memory, _ = safe_load(workspace, domain)
+    domain = dp.require_domain(workspace, domain)
+    memory, _ = dp.safe_load(workspace, domain)
     if memory is None or dv.item_data(workspace, domain) is None:
         status = f"none:{domain}:"
     else:
         found = item_layout.request(workspace, memory)
         status = f"{found.status}:{domain}:{found.key}"
     running = status.startswith(("running", "queued"))
-    return unchanged_if(status, status_now), not running
+    return dp.unchanged_if(status, status_now), not running
 
 
 def item_map(workspace, status, color, edges=("edges",)):
@@ -162,7 +149,7 @@ def item_map(workspace, status, color, edges=("edges",)):
     if not status:
         raise PreventUpdate
     state, domain, _ = status.split(":", 2)
-    memory, problem = safe_load(workspace, domain)
+    memory, problem = dp.safe_load(workspace, domain)
     if memory is None:
         return fig_empty(f"Cannot read the domain memory: {problem}"), None, ""
     data = dv.item_data(workspace, domain)
@@ -195,18 +182,9 @@ def _item_map_figure(workspace, domain, data, xy, kind, color, show_edges=True):
     """The item map without a selection (cached per layout, colour and edge setting)."""
     edges = dv.item_edges(workspace, domain) if show_edges else None
     values, label, categorical = dv.item_colors(data, color)
-    fig = fig_item_map(xy, color=values, color_label=label, categorical=categorical,
-                       texts=data["texts"], edges=None if edges is None else edges[0])
-    fig.update_traces(selector=dict(mode="lines"), line=dict(color=EDGE_COLOR))
-    if categorical and len(set(values.tolist())) > MAX_LEGEND_CATEGORIES:  # a legend taller than the map
-        fig.for_each_trace(lambda t: t.update(showlegend=False) if t.legendgroup else None)
-        fig.add_annotation(**ui_note(f"{len(set(values.tolist()))} {label}s: hover an item for its {label}",
-                                     y=1.06))
-    if kind == "pca":
-        fig.update_xaxes(title_text="PC 1")
-        fig.update_yaxes(title_text="PC 2")
-        fig.add_annotation(**ui_note("PCA stand-in while UMAP runs"))
-    return fig
+    return fig_item_map(xy, color=values, color_label=label, categorical=categorical, texts=data["texts"],
+                        edges=None if edges is None else edges[0], layout_kind=kind, edge_color=EDGE_COLOR,
+                        max_legend_categories=MAX_LEGEND_CATEGORIES)
 
 
 def _pca(workspace, domain, data):
@@ -291,7 +269,7 @@ def neighbour_panel(data, item, neighbours):
 def ready_status(workspace, state: dict) -> str | None:
     """The layout status of the batch export's domain, its item layout computed here if needed."""
     domain = state.get("domain")
-    memory = safe_load(workspace, domain)[0] if domain else None
+    memory = dp.safe_load(workspace, domain)[0] if domain else None
     if memory is None:
         return None
     if dv.item_data(workspace, domain) is not None:
@@ -303,7 +281,7 @@ ITEM_MAP = recipe("domain", "domain-item-map", item_map, (
     Key("status", "domain-layout-status", "data", batch=ready_status),
     Key("color", "domain-color", default="lambda"), Key("edges", "domain-edges", default=["edges"])),
     extra=[("domain-map-meta", "data"), ("domain-layout-note", "children")])
-FEATURES = recipe("domain", "domain-feature-graph", feature_graph_figure, (
+FEATURES = recipe("domain", "domain-feature-graph", dp.feature_graph_figure, (
     Key("domain", "domain-picker"), Key("eig", "domain-eig", default=1),
     Key("flayout", "domain-feature-layout", default="spring")))
 
@@ -312,10 +290,7 @@ def register_callbacks(app, workspace) -> None:
     app.clientside_callback(  # the item-lambda caption only while the map is coloured by it
         "function(color) { return color === 'lambda' ? {} : {display: 'none'}; }",
         Output("domain-lambda-note", "style"), Input("domain-color", "value"))
-
-    @app.callback(Output("domain-summary", "children"), Input("domain-picker", "value"))
-    def _summary(domain):
-        return summary_line(workspace, domain)
+    dp.register_summary_and_link(app, workspace, "domain", "spectrum")
 
     @app.callback(Output("domain-color", "options"), Output("domain-color", "value"),
                   Input("domain-picker", "value"), State("domain-color", "value"))
@@ -354,16 +329,9 @@ def register_callbacks(app, workspace) -> None:
     @app.callback(Output("domain-eig", "options"), Output("domain-eig", "value"),
                   Input("domain-picker", "value"), State("domain-eig", "value"))
     def _eig(domain, eig_now):
-        return eigen_choice(workspace, domain, eig_now)
+        return dp.eigen_choice(workspace, domain, eig_now)
 
     register_page_callback(app, workspace, FEATURES)
-
-    @app.callback(Output("domain-to-spectrum", "href"),
-                  Input("run-picker", "value"), Input("step-picker", "value"),
-                  Input("compare-picker", "value"), Input("domain-picker", "value"),
-                  Input("domain-eig", "value"))
-    def _link(run, step, compare, domain, eig):
-        return page_link("/spectrum", run, step, compare, domain, eig=eig)
 
     register_url_sync(app, "domain-url-sync", [
         ("color", "domain-color", "value"), ("item", "domain-selected", "data"),
@@ -380,7 +348,7 @@ def warm_up(workspace) -> None:
     if names:
         status, _ = layout_status(workspace, names[0])
         item_map(workspace, status, "lambda")
-        feature_graph_figure(workspace, names[0], 1)
+        dp.feature_graph_figure(workspace, names[0], 1)
 
 
 # ------------------------------------------------------------- bench
@@ -392,13 +360,13 @@ def bench_cases(workspace) -> dict:
     domain = names[0]
     status, _ = layout_status(workspace, domain)
     cases = {
-        "domain: summary": lambda: summary_line(workspace, domain),
+        "domain: summary": lambda: dp.summary_line(workspace, domain),
         "domain: layout status": lambda: layout_status(workspace, domain),
         "domain: item map (lambda)": lambda: item_map(workspace, status, "lambda"),
         "domain: item map (cluster)": lambda: item_map(workspace, status, "cluster"),
-        "domain: eigenvector options": lambda: eigen_choice(workspace, domain, None),
-        "domain: feature graph (eig 1)": lambda: feature_graph_figure(workspace, domain, 1),
-        "domain: feature graph (eig 5)": lambda: feature_graph_figure(workspace, domain, 5),
+        "domain: eigenvector options": lambda: dp.eigen_choice(workspace, domain, None),
+        "domain: feature graph (eig 1)": lambda: dp.feature_graph_figure(workspace, domain, 1),
+        "domain: feature graph (eig 5)": lambda: dp.feature_graph_figure(workspace, domain, 5),
     }
     data = dv.item_data(workspace, domain)
     if data is not None:

@@ -6,7 +6,7 @@ callbacks stay one line and tests can call them without a server.
 
 from __future__ import annotations
 
-from dash import html, no_update
+from dash import Input, Output, html, no_update
 from dash.exceptions import PreventUpdate
 
 from workbench.data import domain_views as dv
@@ -60,10 +60,8 @@ def feature_graph_figure(workspace, domain, eig, method: str = "spring"):
     index = dv.default_eigenvector(facts, eig)
     vector = facts["eigenvectors"][:, index]
     label = f"eigenvector {index}<br>\u03bc = {facts['eigenvalues'][index]:.3g}"
-    fig = fig_feature_graph(graph["pos"], graph["edges"], graph["weights"], color=vector,
-                            color_label=label)
-    fig.update_layout(meta={**dict(fig.layout.meta or {}), "eigenvector": index})
-    return fig
+    return fig_feature_graph(graph["pos"], graph["edges"], graph["weights"], color=vector,
+                             color_label=label, eigenvector=index)
 
 
 def page_link(path: str, run, step, compare, domain, **extra) -> str:
@@ -73,6 +71,24 @@ def page_link(path: str, run, step, compare, domain, **extra) -> str:
     if parts:
         query = (query + "&" if query else "?") + "&".join(parts)
     return path + query
+
+
+def register_summary_and_link(app, workspace, page: str, other: str) -> None:
+    """The callbacks of a domain page's summary line (``<page>-summary``) and of its link to the
+    ``other`` domain page (``<page>-to-<other>``), which carries the global pickers and the page's
+    eigenvector (``<page>-eig``) so both pages show the same one."""
+
+    def summary(domain):
+        return summary_line(workspace, domain)
+
+    def link(run, step, compare, domain, eig):
+        return page_link(f"/{other}", run, step, compare, domain, eig=eig)
+
+    summary.__name__, link.__name__ = f"{page}_summary", f"{page}_link"
+    app.callback(Output(f"{page}-summary", "children"), Input("domain-picker", "value"))(summary)
+    app.callback(Output(f"{page}-to-{other}", "href"),
+                 Input("run-picker", "value"), Input("step-picker", "value"), Input("compare-picker", "value"),
+                 Input("domain-picker", "value"), Input(f"{page}-eig", "value"))(link)
 
 
 def summary_line(workspace, domain) -> list:

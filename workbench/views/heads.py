@@ -16,20 +16,14 @@ PAGE = dict(id="heads", requires="runs", path="/heads", name="Heads", order=11,
 SOURCES = [{"label": "on the prompt", "value": "prompt"}, {"label": "on validation text (4 x 256 tokens)", "value": "validation"}]
 KINDS = [{"label": "violin", "value": "violin"}, {"label": "ridgeline", "value": "ridgeline"}]
 QUANTITIES = [{"label": "lambda_q", "value": "lambda_q"}, {"label": "lambda_k", "value": "lambda_k"}]
+LEAD = ("Each tau head turns every query and key into one number, lambda = E / (E + tau), where E is the "
+        "vector's Rayleigh energy on the domain memory's Laplacian. Here is that number per token and head.")
 
 
 def layout(workspace, **query):
-    if (page := ms.no_runs(workspace, 'Heads')) is not None:
-        return page
-    run = ms.default_run(workspace, query)
     colour, source = query.get("range"), query.get("source")
     kind, quantity = query.get("kind"), query.get("quantity")
-    return html.Div(className="model-page", children=[
-        html.H1("Heads"),
-        html.P("Each tau head turns every query and key into one number, lambda = E / (E + tau), where E is the "
-               "vector's Rayleigh energy on the domain memory's Laplacian. Here is that number per token and head.",
-               className="lead"),
-        ms.prompt_box(workspace, query),
+    return ms.model_page(workspace, query, "Heads", LEAD, lambda run: [
         html.Div(className="page-controls", children=[
             ms.layer_picker(workspace, run, query, "heads"),
             html.Label(["Colour range", dcc.RadioItems(
@@ -53,44 +47,29 @@ def layout(workspace, **query):
 
 
 # ------------------------------------------------------------------ callbacks
+@ms.model_callback(figures=2, tau_only="")
 def update_strips(workspace, run, step, prompt, layer, colour_range):
     """lambda_q and lambda_k strips (one row per head) of one layer."""
-    ms.require(run, step)
-    if workspace.runs.info(run).attention != "tau":
-        return ms.empty(ms.no_lambda(run)), ms.empty(ms.no_lambda(run))
-    try:
-        view = workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run))
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.empty(ms.message(err))
+    view = workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run))
     layer = ms.clamp_index(layer, view.n_layer)
     full = colour_range != "data"
     return (fig_lambda_strip(view.tokens, view.lambda_q[layer], title_prefix="lambda_q", full_range=full, layer=layer),
             fig_lambda_strip(view.tokens, view.lambda_k[layer], title_prefix="lambda_k", full_range=full, layer=layer))
 
 
+@ms.model_callback(tau_only="")
 def update_distributions(workspace, run, step, prompt, source, quantity, kind):
     """Per-head violins (or ridgelines) of lambda on the prompt or on validation text."""
-    ms.require(run, step)
-    if workspace.runs.info(run).attention != "tau":
-        return ms.empty(ms.no_lambda(run))
-    try:
-        sample = workspace.probes.lambda_sample(run, step, source, ms.prompt_of(workspace, prompt, run))
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err))
+    sample = workspace.probes.lambda_sample(run, step, source, ms.prompt_of(workspace, prompt, run))
     return fig_lambda_distributions(sample[quantity or "lambda_q"], kind=kind or "violin",
                                     quantity=quantity or "lambda_q")
 
 
+@ms.model_callback(tau_only="")
 def update_resolution(workspace, run, step, prompt):
     """Each head's lambda spread on the prompt against the largest weight ratio its temperature allows."""
-    ms.require(run, step)
-    if workspace.runs.info(run).attention != "tau":
-        return ms.empty(ms.no_lambda(run))
-    try:
-        spread, temperature = workspace.probes.lambda_resolution(
-            workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run)))
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err))
+    spread, temperature = workspace.probes.lambda_resolution(
+        workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run)))
     return fig_lambda_resolution(spread, temperature)
 
 

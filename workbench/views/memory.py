@@ -16,16 +16,13 @@ PAGE = dict(id="memory", requires="runs", path="/memory", name="Memory & speed",
 
 MEASURE_NOTE = ("Press 'Measure' to time decoding on this machine (a few seconds: 8 tokens after contexts of "
                 "64, 256 and 1024, 3 repeats, the models interleaved). The result is kept for this session.")
+LEAD = ("A dot-product model caches keys and values, 2 x D numbers per head and position; a Tauformer "
+        "caches values and one lambda, D + 1 numbers. The ratio (D + 1) / 2D is about one half. Bytes "
+        "below are read from the models' real, preallocated caches.")
 
 
 def layout(workspace, **query):
-    if (page := ms.no_runs(workspace, 'Memory & speed')) is not None:
-        return page
-    return html.Div(className="model-page", children=[
-        html.H1("Memory & speed"),
-        html.P("A dot-product model caches keys and values, 2 x D numbers per head and position; a Tauformer "
-               "caches values and one lambda, D + 1 numbers. The ratio (D + 1) / 2D is about one half. Bytes "
-               "below are read from the models' real, preallocated caches.", className="lead"),
+    return ms.model_page(workspace, query, "Memory & speed", LEAD, prompt=False, body=lambda run: [
         ms.card("memory-cache", "KV-cache bytes against context", figure_fn="fig_kv_cache"),
         ms.card("memory-latency", "Decode latency per token", figure_fn="fig_decode_latency", controls=[
             html.Button("Measure", id="memory-measure", className="measure-button", n_clicks=0),
@@ -44,23 +41,17 @@ def models_of(workspace, run, step, compare) -> list[tuple[str, int]]:
     return runs
 
 
+@ms.model_callback()
 def update_cache(workspace, run, step, compare):
-    ms.require(run, step)
-    try:
-        kv = workspace.probes.kv_cache(models_of(workspace, run, step, compare))
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err))
+    """KV-cache bytes of the run and the compared run against context length."""
+    kv = workspace.probes.kv_cache(models_of(workspace, run, step, compare))
     return fig_kv_cache(kv["context"], kv["bytes"], head_dim=kv["head_dim"])
 
 
+@ms.model_callback(extra=(ms.MESSAGE,))
 def update_latency(workspace, measure: bool, run, step, compare):
     """The latency figure: measured when the button was pressed, else the session's earlier measurement."""
-    ms.require(run, step)
-    runs = models_of(workspace, run, step, compare)
-    try:
-        lat = workspace.probes.decode_latency(runs, measure=bool(measure))
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.message(err)
+    lat = workspace.probes.decode_latency(models_of(workspace, run, step, compare), measure=bool(measure))
     if lat is None:
         return ms.empty("Not measured yet: press Measure."), MEASURE_NOTE
     return fig_decode_latency(lat["context"], lat["ms"]), latency_note(lat)

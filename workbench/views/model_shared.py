@@ -8,15 +8,17 @@ storage, so the prompt follows the user from page to page) and ``model-prompt-fr
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import numpy as np
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from workbench.data.errors import TauformerError
-from workbench.figures import FigureInputError, fig_empty
+from workbench.figures import fig_empty
 
 from .cards import Key
-from .common import empty_state, figure_card
+from .common import FRIENDLY_ERRORS, empty_state, figure_card
 from .shell import NONE
 
 PROMPT = "model-prompt"
@@ -29,7 +31,6 @@ PROMPT_NOTE = "model-prompt-note"
 PICKERS = [Input("run-picker", "value"), Input("step-picker", "value")]
 WITH_COMPARE = PICKERS + [Input("compare-picker", "value")]
 PENDING = "__PENDING__"  # the committed prompt before the page has decided it (URL, remembered or default)
-FRIENDLY_ERRORS = (TauformerError, KeyError, FigureInputError, ValueError)
 # the keys a model figure is built from (see workbench.views.cards)
 RUN = Key("run", "run-picker")
 STEP = Key("step", "step-picker")
@@ -53,6 +54,46 @@ def require(*values) -> None:
         raise PreventUpdate
 
 
+MESSAGE = object()
+"""Among a callback's ``extra`` defaults: the error message itself (e.g. for a note beside the figure)."""
+
+
+def model_callback(*, figures: int = 1, extra: tuple = (), requires: tuple[str, ...] = ("run", "step"),
+                   tau_only: str | None = None):
+    """The one opening of a model page's callback ``fn(workspace, ...)``.
+
+    The decorated function skips the update (PreventUpdate) while an argument named in
+    ``requires`` is None -- the global pickers start empty. A friendly error (a bad checkpoint,
+    an unknown run, a figure's input check) becomes the callback's answer: an empty figure
+    with the message for each of its ``figures`` outputs, then the ``extra`` defaults for its
+    other outputs (:data:`MESSAGE` stands for the message). ``tau_only`` (a sentence to append,
+    "" for none) answers a dot-product run the same way with :func:`no_lambda` before ``fn`` runs.
+    Card recipes call the decorated function for export, so they get the same answers.
+    """
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+
+        def failed(text: str):
+            out = tuple(empty(text) for _ in range(figures)) + tuple(text if d is MESSAGE else d for d in extra)
+            return out[0] if len(out) == 1 else out
+
+        @functools.wraps(fn)
+        def callback(workspace, *args, **kwargs):
+            given = signature.bind(workspace, *args, **kwargs).arguments
+            require(*(given.get(name) for name in requires))
+            try:
+                if tau_only is not None and workspace.runs.info(given["run"]).attention != "tau":
+                    return failed(no_lambda(given["run"]) + tau_only)
+                return fn(workspace, *args, **kwargs)
+            except FRIENDLY_ERRORS as err:
+                return failed(message(err))
+
+        return callback
+
+    return decorate
+
+
 def message(err: Exception) -> str:
     """An error as one readable line (KeyError quotes its message)."""
     return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
@@ -73,6 +114,23 @@ def no_runs(workspace, title: str):
     return html.Div(className="model-page", children=[html.H1(title), empty_state(
         "No training runs are loaded, so there is no model to probe.",
         hint="Start the app with --runs DIR (a run directory or a folder of runs), or with no arguments for the demo.")])
+
+
+def model_page(workspace, query: dict, title: str, lead: str, body, *, prompt: bool = True) -> html.Div:
+    """A model page: its title, the lead paragraph, the shared prompt box (unless ``prompt`` is
+    False), then ``body(run)`` for the run the page opens on; the no-runs page without runs."""
+    if (page := no_runs(workspace, title)) is not None:
+        return page
+    head = [html.H1(title), html.P(lead, className="lead")] + ([prompt_box(workspace, query)] if prompt else [])
+    return html.Div(className="model-page", children=head + list(body(default_run(workspace, query))))
+
+
+def token_picker(query: dict, component_id: str, label: str, *, default=None, **kwargs) -> html.Label:
+    """A token-position box (``component_id``) set from the URL's ``token``, else ``default``."""
+    token = query.get("token")
+    return html.Label([label, dcc.Input(id=component_id, type="number", min=0, step=1, debounce=True,
+                                        value=clamp_index(token, 10**6) if token not in (None, "") else default,
+                                        className="token-input", **kwargs)])
 
 
 def card(name: str, title: str, **kwargs):

@@ -22,10 +22,9 @@ from .domain_parts import (
     from_query,
     initial_domain,
     initial_eig_options,
-    page_link,
+    register_summary_and_link,
     require_domain,
     safe_load,
-    summary_line,
     unchanged_if,
 )
 
@@ -159,9 +158,7 @@ SPARSITY = recipe("spectrum", "spectrum-sparsity", sparsity_figure, (DOMAIN,))
 
 
 def register_callbacks(app, workspace) -> None:
-    @app.callback(Output("spectrum-summary", "children"), Input("domain-picker", "value"))
-    def _summary(domain):
-        return summary_line(workspace, domain)
+    register_summary_and_link(app, workspace, "spectrum", "domain")
 
     @app.callback(Output("spectrum-vs", "options"), Output("spectrum-vs", "value"),
                   Input("domain-picker", "value"), State("spectrum-vs", "value"))
@@ -181,14 +178,6 @@ def register_callbacks(app, workspace) -> None:
 
     register_page_callback(app, workspace, FEATURES)
     register_page_callback(app, workspace, SPARSITY)
-
-    @app.callback(Output("spectrum-to-domain", "href"),
-                  Input("run-picker", "value"), Input("step-picker", "value"),
-                  Input("compare-picker", "value"), Input("domain-picker", "value"),
-                  Input("spectrum-eig", "value"))
-    def _link(run, step, compare, domain, eig):
-        return page_link("/domain", run, step, compare, domain, eig=eig)
-
     register_url_sync(app, "spectrum-url-sync", [
         ("eig", "spectrum-eig", "value"), ("vs", "spectrum-vs", "value"), ("log", "spectrum-log", "value"),
     ])

@@ -112,9 +112,9 @@ def update_speed(workspace, smoothing):
     return fig_tokens_per_second(histories(workspace), smoothing=min(0.95, as_float(smoothing, 0.0)))
 
 
+@ms.model_callback(extra=(ms.MESSAGE,), requires=("run",))
 def update_lambda(workspace, run, quantity, head):
     """Lambda statistics of the run over steps, and the drift note."""
-    ms.require(run)
     quantity = quantity or "lambda_q"
     h = histories(workspace).get(run)
     if h is None:

@@ -31,20 +31,15 @@ BASE_LAPLACIANS = [
 ]
 TEMPERATURE_MARKS = {-2: "x0.01", -1: "x0.1", 0: "x1", 1: "x10"}
 LOG_MIN, LOG_MAX = -2.0, 1.0  # the slider holds log10 of the multiplier
+LEAD = ("Recompute the tau run on the prompt with one setting changed, on a copy of the model: the "
+        "temperature (every head scaled), how tau is chosen, or the Laplacian lambda is measured against. "
+        "The loss is measured on fixed validation batches before and after.")
 
 
 def layout(workspace, **query):
-    if (page := ms.no_runs(workspace, 'What if')) is not None:
-        return page
-    run = ms.default_run(workspace, query)
     modes = [o["value"] for o in TAU_MODES]
     lap_opts = laplacian_options(workspace, [{"label": n, "value": n} for n in workspace.domains.names()])
-    return html.Div(className="model-page", children=[
-        html.H1("What if"),
-        html.P("Recompute the tau run on the prompt with one setting changed, on a copy of the model: the "
-               "temperature (every head scaled), how tau is chosen, or the Laplacian lambda is measured against. "
-               "The loss is measured on fixed validation batches before and after.", className="lead"),
-        ms.prompt_box(workspace, query),
+    return ms.model_page(workspace, query, "What if", LEAD, lambda run: [
         html.Div(className="page-controls whatif-controls", children=[
             html.Label(className="wide", children=["Temperature: each head's trained temperature times", dcc.Slider(
                 id="whatif-temperature", min=LOG_MIN, max=LOG_MAX, step=0.01, marks=TEMPERATURE_MARKS,
@@ -101,27 +96,20 @@ def laplacian_options(workspace, domain_options):
     return BASE_LAPLACIANS + [{"label": f"domain memory: {d}", "value": f"domain:{d}"} for d in domains]
 
 
+@ms.model_callback(figures=2, extra=(ms.MESSAGE,), tau_only=" What-if changes apply to tau runs.")
 def update_whatif(workspace, run, step, prompt, layer, head, log_scale, tau_mode, tau_value, percentile,
                   laplacian, seed):
     """Attention of the selected head before / after, loss deltas, entropy per head, and a summary line."""
-    ms.require(run, step)
-    if workspace.runs.info(run).attention != "tau":
-        text = ms.no_lambda(run) + " What-if changes apply to tau runs."
-        return ms.empty(text), ms.empty(text), text
-    scale = 10.0 ** as_float(log_scale, 0.0)
-    try:
-        r = workspace.probes.whatif(run, step, ms.prompt_of(workspace, prompt, run), temperature_scale=scale,
-                                    tau_mode=tau_mode, tau=as_float(tau_value, 1.0),
-                                    percentile=as_float(percentile, 0.5), laplacian=laplacian,
-                                    seed=int(as_float(seed, 0)))
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.empty(ms.message(err)), ms.message(err)
+    r = workspace.probes.whatif(run, step, ms.prompt_of(workspace, prompt, run),
+                                temperature_scale=10.0 ** as_float(log_scale, 0.0), tau_mode=tau_mode,
+                                tau=as_float(tau_value, 1.0), percentile=as_float(percentile, 0.5),
+                                laplacian=laplacian, seed=int(as_float(seed, 0)))
     before, after = r["before"], r["after"]
     layer, head = ms.clamp_index(layer, before.n_layer), ms.clamp_index(head, before.n_head)
     fig = fig_whatif(before.weights[layer, head], after.weights[layer, head], before.tokens,
                      losses={"validation": r["val_loss"], "prompt": r["prompt_loss"]},
-                     labels=(f"before (layer {layer}, head {head})", "after"), change=r["change"])
-    fig.update_layout(coloraxis_cmax=ms.colour_cap(before.weights[layer, head], after.weights[layer, head]))
+                     labels=(f"before (layer {layer}, head {head})", "after"), change=r["change"],
+                     cmax=ms.colour_cap(before.weights[layer, head], after.weights[layer, head]))
     entropy = fig_entropy_bars({"before": before.entropy, "after": after.entropy}, kind="deficit")
     return fig, entropy, summary(r)
 

@@ -20,19 +20,10 @@ EXPLAIN = ("lambda is a weighted mean of the Laplacian's eigenvalues: write the 
 
 
 def layout(workspace, **query):
-    if (page := ms.no_runs(workspace, 'Why this lambda')) is not None:
-        return page
-    run = ms.default_run(workspace, query)
-    token = query.get("token")
-    return html.Div(className="model-page", children=[
-        html.H1("Why this lambda"),
-        html.P(EXPLAIN, className="lead"),
-        ms.prompt_box(workspace, query),
+    return ms.model_page(workspace, query, "Why this lambda", EXPLAIN, lambda run: [
         html.Div(className="page-controls", children=[
             *ms.layer_head_pickers(workspace, run, query, "why"),
-            html.Label(["Token", dcc.Input(id="why-token", type="number", min=0, step=1, debounce=True,
-                                           value=ms.clamp_index(token, 10**6) if token not in (None, "") else 0,
-                                           className="token-input")]),
+            ms.token_picker(query, "why-token", "Token", default=0),
             html.Span("Click a cell of the strip to pick a head and token.", className="hint"),
         ]),
         ms.card("why-strip", "lambda_q of the layer (click a token)", figure_fn="fig_lambda_strip"),
@@ -43,15 +34,10 @@ def layout(workspace, **query):
 
 
 # ------------------------------------------------------------------ callbacks
+@ms.model_callback(tau_only="")
 def update_strip(workspace, run, step, prompt, layer):
     """lambda_q of every head of the layer, one row per head."""
-    ms.require(run, step)
-    if workspace.runs.info(run).attention != "tau":
-        return ms.empty(ms.no_lambda(run))
-    try:
-        view = workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run))
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err))
+    view = workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run))
     layer = ms.clamp_index(layer, view.n_layer)
     return fig_lambda_strip(view.tokens, view.lambda_q[layer], title_prefix="lambda_q", layer=layer, full_range=False)
 
@@ -69,19 +55,14 @@ def select_from_strip(click):
     return head, token
 
 
+@ms.model_callback(tau_only="", extra=(ms.MESSAGE,))
 def update_spectral(workspace, run, step, prompt, layer, head, token):
     """The spectral decomposition of the token's q and k, and the arithmetic from E to lambda."""
-    ms.require(run, step)
-    if workspace.runs.info(run).attention != "tau":
-        return ms.empty(ms.no_lambda(run)), ms.no_lambda(run)
-    try:
-        s = workspace.probes.spectral(run, step, ms.prompt_of(workspace, prompt, run), ms.clamp_index(layer, 10**6),
-                                      ms.clamp_index(head, 10**6), ms.clamp_index(token, 10**6))
-    except ms.FRIENDLY_ERRORS as err:
-        return ms.empty(ms.message(err)), ms.message(err)
+    s = workspace.probes.spectral(run, step, ms.prompt_of(workspace, prompt, run), ms.clamp_index(layer, 10**6),
+                                  ms.clamp_index(head, 10**6), ms.clamp_index(token, 10**6))
     fig = fig_spectral_decomposition(s["eigenvalues"], s["weights_q"], s["weights_k"], s["lambda_q"], s["lambda_k"],
-                                     token=s["token"])
-    fig.update_layout(title=f"token {s['position']} '{s['token']}', layer {s['layer']} head {s['head']}")
+                                     token=s["token"],
+                                     title=f"token {s['position']} '{s['token']}', layer {s['layer']} head {s['head']}")
     return fig, explanation(s)
 
 

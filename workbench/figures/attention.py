@@ -1,4 +1,5 @@
-"""Figures of one model's internals: lambda per token and head, attention maps, entropy.
+"""Figures of attention: every head on a grid, one head of two models, their difference,
+entropy, JS divergence and the tau map ordered by lambda.
 
 "tau" is the Tauformer, "dot" the dot-product baseline; their colours come from
 :data:`workbench.theme.MODEL_COLORS`. Attention maps are [T, T] with rows = queries.
@@ -23,7 +24,6 @@ from workbench.figures._common import (
     described,
     downsample_note,
     fig_empty,
-    log_hline,
     new_figure,
     subplot_axes,
     subplot_grid_layout,
@@ -48,7 +48,7 @@ def position_labels(tokens: Sequence[str], factor: int = 1) -> list[str]:
     return [f"{s}\u2013{min(s + factor, n) - 1}" for s in range(0, n, factor)]
 
 
-def _attention_heatmap(att: np.ndarray, tokens: list[str], *, zmin: float, zmax: float,
+def attention_heatmap(att: np.ndarray, tokens: list[str], *, zmin: float, zmax: float,
                        colorscale, name: str, value_label: str = "weight",
                        max_side: int = MAX_HEATMAP_SIDE, **extra) -> go.Heatmap:
     """A [T, T] map as a heatmap on token category axes, pooled beyond ``max_side``."""
@@ -61,180 +61,15 @@ def _attention_heatmap(att: np.ndarray, tokens: list[str], *, zmin: float, zmax:
                       **extra)
 
 
-def _square_map(value, name: str, fn: str) -> np.ndarray:
+def square_map(value, name: str, fn: str) -> np.ndarray:
     arr = as_array(value, name, fn, ndim=2)
     if arr.shape[0] != arr.shape[1]:
         raise FigureInputError(f"{fn}: {name} must be square [T, T], got {arr.shape}")
     return arr
 
 
-# ----------------------------------------------------------------------- lambda
-@described("Lambda of every token for each head: which tokens a head scores high or low "
-           "against the domain memory.")
-def fig_lambda_strip(tokens: Sequence[str], lam, *, title_prefix: str = "lambda_q",
-                     full_range: bool = True, layer: int | None = None) -> go.Figure:
-    """One row per head, tokens along x, colour = lambda.
-
-    Parameters
-    ----------
-    tokens : list of T str
-    lam : array [H, T]
-        Lambda per head and position, in [0, 1).
-    title_prefix : str
-        Quantity name for the title and colour bar (e.g. "lambda_q", "lambda_k").
-    full_range : bool
-        Colour range [0, 1] (comparable across figures) when True, else the data range
-        (shows small differences).
-    layer : int, optional
-        Layer number, for the title.
-    """
-    fn = "fig_lambda_strip"
-    lam = as_array(lam, "lam", fn, ndim=2)
-    n_heads, n_tok = lam.shape
-    if lam.size == 0:
-        return fig_empty("No tokens probed yet")
-    tokens = token_labels(tokens, n_tok, fn)
-    small, _, _, factors = block_reduce(lam, MAX_HEATMAP_SIDE)
-    if full_range:
-        zmin, zmax = 0.0, 1.0
-    else:
-        zmin, zmax = float(np.nanmin(lam)), float(np.nanmax(lam))
-        zmax = zmax if zmax > zmin else zmin + 1e-9
-    title = title_prefix + (f" \u00b7 layer {layer}" if layer is not None else "")
-    fig = new_figure(title=title)
-    fig.add_trace(go.Heatmap(
-        z=small, x=position_labels(tokens, factors[1]), y=[f"head {h}" for h in range(n_heads)],
-        zmin=zmin, zmax=zmax, colorscale=theme.SEQUENTIAL, xgap=1, ygap=1,
-        colorbar=dict(title=dict(text=title_prefix)),
-        hovertemplate=("%{y}<br>token %{x}<br>" + title_prefix + " = %{z:.4f}"
-                       + downsample_note(lam.shape, factors) + "<extra></extra>")))
-    fig.update_yaxes(autorange="reversed", showgrid=False)
-    fig.update_xaxes(showgrid=False, tickangle=-60, title_text="token")
-    fig.update_layout(height=content_height(n_heads, 40, 160, minimum=220),
-                      meta=dict(aspect=min(1.0, 0.15 + 0.08 * n_heads)))
-    return fig
 
 
-def _per_head_values(values, fn: str) -> dict[tuple[int, int], np.ndarray]:
-    """{(layer, head): 1-D values} from such a dict or from an array [L, H, N]."""
-    if isinstance(values, Mapping):
-        out = {}
-        for key, v in values.items():
-            if not (isinstance(key, tuple) and len(key) == 2):
-                raise FigureInputError(f"{fn}: keys must be (layer, head) tuples, got {key!r}")
-            out[(int(key[0]), int(key[1]))] = as_array(v, f"values[{key}]", fn).ravel()
-        return dict(sorted(out.items()))
-    arr = as_array(values, "values", fn, ndim=3)
-    return {(l, h): arr[l, h] for l in range(arr.shape[0]) for h in range(arr.shape[1])}
-
-
-@described("How lambda is distributed in each head of each layer: a narrow band means the "
-           "head can barely tell tokens apart.")
-def fig_lambda_distributions(values, kind: str = "violin", *, max_points: int = 1000,
-                             quantity: str = "lambda") -> go.Figure:
-    """Per-head distributions of lambda, one colour per layer.
-
-    Parameters
-    ----------
-    values : dict (layer, head) -> array [N], or array [L, H, N]
-    kind : "violin" (heads along x) or "ridgeline" (heads down y, one-sided densities)
-    max_points : int
-        Values per head kept (seeded subsample) to keep the figure light.
-    """
-    fn = "fig_lambda_distributions"
-    if kind not in ("violin", "ridgeline"):
-        raise FigureInputError(f"{fn}: kind must be 'violin' or 'ridgeline', got {kind!r}")
-    data = {k: v[np.isfinite(v)] for k, v in _per_head_values(values, fn).items()}
-    data = {k: v for k, v in data.items() if v.size}
-    if not data:
-        return fig_empty("No lambda values yet")
-    rng = np.random.default_rng(0)
-    layers = sorted({layer for layer, _ in data})
-    colors = dict(zip(layers, theme.ordinal_colors(len(layers))))
-    fig = new_figure(violingap=0.05, violinmode="overlay")
-    for layer in layers:
-        xs, labels = [], []
-        for (l, h), v in data.items():
-            if l != layer:
-                continue
-            if v.size > max_points:
-                v = rng.choice(v, size=max_points, replace=False)
-            xs.append(v)
-            labels.extend([f"L{l}\u00b7H{h}"] * v.size)
-        vals = np.concatenate(xs)
-        common = dict(name=f"layer {layer}", line=dict(color=colors[layer], width=1),
-                      fillcolor=colors[layer], opacity=0.7, spanmode="hard", points=False,
-                      meanline=dict(visible=True), scalegroup=f"layer {layer}")
-        if kind == "violin":
-            fig.add_trace(go.Violin(x=labels, y=vals, **common))
-        else:
-            # y runs downwards (reversed), so the "negative" side points up the page
-            fig.add_trace(go.Violin(x=vals, y=labels, orientation="h", side="negative",
-                                    width=1.8, **common))
-    value_axis = dict(title_text=quantity, range=[0, 1])
-    if kind == "violin":
-        fig.update_yaxes(**value_axis)
-        fig.update_xaxes(title_text="layer \u00b7 head", tickangle=-60)
-    else:
-        fig.update_xaxes(**value_axis)
-        fig.update_yaxes(title_text="layer \u00b7 head", autorange="reversed")
-        fig.update_layout(height=content_height(len(data), 22, 120, minimum=300))
-    return fig
-
-
-@described("Whether each head's lambda spread is large enough for its temperature: below the "
-           "dashed line the attention weights differ by less than the threshold, i.e. are "
-           "almost uniform.")
-def fig_lambda_resolution(lam_range, temperature, *, uniform_ratio: float = 1.1) -> go.Figure:
-    """Lambda spread per head against the largest weight ratio it allows, exp(spread / t).
-
-    With logits ``-|lq - lk| / t`` two keys' weights differ at most by a factor
-    ``exp(spread / t)``; near 1 the head cannot prefer any key.
-
-    Parameters
-    ----------
-    lam_range : array [L, H]
-        max - min of lambda per head (over the probed tokens).
-    temperature : array [L, H] or float
-        Softmax temperature per head.
-    uniform_ratio : float
-        Ratio below which attention counts as almost uniform (dashed line, shaded band).
-    """
-    fn = "fig_lambda_resolution"
-    spread = as_array(lam_range, "lam_range", fn, ndim=2)
-    if np.ndim(temperature) == 0:
-        temp = np.broadcast_to(as_array(temperature, "temperature", fn), spread.shape)
-    else:
-        temp = as_array(temperature, "temperature", fn, shape=spread.shape)
-    if np.any(temp <= 0):
-        raise FigureInputError(f"{fn}: temperatures must be positive")
-    if spread.size == 0:
-        return fig_empty("No heads probed yet")
-    ratio = np.exp(spread / temp)
-    n_layers, n_heads = spread.shape
-    colors = theme.ordinal_colors(n_layers)
-    fig = new_figure(hovermode="closest")
-    top = max(float(ratio.max()) * 1.5, uniform_ratio * 2)
-    fig.add_hrect(y0=1.0, y1=uniform_ratio, fillcolor=theme.NEUTRAL, opacity=0.15, line_width=0)
-    log_hline(fig, uniform_ratio, log=True, color=theme.NEUTRAL,
-              text=f"almost uniform below (max weight ratio {uniform_ratio:g})")
-    for layer in range(n_layers):
-        custom = np.stack([np.full(n_heads, layer), np.arange(n_heads), temp[layer],
-                           spread[layer] / temp[layer]], axis=1)
-        fig.add_trace(go.Scatter(
-            x=spread[layer], y=ratio[layer], mode="markers", name=f"layer {layer}",
-            customdata=custom, marker=dict(size=9, color=colors[layer],
-                                           line=dict(color="white", width=0.5)),
-            hovertemplate=("layer %{customdata[0]} head %{customdata[1]}<br>spread %{x:.4f}"
-                           "<br>temperature %{customdata[2]:.4g}<br>logit range "
-                           "%{customdata[3]:.4g}<br>max weight ratio %{y:.4g}<extra></extra>")))
-    fig.update_xaxes(title_text="lambda spread (max \u2212 min)", rangemode="tozero")
-    fig.update_yaxes(title_text="max weight ratio exp(spread / t)", type="log",
-                     range=[0, np.log10(top)], **count_ticks([1.0, top]))
-    return fig
-
-
-# -------------------------------------------------------------------- attention
 @described("Attention weights of every head in every layer on one colour scale; click a "
            "panel to open that head.")
 def fig_attention_grid(maps, *, title: str | None = None, zmax: float | None = None,
@@ -294,7 +129,7 @@ def fig_attention_grid(maps, *, title: str | None = None, zmax: float | None = N
            "on one colour scale.")
 def fig_attention_pair(tau_map, dot_map, tokens: Sequence[str] | None = None, *,
                        zmax: float | None = None, highlight_query: int | None = None,
-                       names: tuple[str, str] = ("tau", "dot")) -> go.Figure:
+                       names: tuple[str, str] = ("tau", "dot"), title: str | None = None) -> go.Figure:
     """Two attention maps with identical ``zmin``/``zmax``, optionally one query outlined.
 
     Parameters
@@ -308,9 +143,11 @@ def fig_attention_pair(tau_map, dot_map, tokens: Sequence[str] | None = None, *,
         Query position outlined with a rectangle in both maps.
     names : (str, str)
         Panel titles; their model kinds pick the title colours.
+    title : str, optional
+        The figure title (e.g. the layer, head and outlined query).
     """
     fn = "fig_attention_pair"
-    tau_map, dot_map = _square_map(tau_map, "tau_map", fn), _square_map(dot_map, "dot_map", fn)
+    tau_map, dot_map = square_map(tau_map, "tau_map", fn), square_map(dot_map, "dot_map", fn)
     check_same_shape(fn, tau_map=tau_map, dot_map=dot_map)
     t = tau_map.shape[0]
     if t == 0:
@@ -319,7 +156,7 @@ def fig_attention_pair(tau_map, dot_map, tokens: Sequence[str] | None = None, *,
     top = float(zmax) if zmax is not None else symmetric_range(tau_map, dot_map)
     fig = make_subplots(rows=1, cols=2, subplot_titles=list(names), horizontal_spacing=0.12)
     for col, (att, name) in enumerate(zip((tau_map, dot_map), names), start=1):
-        fig.add_trace(_attention_heatmap(att, tokens, zmin=0.0, zmax=top, name=name,
+        fig.add_trace(attention_heatmap(att, tokens, zmin=0.0, zmax=top, name=name,
                                          colorscale=theme.SEQUENTIAL, showscale=col == 2,
                                          colorbar=dict(title=dict(text="weight"))),
                       row=1, col=col)
@@ -339,29 +176,34 @@ def fig_attention_pair(tau_map, dot_map, tokens: Sequence[str] | None = None, *,
     fig.update_yaxes(title_text="query", row=1, col=1)
     fig.update_yaxes(showticklabels=False, row=1, col=2)
     fig.update_xaxes(showgrid=False, tickangle=-60, title_text="key")
-    fig.update_layout(meta=dict(aspect=0.5))
+    fig.update_layout(title=title, meta=dict(aspect=0.5))
     return fig
 
 
 @described("Where the Tauformer attends more (red) or less (blue) than the dot-product "
            "baseline; white means no difference.")
-def fig_attention_difference(tau_map, dot_map, tokens: Sequence[str] | None = None) -> go.Figure:
+def fig_attention_difference(tau_map, dot_map, tokens: Sequence[str] | None = None, *,
+                             zmax: float | None = None, title: str | None = None) -> go.Figure:
     """Diverging heatmap of ``tau_map - dot_map`` centred at 0 (``zmin = -zmax``).
 
     Parameters
     ----------
     tau_map, dot_map : array [T, T]
     tokens : list of T str, optional
+    zmax : float, optional
+        Top of the colour scale, ``zmin = -zmax`` (default: the largest |difference|); a cap
+        below it keeps small differences visible.
+    title : str, optional
     """
     fn = "fig_attention_difference"
-    tau_map, dot_map = _square_map(tau_map, "tau_map", fn), _square_map(dot_map, "dot_map", fn)
+    tau_map, dot_map = square_map(tau_map, "tau_map", fn), square_map(dot_map, "dot_map", fn)
     check_same_shape(fn, tau_map=tau_map, dot_map=dot_map)
     if tau_map.size == 0:
         return fig_empty("No attention captured yet")
     diff = tau_map - dot_map
-    peak = symmetric_range(diff)
-    fig = new_figure()
-    fig.add_trace(_attention_heatmap(diff, token_labels(tokens, len(diff), fn), zmin=-peak,
+    peak = float(zmax) if zmax is not None else symmetric_range(diff)
+    fig = new_figure(title=title)
+    fig.add_trace(attention_heatmap(diff, token_labels(tokens, len(diff), fn), zmin=-peak,
                                      zmax=peak, zmid=0.0, colorscale=theme.DIVERGING,
                                      name="tau \u2212 dot", value_label="difference",
                                      colorbar=dict(title=dict(text="tau \u2212 dot"))))
@@ -468,8 +310,8 @@ def fig_js_divergence(js, *, names: tuple[str, str] = ("tau", "dot"),
 
 @described("The Tauformer's attention with queries and keys sorted by lambda: weight falls "
            "off with the lambda distance, so the map shows a band along the diagonal.")
-def fig_sorted_attention(tau_map, lambda_q, lambda_k, tokens: Sequence[str] | None = None
-                         ) -> go.Figure:
+def fig_sorted_attention(tau_map, lambda_q, lambda_k, tokens: Sequence[str] | None = None, *,
+                         zmax: float | None = None, title: str | None = None) -> go.Figure:
     """The tau map re-ordered by ``lambda_q`` (rows) and ``lambda_k`` (columns).
 
     Parameters
@@ -477,12 +319,15 @@ def fig_sorted_attention(tau_map, lambda_q, lambda_k, tokens: Sequence[str] | No
     tau_map : array [T, T]
     lambda_q, lambda_k : array [T]
     tokens : list of T str, optional
+    zmax : float, optional
+        Top of the colour scale (default: the largest weight).
+    title : str, optional
 
     Side panels show the sorted lambda values; axis categories are "pos·token" of the
     original positions.
     """
     fn = "fig_sorted_attention"
-    att = _square_map(tau_map, "tau_map", fn)
+    att = square_map(tau_map, "tau_map", fn)
     t = att.shape[0]
     lq = as_array(lambda_q, "lambda_q", fn, shape=(t,))
     lk = as_array(lambda_k, "lambda_k", fn, shape=(t,))
@@ -514,7 +359,8 @@ def fig_sorted_attention(tau_map, lambda_q, lambda_k, tokens: Sequence[str] | No
                              hovertemplate="query %{y}<br>lambda_q %{x:.4f}<extra></extra>"),
                   row=2, col=1)
     fig.add_trace(go.Heatmap(z=small, x=xlab, y=ylab, zmin=0.0,
-                             zmax=max(float(np.nanmax(att)), 1e-12), colorscale=theme.SEQUENTIAL,
+                             zmax=float(zmax) if zmax is not None else max(float(np.nanmax(att)), 1e-12),
+                             colorscale=theme.SEQUENTIAL,
                              name="tau (sorted)", colorbar=dict(title=dict(text="weight")),
                              hovertemplate=("query %{y}<br>key %{x}<br>weight %{z:.4g}"
                                             + downsample_note(att.shape, factors)
@@ -533,136 +379,6 @@ def fig_sorted_attention(tau_map, lambda_q, lambda_k, tokens: Sequence[str] | No
     fig.update_yaxes(**queries, showticklabels=False, row=2, col=2)
     fig.update_xaxes(title_text="lambda_q", autorange="reversed", nticks=3, row=2, col=1)
     fig.update_yaxes(title_text="lambda_k", nticks=3, row=1, col=2)
-    fig.update_layout(meta=dict(aspect=1.0))
+    fig.update_layout(title=title, meta=dict(aspect=1.0))
     return fig
 
-
-@described("Why a token gets its lambda: the share of its query / key energy in each "
-           "Laplacian mode; the lines mark the energy-weighted mean eigenvalue.")
-def fig_spectral_decomposition(eigenvalues, weights_q, weights_k, lambda_q: float | None = None,
-                               lambda_k: float | None = None, *, token: str | None = None
-                               ) -> go.Figure:
-    """Energy per Laplacian mode for one query and one key vector.
-
-    The Rayleigh energy is the weighted mean of the eigenvalues, ``E = sum_i w_i mu_i``
-    (SPEC section 2), and lambda = E / (E + tau); the dotted lines mark E for q and k
-    at its place on the mode axis.
-
-    Parameters
-    ----------
-    eigenvalues : array [D]
-        Laplacian eigenvalues mu_i (sorted here, weights reordered with them).
-    weights_q, weights_k : array [D]
-        Energy fractions c_i^2 / sum c^2 (non-negative, summing to 1).
-    lambda_q, lambda_k : float, optional
-        The tokens' lambda values, shown in the labels.
-    token : str, optional
-        The token, for the title.
-    """
-    fn = "fig_spectral_decomposition"
-    mu = as_array(eigenvalues, "eigenvalues", fn, ndim=1)
-    d = mu.size
-    wq = as_array(weights_q, "weights_q", fn, shape=(d,))
-    wk = as_array(weights_k, "weights_k", fn, shape=(d,))
-    if d == 0:
-        return fig_empty("No spectrum available")
-    for name, w in (("weights_q", wq), ("weights_k", wk)):
-        if np.any(w < 0) or abs(float(w.sum()) - 1.0) > 1e-3:
-            raise FigureInputError(f"{fn}: {name} must be non-negative fractions summing to 1 "
-                                   f"(sum is {float(w.sum()):.4g})")
-    order = np.argsort(mu, kind="stable")
-    mu, wq, wk = mu[order], wq[order], wk[order]
-    idx = np.arange(d)
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    marks = []  # (position on the mode axis, label, colour)
-    for label, w, lam, color in (("q", wq, lambda_q, theme.MODEL_COLORS["tau"]),
-                                 ("k", wk, lambda_k, theme.OKABE_ITO[2])):
-        energy = float(np.dot(w, mu))  # Rayleigh energy = energy-weighted mean eigenvalue
-        summary = f"E = {energy:.3g}" + (f", lambda = {lam:.3f}" if lam is not None else "")
-        fig.add_trace(go.Bar(x=idx, y=w, name=f"energy of {label} ({summary})",
-                             marker=dict(color=color), opacity=0.8, customdata=mu,
-                             hovertemplate=(f"{label}: mode %{{x}} (mu = %{{customdata:.4g}})"
-                                            "<br>energy fraction %{y:.4f}<extra></extra>")),
-                      secondary_y=False)
-        where = float(np.interp(energy, mu, idx)) if d > 1 else 0.0
-        marks.append((where, f"E({label})", color))
-    for i, (where, text, color) in enumerate(sorted(marks)):  # left mark labelled leftwards
-        fig.add_vline(x=where, line=dict(color=color, dash="dot", width=1.5),
-                      annotation_text=text, annotation_font_color=color,
-                      annotation_position="top left" if i == 0 else "top right")
-    fig.add_trace(go.Scatter(x=idx, y=mu, mode="lines", name="eigenvalue mu",
-                             line=dict(color=theme.NEUTRAL, width=1),
-                             hovertemplate="mode %{x}: mu = %{y:.4g}<extra></extra>"),
-                  secondary_y=True)
-    fig.update_layout(barmode="group",
-                      title=f"spectral decomposition of '{token}'" if token else None)
-    fig.update_xaxes(title_text="Laplacian mode (ascending eigenvalue)", range=[-0.5, d - 0.5])
-    fig.update_yaxes(title_text="energy fraction", secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(title_text="eigenvalue", secondary_y=True, showgrid=False,
-                     rangemode="tozero")
-    return fig
-
-
-@described("A change and its effect: attention before and after, and how validation loss "
-           "moved on each evaluation set (green = better).")
-def fig_whatif(before_map, after_map, tokens: Sequence[str] | None = None, *,
-               losses: Mapping[str, tuple[float, float]] | None = None,
-               labels: tuple[str, str] = ("before", "after"), change: str = "") -> go.Figure:
-    """Before / after attention maps (shared scale) and validation-loss deltas.
-
-    Parameters
-    ----------
-    before_map, after_map : array [T, T]
-        Attention of the same head before and after the change.
-    tokens : list of T str, optional
-    losses : dict eval-set name -> (loss before, loss after), optional
-        One bar per set with the delta ``after - before``; hover shows both values
-        and the relative change.
-    labels : (str, str)
-        Panel titles for the two maps.
-    change : str
-        What was changed (e.g. "temperature 1.0 -> 0.1"), for the title.
-    """
-    fn = "fig_whatif"
-    before = _square_map(before_map, "before_map", fn)
-    after = _square_map(after_map, "after_map", fn)
-    check_same_shape(fn, before_map=before, after_map=after)
-    if before.size == 0:
-        return fig_empty("Nothing to compare yet")
-    tokens = token_labels(tokens, len(before), fn)
-    losses = dict(losses or {})
-    cols = 3 if losses else 2
-    titles = [*labels, "\u0394 validation loss"][:cols]
-    fig = make_subplots(rows=1, cols=cols, subplot_titles=titles,
-                        column_widths=[0.38, 0.38, 0.24][:cols], horizontal_spacing=0.08)
-    top = symmetric_range(before, after)
-    for col, (att, name) in enumerate(zip((before, after), labels), start=1):
-        fig.add_trace(_attention_heatmap(att, tokens, zmin=0.0, zmax=top, name=name,
-                                         colorscale=theme.SEQUENTIAL, coloraxis="coloraxis"),
-                      row=1, col=col)
-        fig.update_yaxes(autorange="reversed", showgrid=False, showticklabels=col == 1,
-                         row=1, col=col)
-        fig.update_xaxes(showgrid=False, showticklabels=len(before) <= 40, tickangle=-60,
-                         row=1, col=col)
-    fig.update_yaxes(title_text="query", row=1, col=1)
-    if losses:
-        names = list(losses)
-        pairs = np.array([losses[n] for n in names], dtype=float)  # [S, 2] before, after
-        delta = pairs[:, 1] - pairs[:, 0]
-        rel = np.divide(delta, pairs[:, 0], out=np.zeros_like(delta), where=pairs[:, 0] != 0)
-        fig.add_trace(go.Bar(x=names, y=delta, name="\u0394 loss", showlegend=False,
-                             marker=dict(color=[theme.GOOD if v <= 0 else theme.BAD
-                                                for v in delta]),
-                             customdata=np.column_stack([pairs, 100 * rel]),
-                             hovertemplate=("%{x}<br>before %{customdata[0]:.4f}<br>after "
-                                            "%{customdata[1]:.4f}<br>\u0394 %{y:+.4f} "
-                                            "(%{customdata[2]:+.2f}%)<extra></extra>")),
-                      row=1, col=3)
-        fig.add_hline(y=0, line=dict(color="black", width=1), row=1, col=3)
-        fig.update_yaxes(title_text="after \u2212 before", row=1, col=3)
-    fig.update_layout(title=f"what if: {change}" if change else None,
-                      coloraxis=dict(colorscale=theme.SEQUENTIAL, cmin=0, cmax=top,
-                                     colorbar=dict(title=dict(text="weight"), orientation="h",
-                                                   x=0.3, xanchor="center", y=-0.3, len=0.5)),
-                      meta=dict(aspect=0.4))
-    return fig
