@@ -9,6 +9,7 @@ Public API::
         import_reference_manifold,                          # the reference's parquet
         laplacian_spectrum, spectrum_summary, connected_components, spectral_gap, degree_stats,
         item_lambdas, select_tau, item_knn_graph,           # per-item analysis
+        graph_structure, GraphStructure,                    # degrees, hubs, hub-and-spoke test
     )
 """
 
@@ -19,10 +20,12 @@ from .items import ItemLambdas, item_knn_graph, item_lambdas, select_tau
 from .loaders import EmbeddingSet, load_embedding
 from .memory import DomainMemory, fingerprint_laplacian
 from .spectrum import Spectrum, connected_components, degree_stats, laplacian_spectrum, spectral_gap, spectrum_summary
+from .structure import GraphStructure, graph_structure
 
 __all__ = [
     "DomainMemory",
     "EmbeddingSet",
+    "GraphStructure",
     "ItemLambdas",
     "Spectrum",
     "build_domain_memory",
@@ -30,6 +33,7 @@ __all__ = [
     "degree_stats",
     "embed_texts",
     "fingerprint_laplacian",
+    "graph_structure",
     "import_reference_manifold",
     "item_knn_graph",
     "item_lambdas",
