@@ -15,10 +15,11 @@ Public API::
 
 from .builder import build_domain_memory
 from .embed import embed_texts, sentence_model_available
-from .io import import_reference_manifold, load_domain_memory, save_domain_memory
+from .io import load_domain_memory, save_domain_memory
 from .items import ItemLambdas, item_knn_graph, item_lambdas, select_tau
 from .loaders import EmbeddingSet, load_embedding
 from .memory import DomainMemory, fingerprint_laplacian
+from .reference import import_reference_manifold
 from .spectrum import Spectrum, connected_components, degree_stats, laplacian_spectrum, spectral_gap, spectrum_summary
 from .structure import GraphStructure, graph_structure
 

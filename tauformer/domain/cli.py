@@ -151,7 +151,8 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .io import import_reference_manifold, save_domain_memory
+    from .io import save_domain_memory
+    from .reference import import_reference_manifold
 
     memory = import_reference_manifold(args.parquet, args.json, allow_large=args.allow_large)
     out = save_domain_memory(memory, args.out)
