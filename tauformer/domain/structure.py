@@ -10,9 +10,9 @@ Hub rule
 --------
 Degrees (neighbours per node, isolated nodes left out) are sorted and split at the largest
 *ratio* between two consecutive distinct values, among the splits that leave the upper side a
-minority (fewer than half of the nodes that have an edge). The nodes above that split are hubs
-when the ratio is at least :data:`HUB_MIN_RATIO`: the least connected hub has at least twice the
-degree of the best connected other node. A ratio, not a difference, so that the rule does not
+minority (fewer than half of the nodes that have an edge; on equal ratios the lower split wins).
+The nodes above that split are hubs when the ratio is at least :data:`HUB_MIN_RATIO`: the least
+connected hub has at least twice the degree of the best connected other node. A ratio, not a difference, so that the rule does not
 depend on the graph's size; the minority condition keeps the degree-2 inside of a chain from
 being called hubs over its two degree-1 ends. A graph with one degree value has no hubs.
 """
@@ -30,7 +30,7 @@ from ..errors import DomainError
 HUB_MIN_RATIO = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare as_dict() instead
 class GraphStructure:
     """What :func:`graph_structure` found. Arrays are numpy; :meth:`as_dict` gives plain values.
 
