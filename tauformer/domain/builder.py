@@ -14,7 +14,7 @@ import numpy as np
 from ..build_defaults import BUILD_DEFAULTS
 from ..errors import ConfigError
 from .cluster import default_n_clusters, kmeans
-from .graph import build_feature_graph, laplacian_from_adjacency
+from .graph import COMPAT_MODES, build_feature_graph, laplacian_from_adjacency
 from .loaders import EmbeddingSet, check_matrix
 from .memory import DomainMemory
 from .phases import PhaseTimer, tqdm_progress
@@ -46,8 +46,13 @@ def _check(name: str, value, ok: bool, want: str) -> None:
         raise ConfigError(f"{name} must be {want}, got {value!r}")
 
 
-def resolve_params(N: int, F: int, *, dim, reduction, n_clusters, eps, k, topk, p, sigma, sparsify, normalised, seed) -> dict:
-    """Validate builder parameters and fill in defaults; returns the dict recorded with the memory."""
+def resolve_params(N: int, F: int, *, dim, reduction, n_clusters, eps, k, topk, p, sigma, sparsify, normalised, seed,
+                   compat=None) -> dict:
+    """Validate builder parameters and fill in defaults; returns the dict recorded with the memory.
+
+    ``compat`` is recorded only when set (so default builds keep their fingerprints), and it
+    turns ``sparsify`` off, as the reference it copies never sparsifies.
+    """
     D = F if dim is None else int(dim)
     _check("dim", dim, 2 <= D <= F, f"between 2 and the number of features ({F})")
     _check("reduction", reduction, reduction in REDUCTIONS, "'random', 'pca' or None")
@@ -58,7 +63,8 @@ def resolve_params(N: int, F: int, *, dim, reduction, n_clusters, eps, k, topk, 
     _check("topk", topk, int(topk) >= 1, "at least 1")
     _check("p", p, np.isfinite(p) and p > 0, "a positive number")
     _check("sigma", sigma, np.isfinite(sigma) and sigma > 0, "a positive number")
-    return {
+    _check("compat", compat, compat is None or compat in COMPAT_MODES, f"None or one of {COMPAT_MODES}")
+    params = {
         "dim": D,
         "reduction": reduction if D < F else None,
         "n_clusters": K,
@@ -67,10 +73,13 @@ def resolve_params(N: int, F: int, *, dim, reduction, n_clusters, eps, k, topk, 
         "topk": int(topk),
         "p": float(p),
         "sigma": float(sigma),
-        "sparsify": bool(sparsify),
+        "sparsify": bool(sparsify) and compat is None,
         "normalised": bool(normalised),
         "seed": int(seed),
     }
+    if compat is not None:
+        params["compat"] = compat
+    return params
 
 
 def build_domain_memory(
@@ -87,6 +96,7 @@ def build_domain_memory(
     sparsify: bool = True,
     normalised: bool = False,
     seed: int = BUILD_DEFAULTS["seed"],
+    compat: str | None = None,
     progress=None,
     keep_items: bool = False,
     name: str | None = None,
@@ -104,6 +114,8 @@ def build_domain_memory(
     sparsify : keep each node's best half of its edges when the mean degree exceeds 10
     normalised : normalised Laplacian I - D^-1/2 W D^-1/2 instead of D_w - W
     seed : seeds the projection and the clustering
+    compat : None, or "arrowspace": keep topk + 1 neighbours per feature and never sparsify, as
+        arrowspace 0.30 does (its Laplacian then matches edge for edge given the same centroids)
     progress : None, True (tqdm bars on stderr) or a callable(phase, done, total)
     keep_items : keep the reduced items, texts, labels and clusters for the workbench
     name, source : recorded with the result (taken from an EmbeddingSet when not given)
@@ -118,7 +130,7 @@ def build_domain_memory(
     N, F = X.shape
     params = resolve_params(
         N, F, dim=dim, reduction=reduction, n_clusters=n_clusters, eps=eps, k=k, topk=topk,
-        p=p, sigma=sigma, sparsify=sparsify, normalised=normalised, seed=seed,
+        p=p, sigma=sigma, sparsify=sparsify, normalised=normalised, seed=seed, compat=compat,
     )
     source = dict(source or {"path": None, "fingerprint": None, "embedder": "precomputed"})
     source.setdefault("n_items", N)
@@ -133,7 +145,7 @@ def build_domain_memory(
     with timer.phase("graph"):
         W, ginfo = build_feature_graph(
             centroids, eps=params["eps"], k=params["k"], topk=params["topk"], p=params["p"],
-            sigma=params["sigma"], sparsify_dense=params["sparsify"],
+            sigma=params["sigma"], sparsify_dense=params["sparsify"], compat=compat,
         )
     with timer.phase("laplacian"):
         L = laplacian_from_adjacency(W, normalised=params["normalised"])

@@ -33,6 +33,8 @@ def register(subparsers) -> None:
                    help="write the memory even when its graph has no edges or more than D/4 components")
     b.add_argument("--no-sparsify", dest="sparsify", action="store_false", help="never halve dense neighbourhoods")
     b.add_argument("--normalised", action="store_true", help="normalised Laplacian I - D^-1/2 W D^-1/2")
+    b.add_argument("--compat", choices=["arrowspace"], default=None,
+                   help="build as arrowspace 0.30 does: topk + 1 neighbours per feature, no sparsification")
     b.add_argument("--seed", type=int, default=d["seed"])
     b.add_argument("--embedder", choices=EMBEDDERS, default="auto", help="for text input")
     b.add_argument("--embed-dims", type=int, default=384, help="TF-IDF dimensions for text input")
@@ -81,6 +83,13 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
+def structure_line(memory) -> str:
+    """The feature graph's hubs and degrees in one line (tauformer.domain.structure)."""
+    from .structure import graph_structure
+
+    return f"  structure    {graph_structure(memory).describe()}"
+
+
 def _spectrum_line(s: dict) -> str:
     if s.get("spectral_gap") is None:
         return (f"  spectral gap not computed (D = {s['dim']:,} is too large for eigenvalues); "
@@ -113,7 +122,7 @@ def _build(args: argparse.Namespace) -> int:
     memory = build_domain_memory(
         emb, dim=args.dim, reduction=None if args.reduction == "none" else args.reduction,
         n_clusters=args.n_clusters, eps=args.eps, k=args.k, topk=args.topk, p=args.p, sigma=args.sigma,
-        sparsify=args.sparsify, normalised=args.normalised, seed=args.seed,
+        sparsify=args.sparsify, normalised=args.normalised, seed=args.seed, compat=args.compat,
         progress=None if args.quiet else True, keep_items=args.keep_items,
         name=args.name or Path(args.input).stem,
     )
@@ -124,6 +133,7 @@ def _build(args: argparse.Namespace) -> int:
     summary = memory.summary()
     out = save_domain_memory(memory, args.out, keep_items=args.keep_items)
     print(format_summary(summary))
+    print(structure_line(memory))
     print(f"wrote {out}")
     return 0
 
@@ -133,6 +143,7 @@ def _info(args: argparse.Namespace) -> int:
 
     memory = load_domain_memory(args.path, allow_large=args.allow_large)
     print(format_summary(memory.summary()))
+    print(structure_line(memory))
     print(f"  params       {memory.params}")
     if memory.has_items:
         print(f"  items kept   {memory.items.shape[0]} x {memory.items.shape[1]}")
@@ -140,10 +151,12 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .io import import_reference_manifold, save_domain_memory
+    from .io import save_domain_memory
+    from .reference import import_reference_manifold
 
     memory = import_reference_manifold(args.parquet, args.json, allow_large=args.allow_large)
     out = save_domain_memory(memory, args.out)
     print(format_summary(memory.summary()))
+    print(structure_line(memory))
     print(f"wrote {out}", file=sys.stdout)
     return 0

@@ -11,6 +11,11 @@ queried; the Laplacian builder only queries ``topk`` (plus the node itself) and 
 only nudges ``topk`` for small ``k``. Here each node keeps at most ``min(topk, k)`` neighbours
 before symmetrisation, so with the reference settings (topk <= k) ``topk`` decides and ``k`` is
 a cap. Symmetrisation by union can give a node more than that many edges.
+
+``compat="arrowspace"`` reproduces arrowspace 0.30 (measured on identical centroids, SPEC
+section 7): it asks its search for ``topk + 1`` neighbours and the search already leaves the node
+itself out, so each node keeps ``topk + 1`` (``k`` is no cap), and it never sparsifies. Those are
+the only two differences; distances, weights and symmetrisation are shared.
 """
 
 from __future__ import annotations
@@ -19,6 +24,17 @@ import numpy as np
 import scipy.sparse as sp
 
 SPARSIFY_MEAN_DEGREE = 10.0
+COMPAT_MODES = ("arrowspace",)
+
+
+def neighbours_per_node(*, k: int, topk: int, compat: str | None = None) -> int:
+    """Nearest features each node keeps before symmetrisation: ``min(topk, k)``, or ``topk + 1``
+    under ``compat="arrowspace"`` (see the module docstring)."""
+    if compat is None:
+        return min(topk, k)
+    if compat == "arrowspace":
+        return topk + 1
+    raise ValueError(f"compat must be one of {COMPAT_MODES} or None, got {compat!r}")
 
 
 def feature_distances(centroids: np.ndarray) -> np.ndarray:
@@ -130,21 +146,24 @@ def build_feature_graph(
     p: float,
     sigma: float,
     sparsify_dense: bool = True,
+    compat: str | None = None,
 ) -> tuple[sp.csr_matrix, dict]:
     """Symmetric weighted adjacency W [D, D] of the features of centroids [K, D], and graph facts.
 
-    The facts: mean directed degree before sparsification, whether sparsification ran, and the
-    number of undirected edges.
+    ``compat="arrowspace"`` keeps ``topk + 1`` neighbours and never sparsifies (module docstring).
+    The facts: neighbours kept per node, mean directed degree before sparsification, whether
+    sparsification ran, and the number of undirected edges.
     """
     D = centroids.shape[1]
+    n_neighbours = neighbours_per_node(k=k, topk=topk, compat=compat)
     d = feature_distances(centroids)
-    rows, cols, dist = nearest_neighbours(d, n_neighbours=min(topk, k), eps=eps)
+    rows, cols, dist = nearest_neighbours(d, n_neighbours=n_neighbours, eps=eps)
     w = kernel_weights(dist, p=p, sigma=sigma)
     mean_degree = len(rows) / D
-    did_sparsify = bool(sparsify_dense and mean_degree > SPARSIFY_MEAN_DEGREE)
+    did_sparsify = bool(sparsify_dense and compat is None and mean_degree > SPARSIFY_MEAN_DEGREE)
     if did_sparsify:
         keep = sparsify(rows, cols, w, D)
         rows, cols, w = rows[keep], cols[keep], w[keep]
     W = union_adjacency(rows, cols, w, D)
-    info = {"mean_directed_degree": mean_degree, "sparsified": did_sparsify, "n_edges": int(W.nnz // 2)}
+    info = {"neighbours_per_node": n_neighbours, "mean_directed_degree": mean_degree, "sparsified": did_sparsify, "n_edges": int(W.nnz // 2)}
     return W, info
