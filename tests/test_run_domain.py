@@ -39,3 +39,22 @@ def test_a_run_trained_with_the_chain_links_to_no_domain_memory(tmp_path):
     link = domain_link(ws, "chain-run")
     assert link.laplacian == "chain" and link.fingerprint is None and link.domain is None
     assert not link.matches("demo")
+
+
+def test_the_notice_lines_of_the_why_spectrum_and_whatif_pages(tmp_path):
+    from workbench.views.domain_notice import choice_notice, mismatch, picker_notice
+
+    ws = demo_workspace(cache_dir=tmp_path / "demo")
+    assert mismatch(ws, "tau", None, "demo") is None and mismatch(ws, "dot", None, "demo") is None
+    assert picker_notice(ws, "tau", None, "demo") == ("", None, True)
+    assert choice_notice(ws, "tau", None, "domain:demo") == ("", True)
+    assert choice_notice(ws, "tau", None, "chain") == ("", True)  # an ablation chosen on purpose
+    alone = Workspace(runs=[DEMO_DIR], domains=[], cache_dir=tmp_path / "alone")
+    text = mismatch(alone, "tau", None, "elsewhere")
+    assert text.startswith("tau was trained with a domain memory that is not loaded (pydoc-topics, fingerprint ")
+    assert picker_notice(alone, "tau", None, "elsewhere")[1:] == (None, True)  # nothing to offer
+    run = tmp_path / "chain-run"
+    save_checkpoint(checkpoint_dir(run, 1), tiny_model(), step=1, domain={"laplacian": "chain"})
+    chain = Workspace(runs=[run], domains=[Path(DEMO_DIR) / "domain"], cache_dir=tmp_path / "chain")
+    assert mismatch(chain, "chain-run", None, "demo") == "chain-run was trained with the chain Laplacian, not a domain memory."
+    assert choice_notice(chain, "chain-run", None, "domain:demo")[1] is False
