@@ -86,9 +86,14 @@ def orient_eigenvectors(vectors: np.ndarray) -> np.ndarray:
 
 def _as_float64(laplacian):
     """(numpy [D, D] or scipy CSR, D) of any accepted Laplacian form, in float64, checked square."""
-    if isinstance(laplacian, torch.Tensor):
-        L = laplacian.to_dense() if laplacian.layout != torch.strided else laplacian
-        L = L.detach().to(torch.float64).cpu().numpy()
+    if isinstance(laplacian, torch.Tensor) and laplacian.layout != torch.strided and laplacian.dim() == 2:
+        import scipy.sparse as sp  # a big sparse tensor must not be made dense
+
+        coo = laplacian.detach().cpu().to_sparse_coo().coalesce()
+        rows, cols = coo.indices().numpy()
+        L = sp.csr_matrix((coo.values().to(torch.float64).numpy(), (rows, cols)), shape=tuple(coo.shape))
+    elif isinstance(laplacian, torch.Tensor):
+        L = laplacian.detach().to(torch.float64).cpu().numpy()
     elif hasattr(laplacian, "tocsr"):  # scipy.sparse
         L = laplacian.tocsr().astype(np.float64)
     else:

@@ -71,3 +71,17 @@ def test_why_page_and_domain_pages_show_the_demo_eigenvectors_with_the_same_sign
     assert distinct > 1e-3  # no repeated eigenvalue: every eigenvector is fixed up to its sign
     alignment = np.sum(why.eigenvectors * drawn["eigenvectors"], axis=0)  # [D] cosines of unit columns
     assert np.all(alignment > 0.999)
+
+
+def test_a_big_sparse_tensor_takes_the_partial_path_like_scipy(monkeypatch):
+    import tauformer.spectral as spectral
+
+    L = random_laplacian(40, seed=2).double()
+    full = laplacian_spectrum(L)
+    monkeypatch.setattr(spectral, "DENSE_MAX", 10)  # 40 nodes count as big: eigsh for both ends
+    for form in (L.to_sparse(), L.to_sparse_csr(), sp.csr_matrix(L.numpy())):
+        ends = laplacian_spectrum(form, k=4)
+        assert not ends.complete and ends.eigenvectors.shape == (40, 8)
+        np.testing.assert_allclose(ends.eigenvalues[:4], full.eigenvalues[:4], atol=1e-8)
+        np.testing.assert_allclose(ends.eigenvalues[4:], full.eigenvalues[-4:], atol=1e-8)
+        np.testing.assert_allclose(ends.eigenvectors[:, 4:], full.eigenvectors[:, -4:], atol=1e-6)
