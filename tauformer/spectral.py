@@ -17,13 +17,15 @@ rough, high-eigenvalue modes a large one.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .errors import ShapeError
-from .taumode import bound_energy
+
+# torch is imported where a decomposition needs it: `domain info` and the domain summaries
+# use the spectrum without paying for torch's start-up
 
 DENSE_MAX = 2048  # all eigenpairs up to this size; beyond, the two ends of the spectrum (eigsh)
 TIE_RTOL = 1e-6  # entries this close (relative) to a column's largest magnitude tie for its sign
@@ -58,6 +60,10 @@ class SpectralDecomposition:
 
     def lambdas(self, tau) -> torch.Tensor:
         """lambda = E / (E + tau), tau a scalar or one per vector."""
+        import torch
+
+        from .taumode import bound_energy
+
         return bound_energy(self.energy, torch.as_tensor(tau, dtype=self.energy.dtype))
 
 
@@ -86,13 +92,15 @@ def orient_eigenvectors(vectors: np.ndarray) -> np.ndarray:
 
 def _as_float64(laplacian):
     """(numpy [D, D] or scipy CSR, D) of any accepted Laplacian form, in float64, checked square."""
-    if isinstance(laplacian, torch.Tensor) and laplacian.layout != torch.strided and laplacian.dim() == 2:
+    torch = sys.modules.get("torch")  # not imported: the input cannot be a tensor
+    is_tensor = torch is not None and isinstance(laplacian, torch.Tensor)
+    if is_tensor and laplacian.layout != torch.strided and laplacian.dim() == 2:
         import scipy.sparse as sp  # a big sparse tensor must not be made dense
 
         coo = laplacian.detach().cpu().to_sparse_coo().coalesce()
         rows, cols = coo.indices().numpy()
         L = sp.csr_matrix((coo.values().to(torch.float64).numpy(), (rows, cols)), shape=tuple(coo.shape))
-    elif isinstance(laplacian, torch.Tensor):
+    elif is_tensor:
         L = laplacian.detach().to(torch.float64).cpu().numpy()
     elif hasattr(laplacian, "tocsr"):  # scipy.sparse
         L = laplacian.tocsr().astype(np.float64)
@@ -153,6 +161,8 @@ def spectral_decomposition(x: torch.Tensor, laplacian: torch.Tensor | None = Non
     Pass ``spectrum`` (from `laplacian_spectrum`) to reuse one eigen-decomposition for many vectors.
     ``energy`` equals `taumode.rayleigh_energy(x, L, eps=eps)` up to float32 rounding.
     """
+    import torch
+
     if spectrum is None:
         if laplacian is None:
             raise ShapeError("spectral_decomposition needs a Laplacian or its spectrum")

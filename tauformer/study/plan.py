@@ -22,7 +22,6 @@ from pathlib import Path
 
 from ..config import ModelConfig, TrainConfig
 from ..errors import ConfigError
-from ..laplacian import check_laplacian_size
 from ..fsutil import atomic_write_json
 
 VARIANTS = ("dot", "tau-domain", "tau-chain", "tau-shuffled", "tau-random", "tau-identity")
@@ -73,6 +72,7 @@ def plan_study(study_dir, model_cfg: ModelConfig, train_cfg: TrainConfig, *, dom
     so a resumed study cannot silently mix budgets; more seeds or variants may be added.
     """
     from ..domain import load_domain_memory
+    from ..laplacian import check_laplacian_size  # imports torch: not at CLI start-up
 
     study_dir = Path(study_dir)
     variants = check_variants(variants)
