@@ -59,22 +59,30 @@ def as_laplacian_tensor(laplacian, head_dim: int, *, name: str = "laplacian") ->
 
 def _check_shape_first(shape, head_dim: int, name: str) -> None:
     """The size check before a sparse Laplacian is made dense: a 65,536-node one would take 17 GB."""
-    if shape is not None and len(shape) == 2 and tuple(int(s) for s in shape) != (head_dim, head_dim):
-        raise ShapeError(
-            f"{name}: Laplacian is {int(shape[0])} x {int(shape[1])} but the model's head_dim is {head_dim}; "
-            f"rebuild the domain memory with --dim {head_dim}"
-        )
+    if shape is not None and len(shape) == 2:
+        check_laplacian_size(shape, head_dim, name=name)
+
+
+def check_laplacian_size(shape, head_dim: int, *, name: str = "laplacian", subject: str = "Laplacian",
+                         detail: str = "", remedy: str | None = None) -> None:
+    """Raise ShapeError naming both sizes unless ``shape`` (rows, cols) is (head_dim, head_dim).
+
+    The one size check of a Laplacian against a model: model construction, what-if, training and
+    studies use it. ``subject`` names what has the shape, ``detail`` follows the head dim (e.g. how
+    it comes about), ``remedy`` replaces the default advice to rebuild with ``--dim head_dim``.
+    """
+    rows, cols = (int(s) for s in shape)
+    if (rows, cols) == (head_dim, head_dim):
+        return
+    advice = remedy if remedy is not None else f"rebuild the domain memory with --dim {head_dim}"
+    raise ShapeError(f"{name}: {subject} is {rows} x {cols} but the model's head_dim is {head_dim}{detail}; {advice}")
 
 
 def validate_laplacian(L: torch.Tensor, head_dim: int, *, name: str = "laplacian", atol: float = 1e-4) -> None:
     """Raise ShapeError unless L is a finite symmetric [head_dim, head_dim] matrix."""
     if L.dim() != 2 or L.shape[0] != L.shape[1]:
         raise ShapeError(f"{name}: a Laplacian must be square, got shape {tuple(L.shape)}")
-    if L.shape[0] != head_dim:
-        raise ShapeError(
-            f"{name}: Laplacian is {L.shape[0]} x {L.shape[1]} but the model's head_dim is {head_dim}; "
-            f"rebuild the domain memory with --dim {head_dim}"
-        )
+    check_laplacian_size(L.shape, head_dim, name=name)
     if not torch.isfinite(L).all():
         raise ShapeError(f"{name}: Laplacian has NaN or infinite entries")
     scale = max(1.0, float(L.abs().max()))

@@ -40,7 +40,8 @@ from .checkpoint import (
 )
 from .config import ModelConfig, TrainConfig
 from .data import bits_per_byte, load_batches
-from .errors import ConfigError, ShapeError
+from .errors import ConfigError
+from .laplacian import check_laplacian_size
 from .flops import flops_per_token, peak_flops
 from .fsutil import atomic_write_json
 from .model import GPT
@@ -92,13 +93,11 @@ def resolve_domain(train_cfg: TrainConfig, model_cfg: ModelConfig, log: Callable
     from .domain import load_domain_memory
 
     memory = load_domain_memory(train_cfg.domain)
-    size = memory.laplacian.shape[0]
-    if size != model_cfg.head_dim:
-        raise ShapeError(
-            f"{train_cfg.domain}: the domain memory's Laplacian is {size} x {size} but the model's head_dim is "
-            f"{model_cfg.head_dim} (n_embd {model_cfg.n_embd} / n_head {model_cfg.n_head}); rebuild it with "
-            f"`python -m tauformer domain build INPUT --dim {model_cfg.head_dim} --out FILE`"
-        )
+    check_laplacian_size(memory.laplacian.shape, model_cfg.head_dim, name=str(train_cfg.domain),
+                         subject="the domain memory's Laplacian",
+                         detail=f" (n_embd {model_cfg.n_embd} / n_head {model_cfg.n_head})",
+                         remedy=f"rebuild it with `python -m tauformer domain build INPUT --dim {model_cfg.head_dim} "
+                                "--out FILE`")
     record = {
         "laplacian": "domain",
         "path": str(train_cfg.domain),

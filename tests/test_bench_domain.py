@@ -3,13 +3,14 @@
 from bench_support import parse
 
 from tauformer.bench import domain as bench_domain
+from tauformer import spectral
 from tauformer.domain import spectrum
 
 
 def test_summary_says_na_when_the_gap_is_not_computed(monkeypatch):
     # the real trigger is D > SUMMARY_EIGSH_MAX (8192) or ARPACK not converging: slow; lowering
     # the thresholds sends a D = 8 Laplacian down the same None path
-    monkeypatch.setattr(spectrum, "DENSE_MAX", 2)
+    monkeypatch.setattr(spectral, "DENSE_MAX", 2)
     monkeypatch.setattr(spectrum, "SUMMARY_EIGSH_MAX", 2)
     args = parse(bench_domain, ["--items", "400", "--features", "8", "--topics", "4"])
     result = bench_domain.run(args, lambda *a: None)

@@ -124,14 +124,14 @@ def test_spectrum_dense_and_sparse_paths_agree():
     full = laplacian_spectrum(L)
     assert full.complete and full.eigenvectors.shape == (60, 60)
     np.testing.assert_allclose(L @ full.eigenvectors, full.eigenvectors * full.eigenvalues, atol=1e-10)
-    import tauformer.domain.spectrum as spectrum
+    import tauformer.spectral as spectral
 
-    old = spectrum.DENSE_MAX
-    spectrum.DENSE_MAX = 10
+    old = spectral.DENSE_MAX
+    spectral.DENSE_MAX = 10
     try:
         ends = laplacian_spectrum(L, k=5)
     finally:
-        spectrum.DENSE_MAX = old
+        spectral.DENSE_MAX = old
     assert not ends.complete
     np.testing.assert_allclose(ends.eigenvalues[:5], full.eigenvalues[:5], atol=1e-8)
     np.testing.assert_allclose(ends.eigenvalues[5:], full.eigenvalues[-5:], atol=1e-8)

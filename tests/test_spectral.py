@@ -33,7 +33,7 @@ def test_decomposition_rebuilds_energy_and_lambda(name, tau_mode):
 def test_an_eigenvector_puts_all_its_energy_in_one_mode():
     L = chain_laplacian(16)
     spec = laplacian_spectrum(L)
-    x = spec.eigenvectors[:, 5].float() * 3.0
+    x = torch.from_numpy(spec.eigenvectors[:, 5]).float() * 3.0
     dec = spectral_decomposition(x, spectrum=spec)
     assert dec.weights.argmax() == 5 and float(dec.weights[5]) == pytest.approx(1.0, abs=1e-6)
     assert float(dec.energy) == pytest.approx(float(spec.eigenvalues[5]), rel=1e-5)

@@ -1,7 +1,8 @@
-"""Spectral facts of a Laplacian: eigen-decomposition, components, spectral gap, degrees.
+"""Graph facts of a Laplacian: components, spectral gap, degrees, and a summary of them.
 
-D <= 2048 uses a dense symmetric solver (all eigenpairs); larger Laplacians use scipy's
-eigsh for the k smallest (shift-invert just below 0) and k largest eigenvalues. The summary of a
+The eigen-decomposition itself is the one in :mod:`tauformer.spectral` (re-exported here as
+``laplacian_spectrum`` / ``Spectrum``): all eigenpairs up to ``spectral.DENSE_MAX`` nodes, the
+two ends of the spectrum (eigsh) above. The summary of a
 Laplacian above SUMMARY_EIGSH_MAX skips eigenvalues altogether (ARPACK on a 300,000-node chain,
 whose eigenvalues crowd together, runs for many minutes): its components and zero eigenvalues
 come from the graph, its largest eigenvalue is bounded by twice the largest degree.
@@ -9,52 +10,21 @@ come from the graph, its largest eigenvalue is bounded by twice the largest degr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components as _cc
-from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+from scipy.sparse.linalg import ArpackNoConvergence
 
-DENSE_MAX = 2048
+from tauformer import spectral
+from tauformer.spectral import Spectrum, laplacian_spectrum, zero_tolerance
+
+__all__ = ["Spectrum", "laplacian_spectrum", "zero_tolerance", "adjacency_of", "connected_components",
+           "spectral_gap", "degree_stats", "spectrum_summary"]
+
 SUMMARY_EIGSH_MAX = 8192
 SUMMARY_EIGSH_K = 6
 SUMMARY_EIGSH_MAXITER = 300
-
-
-@dataclass
-class Spectrum:
-    """Eigenvalues (ascending) and eigenvectors (columns) of a symmetric Laplacian.
-
-    ``complete`` is False when only the ends of the spectrum were computed (``eigsh``): then
-    ``eigenvalues`` holds the k smallest followed by the k largest.
-    """
-
-    eigenvalues: np.ndarray
-    eigenvectors: np.ndarray | None
-    complete: bool
-
-
-def laplacian_spectrum(L: sp.spmatrix, *, k: int = 32, vectors: bool = True, maxiter: int | None = None) -> Spectrum:
-    """All eigenpairs for D <= 2048, else the k smallest and k largest (float64).
-
-    ``maxiter`` caps ARPACK's restarts; past it ArpackNoConvergence is raised."""
-    D = L.shape[0]
-    if D <= DENSE_MAX:
-        dense = L.toarray() if sp.issparse(L) else np.asarray(L, dtype=np.float64)
-        if vectors:
-            vals, vecs = np.linalg.eigh(dense)
-            return Spectrum(vals, vecs, True)
-        return Spectrum(np.linalg.eigvalsh(dense), None, True)
-    k = min(k, D // 2 - 1)
-    L = sp.csr_matrix(L, dtype=np.float64)
-    scale = max(1.0, float(abs(L.diagonal()).max()))
-    lo_vals, lo_vecs = eigsh(L, k=k, sigma=-1e-3 * scale, which="LM", maxiter=maxiter)
-    hi_vals, hi_vecs = eigsh(L, k=k, which="LA", maxiter=maxiter)
-    order_lo, order_hi = np.argsort(lo_vals), np.argsort(hi_vals)
-    vals = np.concatenate([lo_vals[order_lo], hi_vals[order_hi]])
-    vecs = np.hstack([lo_vecs[:, order_lo], hi_vecs[:, order_hi]]) if vectors else None
-    return Spectrum(vals, vecs, False)
 
 
 def adjacency_of(L: sp.spmatrix) -> sp.csr_matrix:
@@ -69,12 +39,6 @@ def connected_components(L: sp.spmatrix) -> tuple[int, np.ndarray]:
     """Number of connected components of L's graph and the component of each node."""
     n, labels = _cc(adjacency_of(L) != 0, directed=False)
     return int(n), labels
-
-
-def zero_tolerance(eigenvalues: np.ndarray) -> float:
-    """Eigenvalues at or below this count as zero: 1e-8 relative to the largest, at least 1e-10."""
-    top = float(np.max(np.abs(eigenvalues))) if len(eigenvalues) else 0.0
-    return max(1e-10, 1e-8 * top)
 
 
 def spectral_gap(eigenvalues: np.ndarray) -> float:
@@ -110,7 +74,7 @@ def spectrum_summary(L: sp.spmatrix) -> dict:
     n_comp, _ = connected_components(L)
     degrees = degree_stats(L)
     vals = None
-    if L.shape[0] <= DENSE_MAX:
+    if L.shape[0] <= spectral.DENSE_MAX:
         vals = laplacian_spectrum(L, vectors=False).eigenvalues
     elif L.shape[0] <= SUMMARY_EIGSH_MAX:
         try:
@@ -127,6 +91,6 @@ def spectrum_summary(L: sp.spmatrix) -> dict:
         "spectral_gap": spectral_gap(vals),
         "eigenvalue_min": float(vals.min()),
         "eigenvalue_max": float(vals.max()),
-        "spectrum_complete": L.shape[0] <= DENSE_MAX,
+        "spectrum_complete": L.shape[0] <= spectral.DENSE_MAX,
         **degrees,
     }

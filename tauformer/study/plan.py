@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import ModelConfig, TrainConfig
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError
 from ..fsutil import atomic_write_json
 
 VARIANTS = ("dot", "tau-domain", "tau-chain", "tau-shuffled", "tau-random", "tau-identity")
@@ -72,6 +72,7 @@ def plan_study(study_dir, model_cfg: ModelConfig, train_cfg: TrainConfig, *, dom
     so a resumed study cannot silently mix budgets; more seeds or variants may be added.
     """
     from ..domain import load_domain_memory
+    from ..laplacian import check_laplacian_size  # imports torch: not at CLI start-up
 
     study_dir = Path(study_dir)
     variants = check_variants(variants)
@@ -79,10 +80,9 @@ def plan_study(study_dir, model_cfg: ModelConfig, train_cfg: TrainConfig, *, dom
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     model_cfg = replace(model_cfg, attention="tau")
     memory = load_domain_memory(domain)
-    if memory.dim != model_cfg.head_dim:
-        raise ShapeError(f"{domain}: the domain memory is {memory.dim} x {memory.dim} but the model's head_dim is "
-                         f"{model_cfg.head_dim}; pick a preset with head_dim {memory.dim} or rebuild the domain memory "
-                         f"with `python -m tauformer domain build INPUT --dim {model_cfg.head_dim} --out FILE`")
+    check_laplacian_size((memory.dim, memory.dim), model_cfg.head_dim, name=str(domain), subject="the domain memory",
+                         remedy=f"pick a preset with head_dim {memory.dim} or rebuild the domain memory with "
+                                f"`python -m tauformer domain build INPUT --dim {model_cfg.head_dim} --out FILE`")
     base_train = replace(train_cfg, domain=str(domain))
     record = {"format": FORMAT, "version": 1, "reference": REFERENCE, "model": model_cfg.to_dict(),
               "train": base_train.to_dict(), "variants": variants,

@@ -28,31 +28,17 @@ def load(workspace, name: str):
 
 
 # ------------------------------------------------------------------ spectrum
-def _orient(vectors: np.ndarray) -> np.ndarray:
-    """Flip each eigenvector so its largest-magnitude entry is positive (a stable sign to show)."""
-    if vectors.size == 0:
-        return vectors
-    peak = np.argmax(np.abs(vectors), axis=0)
-    signs = np.sign(vectors[peak, np.arange(vectors.shape[1])])
-    return vectors * np.where(signs == 0, 1.0, signs)
-
-
 def laplacian_facts(L) -> dict:
-    """Eigenpairs, spectral gap, components and degree statistics of one Laplacian."""
+    """Eigenpairs (the one spectrum, oriented as everywhere else), spectral gap, components and
+    degree statistics of one Laplacian."""
     import scipy.sparse as sp
 
-    from tauformer.domain import (
-        connected_components,
-        degree_stats,
-        laplacian_spectrum,
-        spectral_gap,
-    )
-    from tauformer.domain.spectrum import zero_tolerance
+    from tauformer.domain import connected_components, degree_stats, spectral_gap
+    from tauformer.spectral import laplacian_spectrum, zero_tolerance
 
     L = sp.csr_matrix(L, dtype=np.float64)
     spec = laplacian_spectrum(L)
-    values = np.asarray(spec.eigenvalues, dtype=np.float64)
-    vectors = _orient(np.asarray(spec.eigenvectors, dtype=np.float64))
+    values, vectors = spec.eigenvalues, spec.eigenvectors
     n_comp, labels = connected_components(L)
     off = L - sp.diags(L.diagonal())
     return {

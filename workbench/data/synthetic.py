@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .domains import DOMAIN_FILE
+
 
 def synthetic_domain(cache_dir, n_items: int, *, n_features: int = 384, dim: int = 32,
                      n_topics: int = 64, seed: int = 0) -> Path:
@@ -15,7 +17,7 @@ def synthetic_domain(cache_dir, n_items: int, *, n_features: int = 384, dim: int
     from tauformer.domain import EmbeddingSet, build_domain_memory, save_domain_memory
 
     out = Path(cache_dir) / "synthetic" / f"synthetic-{n_items}-{n_features}-{dim}-{seed}"
-    if (out / "domain.safetensors").is_file():
+    if (out / DOMAIN_FILE).is_file():
         return out
     X = synthetic_embedding(n_items, n_features, n_topics=n_topics, seed=seed)
     # the topic of each item is recoverable from its nearest centre; label by k-means cluster later

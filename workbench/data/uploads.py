@@ -25,6 +25,7 @@ from tauformer.errors import DomainError
 from tauformer.fsutil import atomic_write_bytes, atomic_write_json
 
 from .cache import content_key
+from .domains import DOMAIN_FILE
 from .table_columns import table_columns
 from .upload_checks import Declared, build_bytes, check_bounds, check_declared, check_memory
 
@@ -200,7 +201,7 @@ def resolve_dim(dim: int | None, head_dim: int | None, n_features: int) -> int:
 def finished(cache_dir, job: UploadJob) -> Path | None:
     """The built domain directory of ``job`` when it exists already."""
     path = domain_dir(cache_dir, job.key)
-    return path if (path / "domain.safetensors").is_file() and (path / "upload.json").is_file() else None
+    return path if (path / DOMAIN_FILE).is_file() and (path / "upload.json").is_file() else None
 
 
 def build_upload(cache_dir, job: UploadJob, progress=None) -> Path:

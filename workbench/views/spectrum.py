@@ -13,6 +13,7 @@ from workbench.figures import fig_eigen_density, fig_empty, fig_sparsity, fig_sp
 
 from .cards import Key, recipe, register_page_callback
 from .common import empty_state, figure_card, register_url_sync
+from .domain_notice import notice, register_picker_notice
 from .domain_parts import (
     NO_DOMAIN,
     NO_DOMAIN_HINT,
@@ -55,6 +56,7 @@ def layout(workspace, **query):
             dcc.Checklist(id="spectrum-log", options=[{"label": " log eigenvalue axis", "value": "log"}],
                           value=["log"] if log else [], className="inline-check"),
         ]),
+        notice("spectrum"),
         html.Div(id="spectrum-facts", className="facts"),
         html.Div(className="row", children=[
             figure_card("spectrum-eigenvalues", "Eigenvalues", figure_fn="fig_spectrum", figure=first,
@@ -166,6 +168,7 @@ def register_callbacks(app, workspace) -> None:
         return compare_choice(workspace, domain, vs_now)
 
     register_page_callback(app, workspace, SPECTRA)
+    register_picker_notice(app, workspace, "spectrum")
     @app.callback(Output("spectrum-eig", "options"), Output("spectrum-eig", "value"),
                   Input("domain-picker", "value"),
                   Input({"type": "figure", "id": "spectrum-eigenvalues"}, "clickData"),

@@ -11,6 +11,7 @@ from workbench.figures import fig_entropy_bars, fig_whatif
 from . import model_shared as ms
 from .cards import Key, recipe, register_page_callback
 from .common import as_float, register_url_sync
+from .domain_notice import notice, register_choice_notice
 
 PAGE = dict(id="whatif", requires="runs", path="/whatif", name="What if", order=13,
             description="Change temperature, tau mode or the Laplacian and watch attention and validation loss.")
@@ -62,6 +63,7 @@ def layout(workspace, **query):
                                                   value=int(as_float(query.get("seed"), 0)), className="num-input")]),
             *ms.layer_head_pickers(workspace, run, query, "whatif"),
         ]),
+        notice("whatif"),
         html.Div(id="whatif-summary", className="whatif-summary", role="status"),
         ms.card("whatif-maps", "Attention before and after", figure_fn="fig_whatif"),
         ms.card("whatif-entropy", "Entropy per head before and after", description=(
@@ -139,6 +141,7 @@ def register_callbacks(app, workspace) -> None:
         ms.bind(workspace, laplacian_options))
     ms.register_head_choices(app, workspace, "whatif")
     register_page_callback(app, workspace, WHATIF)
+    register_choice_notice(app, workspace, "whatif", "whatif-laplacian")
     app.callback(Output("whatif-temperature", "value"), Output("whatif-temperature-x", "value"),
                  Input("whatif-temperature", "value"), Input("whatif-temperature-x", "value"),
                  prevent_initial_call=True)(

@@ -9,6 +9,7 @@ from workbench.figures import fig_lambda_strip, fig_spectral_decomposition
 from . import model_shared as ms
 from .cards import Key, recipe, register_page_callback
 from .common import figure_id, register_url_sync
+from .domain_notice import notice, register_picker_notice
 
 PAGE = dict(id="why", requires="runs", path="/why", name="Why this lambda", order=12,
             description="A token's lambda explained: its energy in each eigenvector of the domain memory.")
@@ -21,6 +22,7 @@ EXPLAIN = ("lambda is a weighted mean of the Laplacian's eigenvalues: write the 
 
 def layout(workspace, **query):
     return ms.model_page(workspace, query, "Why this lambda", EXPLAIN, lambda run: [
+        notice("why"),
         html.Div(className="page-controls", children=[
             *ms.layer_head_pickers(workspace, run, query, "why"),
             ms.token_picker(query, "why-token", "Token", default=0),
@@ -101,6 +103,7 @@ def register_callbacks(app, workspace) -> None:
     app.callback(Output("why-head", "value"), Output("why-token", "value"),
                  Input(figure_id("why-strip"), "clickData"), prevent_initial_call=True)(select_from_strip)
     register_page_callback(app, workspace, SPECTRAL)
+    register_picker_notice(app, workspace, "why", note=" Lambda is explained with the model's own Laplacian either way.")
     register_url_sync(app, "why-url", [
         ("prompt", ms.PROMPT, "data"), ("layer", "why-layer", "value"), ("head", "why-head", "value"),
         ("token", "why-token", "value"),
