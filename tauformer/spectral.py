@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ShapeError
+
+if TYPE_CHECKING:
+    import torch
 
 # torch is imported where a decomposition needs it: `domain info` and the domain summaries
 # use the spectrum without paying for torch's start-up

@@ -41,12 +41,9 @@ class DomainLink:
 
 def recorded_domain(workspace, run: str, step: int | None = None) -> dict | None:
     """The checkpoint's ``domain`` record (JSON only, no weights read), cached per checkpoint."""
-    key = content_key("domain-record", workspace.runs.checkpoint_key(run, step))
-
-    def compute():
-        return read_meta(workspace.runs.checkpoint_path(run, step), history=False).domain
-
-    return workspace.cache.get_or_compute(key, compute)
+    ref = workspace.runs.ref(run, step)
+    return workspace.cache.get_or_compute("results", content_key("domain-record", ref),
+                                          lambda: read_meta(ref.path, history=False).domain)
 
 
 def domain_with_fingerprint(workspace, fingerprint: str | None) -> str | None:
