@@ -151,3 +151,31 @@ def test_the_cycle_rule_finds_lazy_and_import_module_cycles_and_stale_known_ones
 def test_from_a_package_import_a_name_is_an_edge_to_the_package_not_to_a_module(planted):
     graph = import_graph(planted, "pkg")
     assert graph["pkg.e"] == {"pkg.sub"} and graph["pkg.b"] == {"pkg.a"} and graph["pkg.data"] == set()
+
+
+# ------------------------------------------------- the views name what they are handed
+def unannotated_workspaces(root: Path) -> list[str]:
+    """'module:line function' for every function under ``root`` whose ``workspace`` parameter
+    is not annotated ``Workspace``."""
+    import ast
+
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for arg in node.args.posonlyargs + node.args.args + node.args.kwonlyargs:
+                if arg.arg == "workspace" and not (isinstance(arg.annotation, ast.Name)
+                                                   and arg.annotation.id == "Workspace"):
+                    found.append(f"{path.relative_to(root).as_posix()}:{node.lineno} {node.name}")
+    return found
+
+
+def test_every_view_function_annotates_its_workspace():
+    assert unannotated_workspaces(ROOT / "workbench" / "views") == []
+
+
+def test_the_annotation_rule_finds_a_bare_workspace(tmp_path):
+    (tmp_path / "page.py").write_text("def layout(workspace, **query):\n    pass\n\n"
+                                      "def ok(workspace: Workspace):\n    pass\n")
+    assert unannotated_workspaces(tmp_path) == ["page.py:1 layout"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import logging
 import threading
 import time
@@ -14,11 +16,14 @@ from flask import g, request
 from workbench import theme  # noqa: F401  (importing it registers the plot templates)
 from workbench.views import common, page_modules, shell
 
+if TYPE_CHECKING:
+    from workbench.data import Workspace
+
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 log = logging.getLogger("workbench")
 
 
-def create_app(workspace, *, profile: bool = False) -> dash.Dash:
+def create_app(workspace: Workspace, *, profile: bool = False) -> dash.Dash:
     """Build the Dash app for a Workspace. Nothing is computed until a page asks for it.
 
     There is no background-callback manager: Dash's disk-backed one unpickles what it finds
@@ -57,7 +62,7 @@ def create_app(workspace, *, profile: bool = False) -> dash.Dash:
     return app
 
 
-def _page_layout(module, workspace, pages):
+def _page_layout(module, workspace: Workspace, pages):
     def layout(**query):
         if module.PAGE["id"] == "home":
             return module.layout(workspace, pages=pages, **query)

@@ -17,6 +17,8 @@ the model figures use, the prompt text, each figure's keys and the code version.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import argparse
 import importlib.metadata
 import json
@@ -30,6 +32,9 @@ from dash.exceptions import PreventUpdate
 
 from workbench import cli
 from workbench.data.errors import TauformerError
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 COMMAND = "export"
 EXTRA_PACKAGES = ("scipy", "networkx", "umap-learn", "torch")
@@ -67,11 +72,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return cli.parse_one(register, COMMAND, argv)
 
 
-def head_dim(workspace, run: str) -> int:
+def head_dim(workspace: Workspace, run: str) -> int:
     return workspace.runs.info(run).model.head_dim
 
 
-def checkpoint_laplacian(workspace, run: str, step: int) -> dict:
+def checkpoint_laplacian(workspace: Workspace, run: str, step: int) -> dict:
     """The Laplacian a run's checkpoint measures lambda against, as its config.json records it."""
     info = workspace.runs.info(run)
     config = json.loads((workspace.runs.checkpoint_path(run, step) / "config.json").read_text())
@@ -82,7 +87,7 @@ def checkpoint_laplacian(workspace, run: str, step: int) -> dict:
             "fingerprint": record.get("fingerprint"), "dim": head_dim(workspace, run)}
 
 
-def choose_laplacian(workspace, run, step, domain, warn) -> tuple[str, dict]:
+def choose_laplacian(workspace: Workspace, run, step, domain, warn) -> tuple[str, dict]:
     """(what-if Laplacian key, manifest record): the --domain when it fits the head dim, else the checkpoint's."""
     own = checkpoint_laplacian(workspace, run, step)
     if own["source"] == "none" or not domain:
@@ -99,7 +104,7 @@ def choose_laplacian(workspace, run, step, domain, warn) -> tuple[str, dict]:
     return f"domain:{domain}", {**own, "used_by_whatif": "domain", "whatif": record}
 
 
-def build_state(workspace, args, warn=lambda message: None) -> dict:
+def build_state(workspace: Workspace, args, warn=lambda message: None) -> dict:
     """The keys every card is built from: run, step, compared run, domain, prompt and page parameters."""
     from workbench.views.shell import NONE
 
@@ -132,7 +137,7 @@ def build_state(workspace, args, warn=lambda message: None) -> dict:
     return state
 
 
-def selection(workspace, run: str, args) -> dict:
+def selection(workspace: Workspace, run: str, args) -> dict:
     """The prompt text, layer, head and token as the figures will use them (clamped to the run's
     shape and the prompt's length; the last token when none is given), so names and the
     manifest say what a figure shows."""
@@ -146,7 +151,7 @@ def selection(workspace, run: str, args) -> dict:
             "token": ms.clamp_index(token, n_tokens)}
 
 
-def collect_figures(workspace, state: dict, log=lambda message: None) -> tuple[dict, dict, dict]:
+def collect_figures(workspace: Workspace, state: dict, log=lambda message: None) -> tuple[dict, dict, dict]:
     """(figures by file stem, manifest entry of each, skipped card -> reason) for every page's cards."""
     from workbench.views import cards, pages_with_data
 
@@ -218,7 +223,7 @@ def code_version() -> dict:
     return record
 
 
-def manifest(workspace, state: dict, args, entries: dict, skipped: dict) -> dict:
+def manifest(workspace: Workspace, state: dict, args, entries: dict, skipped: dict) -> dict:
     """What the figures show and how they were made (export_figures adds versions and files)."""
     checkpoint = None
     if state["run"]:

@@ -21,8 +21,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench import cli
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 COMMAND = "bench"
 
@@ -53,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return cli.parse_one(register, COMMAND, argv)
 
 
-def collect_cases(workspace) -> dict:
+def collect_cases(workspace: Workspace) -> dict:
     """``bench_cases`` of every page module that has data, in page order."""
     from workbench.views import pages_with_data
 
@@ -78,7 +82,7 @@ def time_case(fn, repeat: int) -> tuple[float, float, int]:
     return first, statistics.median(warm), size
 
 
-def time_layout(workspace, log) -> dict:
+def time_layout(workspace: Workspace, log) -> dict:
     """Seconds to the first item layout of the first domain (worker) and to reading it back."""
     from workbench.data import domain_views as dv
     from workbench.data import item_layout

@@ -10,8 +10,13 @@ take theirs from it (and :func:`pages_with_data` for the pages a workspace has d
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import importlib
 from types import ModuleType
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 PAGE_MODULES = (
     "workbench.views.home",
@@ -34,12 +39,12 @@ def page_modules() -> list[ModuleType]:
     return sorted(modules, key=lambda module: module.PAGE["order"])
 
 
-def pages_with_data(workspace) -> list[ModuleType]:
+def pages_with_data(workspace: Workspace) -> list[ModuleType]:
     """The page modules, in page order, whose PAGE the workspace has data for."""
     return [module for module in page_modules() if page_has_data(module.PAGE, workspace)]
 
 
-def page_has_data(page: dict, workspace) -> bool:
+def page_has_data(page: dict, workspace: Workspace) -> bool:
     """Whether the workspace holds what the page shows (its runs, domain memories or studies)."""
     need = page.get("requires")
     if need == "runs":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
@@ -19,6 +21,9 @@ from . import model_shared as ms
 from .cards import Key, recipe, register_page_callback
 from .common import figure_id, register_url_sync
 
+if TYPE_CHECKING:
+    from workbench.data import Workspace
+
 PAGE = dict(id="attention", requires="runs", path="/attention", name="Attention", order=10,
             description="Both models' attention on one prompt: every head, one head large, differences, entropy.")
 
@@ -34,7 +39,7 @@ LEAD = ("The prompt goes through the run (Run picker) and the compared run (Comp
         "model's own kernel never has to materialise them.")
 
 
-def layout(workspace, **query):
+def layout(workspace: Workspace, **query):
     return ms.model_page(workspace, query, "Attention", LEAD, lambda run: [
         html.Div(className="page-controls", children=[
             *ms.layer_head_pickers(workspace, run, query, "attn"),
@@ -68,7 +73,7 @@ def layout(workspace, **query):
 
 
 # ------------------------------------------------------------------ helpers
-def probe_pair(workspace, run, step, compare, prompt):
+def probe_pair(workspace: Workspace, run, step, compare, prompt):
     """(view of run, view of the compared run or None)."""
     other = ms.compare_run(workspace, run, compare)
     a, b = workspace.probes.probe_pair(run, step, other, ms.prompt_of(workspace, prompt, run))
@@ -85,7 +90,7 @@ def no_compare_message(run) -> str:
 
 # ------------------------------------------------------------------ callbacks
 @ms.model_callback(figures=2)
-def update_grids(workspace, run, step, compare, prompt):
+def update_grids(workspace: Workspace, run, step, compare, prompt):
     """The layer x head grids of both models on one colour scale."""
     a, b = probe_pair(workspace, run, step, compare, prompt)
     cap = ms.colour_cap(a.weights, *([b.weights] if b is not None else []))
@@ -95,7 +100,7 @@ def update_grids(workspace, run, step, compare, prompt):
     return grid_a, grid_b
 
 
-def head_from_click(workspace, run, click) -> tuple[int, int]:
+def head_from_click(workspace: Workspace, run, click) -> tuple[int, int]:
     """(layer, head) of the grid map that was clicked (trace l * H + h)."""
     if not click or not click.get("points"):
         return no_update, no_update
@@ -137,7 +142,7 @@ def _select(a, b, layer, head):
 
 
 @ms.model_callback(figures=2, extra=(ms.MESSAGE,))
-def update_pair(workspace, run, step, compare, prompt, layer, head, token):
+def update_pair(workspace: Workspace, run, step, compare, prompt, layer, head, token):
     """The selected head large in both models (shared scale), the query row outlined, and the token panel."""
     a, b = probe_pair(workspace, run, step, compare, prompt)
     layer, head, map_a, map_b = _select(a, b, layer, head)
@@ -167,7 +172,7 @@ def token_weights(a, b, layer, head, query):
 
 
 @ms.model_callback(figures=2)
-def update_head_maps(workspace, run, step, compare, prompt, layer, head):
+def update_head_maps(workspace: Workspace, run, step, compare, prompt, layer, head):
     """Difference of the selected head between the models, and the tau map ordered by lambda."""
     a, b = probe_pair(workspace, run, step, compare, prompt)
     layer, head, map_a, map_b = _select(a, b, layer, head)
@@ -184,7 +189,7 @@ def update_head_maps(workspace, run, step, compare, prompt, layer, head):
 
 
 @ms.model_callback(figures=2)
-def update_summary(workspace, run, step, compare, prompt, kind):
+def update_summary(workspace: Workspace, run, step, compare, prompt, kind):
     """Entropy per head (fraction of uniform) of both models, and their JS divergence."""
     a, b = probe_pair(workspace, run, step, compare, prompt)
     entropy = {a.run: a.entropy}
@@ -211,7 +216,7 @@ SUMMARY = recipe("attention", ("attn-entropy", "attn-js"), update_summary,
                  (*MODEL_KEYS, Key("entropy_kind", "attn-entropy-kind", default="bars")))
 
 
-def register_callbacks(app, workspace) -> None:
+def register_callbacks(app, workspace: Workspace) -> None:
     ms.register_prompt(app, workspace)
     ms.register_head_choices(app, workspace, "attn")
     for made in (GRIDS, PAIR, HEAD_MAPS, SUMMARY):
@@ -238,7 +243,7 @@ def register_callbacks(app, workspace) -> None:
 
 
 # ------------------------------------------------------------------ bench
-def bench_cases(workspace) -> list:
+def bench_cases(workspace: Workspace) -> list:
     run, step, compare, prompt = ms.export_state(workspace, {})
     return [
         ("attention: grids", lambda: update_grids(workspace, run, step, compare, prompt)),
@@ -250,7 +255,7 @@ def bench_cases(workspace) -> list:
     ]
 
 
-def warm_up(workspace) -> None:
+def warm_up(workspace: Workspace) -> None:
     """Load the default pair and probe the default prompt, so the first visit finds them ready."""
     run, compare = workspace.runs.default_pair()
     if run:

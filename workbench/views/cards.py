@@ -21,9 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dash import Input, Output, State
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 FIGURE = "figure"
 
@@ -60,12 +63,12 @@ class Recipe:
     extra: tuple[tuple[str, str], ...] = ()
     in_batch: bool = True
 
-    def outputs(self, workspace, values: dict) -> tuple:
+    def outputs(self, workspace: Workspace, values: dict) -> tuple:
         """Every output of the builder for key ``values`` (a dict by key name), as a tuple."""
         result = self.build(workspace, *[values.get(k.name, k.default) for k in self.keys])
         return result if isinstance(result, tuple) else (result,)
 
-    def figure(self, workspace, card: str, values: dict):
+    def figure(self, workspace: Workspace, card: str, values: dict):
         """The figure of ``card`` for key ``values``."""
         return self.outputs(workspace, values)[self.cards.index(card)]
 
@@ -104,7 +107,7 @@ def page_keys(made: Recipe) -> list[Key]:
     return [k for k in made.keys if k.component is not None]
 
 
-def register_page_callback(app, workspace, made: Recipe, *, prevent_initial_call: bool = False) -> None:
+def register_page_callback(app, workspace: Workspace, made: Recipe, *, prevent_initial_call: bool = False) -> None:
     """The page callback of a recipe: its key components in, its cards' figures (and extras) out."""
     keys = page_keys(made)
 
@@ -124,7 +127,7 @@ def app_values(made: Recipe, page_values) -> dict:
     return {k.name: given.get(k.name, k.default) for k in made.keys}
 
 
-def batch_values(made: Recipe, workspace, state: dict) -> dict:
+def batch_values(made: Recipe, workspace: Workspace, state: dict) -> dict:
     """Key values by name for the batch export's ``state``."""
     values = {}
     for k in made.keys:
@@ -135,7 +138,7 @@ def batch_values(made: Recipe, workspace, state: dict) -> dict:
     return values
 
 
-def build_for_state(workspace, page: str, state: dict) -> dict:
+def build_for_state(workspace: Workspace, page: str, state: dict) -> dict:
     """{card: (figure, key values)} of every batch card of ``page`` for the export ``state``."""
     out = {}
     for made in page_recipes(page):

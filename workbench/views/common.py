@@ -8,6 +8,8 @@ paper theme, so every figure exports the same way and no browser-sent figure is 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import time
 from urllib.parse import parse_qs
@@ -20,6 +22,9 @@ from workbench.data.errors import TauformerError
 from workbench.figures import FigureInputError, describe, fig_empty
 
 from . import cards
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
@@ -65,7 +70,7 @@ def figure_card(name: str, title: str, *, description: str | None = None, figure
     ])
 
 
-def register_export(app, workspace, pages=None) -> None:
+def register_export(app, workspace: Workspace, pages=None) -> None:
     """One export callback per registered card (:mod:`workbench.views.cards`), for ``pages``.
 
     The callback reads the card's keys from the page, rebuilds the figure on the server with
@@ -81,7 +86,7 @@ def register_export(app, workspace, pages=None) -> None:
         Input({"type": "export-format", "id": MATCH}, "value"))
 
 
-def _register_card_export(app, workspace, card: str) -> None:
+def _register_card_export(app, workspace: Workspace, card: str) -> None:
     def export_card(n_clicks, fmt, scale, columns, *values):
         made = cards.RECIPES[card]
         return export_download(workspace, card, cards.app_values(made, values), fmt, scale, columns)
@@ -99,7 +104,7 @@ def _register_card_export(app, workspace, card: str) -> None:
     )(export_card)
 
 
-def export_download(workspace, card: str, values: dict, fmt: str, scale, columns):
+def export_download(workspace: Workspace, card: str, values: dict, fmt: str, scale, columns):
     """(dcc.Download data, message) for one export of ``card`` with key ``values``.
 
     The figure is built here, from the keys, by the card's recipe; errors and placeholder

@@ -8,6 +8,8 @@ default, shared with the Spectrum page through the ``eig`` URL parameter).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import time
 
 import numpy as np
@@ -24,6 +26,9 @@ from . import upload
 from .cards import Key, recipe, register_page_callback
 from .common import as_int, empty_state, figure_card, register_url_sync
 from . import domain_parts as dp
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 PAGE = dict(id="domain", requires="domain", path="/domain", name="Domain graph", order=20,
             description="The domain corpus on a UMAP map with its nearest neighbours, and the "
@@ -45,7 +50,7 @@ function(shapes) {
 """
 
 
-def layout(workspace, **query):
+def layout(workspace: Workspace, **query):
     """The page; ``color``, ``item``, ``edges``, ``eig`` and ``flayout`` come from the URL query."""
     item = dp.from_query(query, "item", None, int)
     eig = dp.from_query(query, "eig", 1, int)
@@ -113,7 +118,7 @@ def _panel_hint():
 
 
 # --------------------------------------------------------------- callbacks
-def color_choice(workspace, domain, color_now):
+def color_choice(workspace: Workspace, domain, color_now):
     """(options, value) of the colour-by dropdown: cluster / label only where the memory has them."""
     domain = dp.require_domain(workspace, domain)
     memory, _ = dp.safe_load(workspace, domain)
@@ -123,7 +128,7 @@ def color_choice(workspace, domain, color_now):
     return options, dp.unchanged_if(color_now if color_now in values else "lambda", color_now)
 
 
-def layout_status(workspace, domain, status_now=None):
+def layout_status(workspace: Workspace, domain, status_now=None):
     """(status, poll disabled?) for the item layout of ``domain``; starts its worker if needed.
 
     The status string is ``state:domain:key`` with state ready / running / failed / none,
@@ -140,7 +145,7 @@ def layout_status(workspace, domain, status_now=None):
     return dp.unchanged_if(status, status_now), not running
 
 
-def item_map(workspace, status, color, edges=("edges",)):
+def item_map(workspace: Workspace, status, color, edges=("edges",)):
     """(figure, map meta, layout note) for a layout status from :func:`layout_status`.
 
     While UMAP runs, the items are shown on their first two principal components.
@@ -178,7 +183,7 @@ def item_map(workspace, status, color, edges=("edges",)):
     return fig, meta, note
 
 
-def _item_map_figure(workspace, domain, data, xy, kind, color, show_edges=True):
+def _item_map_figure(workspace: Workspace, domain, data, xy, kind, color, show_edges=True):
     """The item map without a selection (cached per layout, colour and edge setting)."""
     edges = dv.item_edges(workspace, domain) if show_edges else None
     values, label, categorical = dv.item_colors(data, color)
@@ -187,7 +192,7 @@ def _item_map_figure(workspace, domain, data, xy, kind, color, show_edges=True):
                         max_legend_categories=MAX_LEGEND_CATEGORIES)
 
 
-def _pca(workspace, domain, data):
+def _pca(workspace: Workspace, domain, data):
     memory = dv.load(workspace, domain)
     key = content_key("item-pca", dv.items_key(memory))
     return workspace.cache.get_or_compute("domain-results", key, lambda: item_layout.pca_layout(data["X"]))
@@ -213,7 +218,7 @@ def choose_item(click, neighbour_clicks, domain, selected_now, meta, trigger=Non
         raise PreventUpdate from None
 
 
-def selection(workspace, selected, meta):
+def selection(workspace: Workspace, selected, meta):
     """(shapes, neighbour list) marking ``selected`` and its kNN neighbours on the map.
 
     The shapes go to the browser, which lays them over the drawn map (Plotly.relayout): a
@@ -266,7 +271,7 @@ def neighbour_panel(data, item, neighbours):
 
 
 # --------------------------------------------------------------- cards: keys -> figures
-def ready_status(workspace, state: dict) -> str | None:
+def ready_status(workspace: Workspace, state: dict) -> str | None:
     """The layout status of the batch export's domain, its item layout computed here if needed."""
     domain = state.get("domain")
     memory = dp.safe_load(workspace, domain)[0] if domain else None
@@ -286,7 +291,7 @@ FEATURES = recipe("domain", "domain-feature-graph", dp.feature_graph_figure, (
     Key("flayout", "domain-feature-layout", default="spring")))
 
 
-def register_callbacks(app, workspace) -> None:
+def register_callbacks(app, workspace: Workspace) -> None:
     app.clientside_callback(  # the item-lambda caption only while the map is coloured by it
         "function(color) { return color === 'lambda' ? {} : {display: 'none'}; }",
         Output("domain-lambda-note", "style"), Input("domain-color", "value"))
@@ -341,7 +346,7 @@ def register_callbacks(app, workspace) -> None:
     upload.register_callbacks(app, workspace)
 
 
-def warm_up(workspace) -> None:
+def warm_up(workspace: Workspace) -> None:
     """Compute the page's first views (and start the item-layout workers) ahead of a visit."""
     dv.warm_up(workspace)
     names = workspace.domains.names()
@@ -352,7 +357,7 @@ def warm_up(workspace) -> None:
 
 
 # ------------------------------------------------------------- bench
-def bench_cases(workspace) -> dict:
+def bench_cases(workspace: Workspace) -> dict:
     """Each interaction of the page as a callable, on the workspace's first domain."""
     names = workspace.domains.names()
     if not names:

@@ -7,15 +7,20 @@ Laplacian choice "as trained" on What-if. The link is by fingerprint (workbench.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dash import Input, Output, State, html, no_update
 from dash.exceptions import PreventUpdate
 
 from workbench.data.run_domain import domain_link
 
+if TYPE_CHECKING:
+    from workbench.data import Workspace
+
 AS_TRAINED = "model"  # the What-if Laplacian choice that keeps the model's own
 
 
-def mismatch(workspace, run, step, shown: str | None) -> str | None:
+def mismatch(workspace: Workspace, run, step, shown: str | None) -> str | None:
     """Why domain memory ``shown`` is not the run's own, in one sentence, or None when it is
     (or when the run measures against no Laplacian, or nothing is shown)."""
     if not run or not shown:
@@ -34,7 +39,7 @@ def mismatch(workspace, run, step, shown: str | None) -> str | None:
     return f"{run} was trained with the domain memory {link.domain}, not {shown}."
 
 
-def picker_notice(workspace, run, step, shown, *, note: str = "") -> tuple[str, str | None, bool]:
+def picker_notice(workspace: Workspace, run, step, shown, *, note: str = "") -> tuple[str, str | None, bool]:
     """(line, own domain or None, button hidden?) for a page that shows the domain picker's memory."""
     text = mismatch(workspace, run, step, shown)
     if text is None:
@@ -43,7 +48,7 @@ def picker_notice(workspace, run, step, shown, *, note: str = "") -> tuple[str, 
     return text + note, own, own is None
 
 
-def choice_notice(workspace, run, step, choice) -> tuple[str, bool]:
+def choice_notice(workspace: Workspace, run, step, choice) -> tuple[str, bool]:
     """(line, button hidden?) for What-if's Laplacian choice: only a chosen domain memory is checked."""
     if not isinstance(choice, str) or not choice.startswith("domain:"):
         return "", True
@@ -59,7 +64,7 @@ def notice(page: str) -> html.Div:
     ])
 
 
-def register_picker_notice(app, workspace, page: str, *, note: str = "") -> None:
+def register_picker_notice(app, workspace: Workspace, page: str, *, note: str = "") -> None:
     """Fill the notice from the global pickers; the button puts the run's own domain in the picker."""
     @app.callback(Output(f"{page}-domain-notice", "children"), Output(f"{page}-domain-own", "children"),
                   Output(f"{page}-domain-own", "hidden"),
@@ -78,7 +83,7 @@ def register_picker_notice(app, workspace, page: str, *, note: str = "") -> None
         return own if own else no_update
 
 
-def register_choice_notice(app, workspace, page: str, choice_id: str) -> None:
+def register_choice_notice(app, workspace: Workspace, page: str, choice_id: str) -> None:
     """Fill the notice from a Laplacian choice; the button sets the choice back to as trained."""
     @app.callback(Output(f"{page}-domain-notice", "children"), Output(f"{page}-domain-own", "children"),
                   Output(f"{page}-domain-own", "hidden"),

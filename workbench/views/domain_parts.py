@@ -6,6 +6,8 @@ callbacks stay one line and tests can call them without a server.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dash import Input, Output, html, no_update
 from dash.exceptions import PreventUpdate
 
@@ -15,23 +17,26 @@ from workbench.figures import fig_empty, fig_feature_graph
 from .common import as_int
 from .shell import global_query
 
+if TYPE_CHECKING:
+    from workbench.data import Workspace
+
 NO_DOMAIN = "No domain memory loaded"
 NO_DOMAIN_HINT = "Start the app with --domain FILE, or upload an embedding or a text corpus on the Domain graph page."
 
 
-def require_domain(workspace, domain) -> str:
+def require_domain(workspace: Workspace, domain) -> str:
     """The domain name, or PreventUpdate while the picker is still empty (it starts as None)."""
     if not domain:
         raise PreventUpdate
     return domain
 
 
-def safe_load(workspace, domain):
+def safe_load(workspace: Workspace, domain):
     """(memory, None) or (None, message) -- a broken file must not break the page."""
     return workspace.domains.try_load(domain)
 
 
-def eigen_choice(workspace, domain, eig_now, clicked_index=None):
+def eigen_choice(workspace: Workspace, domain, eig_now, clicked_index=None):
     """(options, value) of an eigenvector dropdown for ``domain``.
 
     ``clicked_index`` (a mode picked on the spectrum plot) wins over the current value;
@@ -49,7 +54,7 @@ def eigen_choice(workspace, domain, eig_now, clicked_index=None):
     return options, unchanged_if(value, eig_now)
 
 
-def feature_graph_figure(workspace, domain, eig, method: str = "spring"):
+def feature_graph_figure(workspace: Workspace, domain, eig, method: str = "spring"):
     """The feature graph of ``domain`` painted with eigenvector ``eig``."""
     domain = require_domain(workspace, domain)
     memory, problem = safe_load(workspace, domain)
@@ -73,7 +78,7 @@ def page_link(path: str, run, step, compare, domain, **extra) -> str:
     return path + query
 
 
-def register_summary_and_link(app, workspace, page: str, other: str) -> None:
+def register_summary_and_link(app, workspace: Workspace, page: str, other: str) -> None:
     """The callbacks of a domain page's summary line (``<page>-summary``) and of its link to the
     ``other`` domain page (``<page>-to-<other>``), which carries the global pickers and the page's
     eigenvector (``<page>-eig``) so both pages show the same one."""
@@ -91,7 +96,7 @@ def register_summary_and_link(app, workspace, page: str, other: str) -> None:
                  Input("domain-picker", "value"), Input(f"{page}-eig", "value"))(link)
 
 
-def summary_line(workspace, domain) -> list:
+def summary_line(workspace: Workspace, domain) -> list:
     """A one-line description of the domain memory for the page header."""
     if not domain:
         raise PreventUpdate
@@ -120,14 +125,14 @@ def from_query(query: dict, name: str, default=None, cast=str):
         return default
 
 
-def initial_domain(workspace, query: dict) -> str | None:
+def initial_domain(workspace: Workspace, query: dict) -> str | None:
     """The domain a page opens on: the URL's, else the first loaded one (what the picker will pick)."""
     names = workspace.domains.names()
     wanted = query.get("domain")
     return wanted if wanted in names else (names[0] if names else None)
 
 
-def initial_eig_options(workspace, domain, eig) -> list[dict]:
+def initial_eig_options(workspace: Workspace, domain, eig) -> list[dict]:
     """Eigenvector options for a page's first render, so a dropdown keeps the URL's value
     (a Dash dropdown drops a value that is not among its options)."""
     if domain:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dash import dcc, html
 
 from workbench.figures import fig_lambda_distributions, fig_lambda_resolution, fig_lambda_strip
@@ -9,6 +11,9 @@ from workbench.figures import fig_lambda_distributions, fig_lambda_resolution, f
 from . import model_shared as ms
 from .cards import Key, recipe, register_page_callback
 from .common import register_url_sync
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 PAGE = dict(id="heads", requires="runs", path="/heads", name="Heads", order=11,
             description="Lambda of every token per head: strips, distributions, and what the temperature resolves.")
@@ -20,7 +25,7 @@ LEAD = ("Each tau head turns every query and key into one number, lambda = E / (
         "vector's Rayleigh energy on the domain memory's Laplacian. Here is that number per token and head.")
 
 
-def layout(workspace, **query):
+def layout(workspace: Workspace, **query):
     colour, source = query.get("range"), query.get("source")
     kind, quantity = query.get("kind"), query.get("quantity")
     return ms.model_page(workspace, query, "Heads", LEAD, lambda run: [
@@ -48,7 +53,7 @@ def layout(workspace, **query):
 
 # ------------------------------------------------------------------ callbacks
 @ms.model_callback(figures=2, tau_only="")
-def update_strips(workspace, run, step, prompt, layer, colour_range):
+def update_strips(workspace: Workspace, run, step, prompt, layer, colour_range):
     """lambda_q and lambda_k strips (one row per head) of one layer."""
     view = workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run))
     layer = ms.clamp_index(layer, view.n_layer)
@@ -58,7 +63,7 @@ def update_strips(workspace, run, step, prompt, layer, colour_range):
 
 
 @ms.model_callback(tau_only="")
-def update_distributions(workspace, run, step, prompt, source, quantity, kind):
+def update_distributions(workspace: Workspace, run, step, prompt, source, quantity, kind):
     """Per-head violins (or ridgelines) of lambda on the prompt or on validation text."""
     sample = workspace.probes.lambda_sample(run, step, source, ms.prompt_of(workspace, prompt, run))
     return fig_lambda_distributions(sample[quantity or "lambda_q"], kind=kind or "violin",
@@ -66,7 +71,7 @@ def update_distributions(workspace, run, step, prompt, source, quantity, kind):
 
 
 @ms.model_callback(tau_only="")
-def update_resolution(workspace, run, step, prompt):
+def update_resolution(workspace: Workspace, run, step, prompt):
     """Each head's lambda spread on the prompt against the largest weight ratio its temperature allows."""
     spread, temperature = workspace.probes.lambda_resolution(
         workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run)))
@@ -83,7 +88,7 @@ DISTRIBUTIONS = recipe("heads", "heads-distributions", update_distributions, (
 RESOLUTION = recipe("heads", "heads-resolution", update_resolution, MODEL_KEYS)
 
 
-def register_callbacks(app, workspace) -> None:
+def register_callbacks(app, workspace: Workspace) -> None:
     ms.register_prompt(app, workspace)
     ms.register_head_choices(app, workspace, "heads", head=False)
     for made in (STRIPS, DISTRIBUTIONS, RESOLUTION):
@@ -96,7 +101,7 @@ def register_callbacks(app, workspace) -> None:
 
 
 # ------------------------------------------------------------------ bench
-def bench_cases(workspace) -> list:
+def bench_cases(workspace: Workspace) -> list:
     run, step, _, _ = ms.export_state(workspace, {})
     return [
         ("heads: strips, layer 1", lambda: update_strips(workspace, run, step, None, 1, "full")),

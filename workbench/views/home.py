@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dash import dcc, html
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 PAGE = dict(id="home", path="/", name="Overview", order=0,
             description="What is loaded and where to start.")
 
 
-def layout(workspace, pages=(), **query):
+def layout(workspace: Workspace, pages=(), **query):
     summary = workspace.describe()
     runs = summary["runs"]
     return html.Div(className="home", children=[
@@ -38,5 +43,5 @@ def layout(workspace, pages=(), **query):
     ])
 
 
-def register_callbacks(app, workspace) -> None:
+def register_callbacks(app, workspace: Workspace) -> None:
     """The overview is static."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from dash import Input, Output, ctx, html
 
@@ -10,6 +12,9 @@ from workbench.figures import fig_decode_latency, fig_kv_cache
 from . import model_shared as ms
 from .cards import Key, recipe, register_page_callback
 from .common import figure_id
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 PAGE = dict(id="memory", requires="runs", path="/memory", name="Memory & speed", order=31,
             description="KV-cache bytes against context with the (D+1)/2D line, and decode latency measured here.")
@@ -21,7 +26,7 @@ LEAD = ("A dot-product model caches keys and values, 2 x D numbers per head and 
         "below are read from the models' real, preallocated caches.")
 
 
-def layout(workspace, **query):
+def layout(workspace: Workspace, **query):
     return ms.model_page(workspace, query, "Memory & speed", LEAD, prompt=False, body=lambda run: [
         ms.card("memory-cache", "KV-cache bytes against context", figure_fn="fig_kv_cache"),
         ms.card("memory-latency", "Decode latency per token", figure_fn="fig_decode_latency", controls=[
@@ -32,7 +37,7 @@ def layout(workspace, **query):
 
 
 # ------------------------------------------------------------------ callbacks
-def models_of(workspace, run, step, compare) -> list[tuple[str, int]]:
+def models_of(workspace: Workspace, run, step, compare) -> list[tuple[str, int]]:
     """[(run, step), (compared run, its nearest step)] -- the compared one only when it exists."""
     runs = [(run, workspace.runs.nearest_step(run, step))]
     other = ms.compare_run(workspace, run, compare)
@@ -42,14 +47,14 @@ def models_of(workspace, run, step, compare) -> list[tuple[str, int]]:
 
 
 @ms.model_callback()
-def update_cache(workspace, run, step, compare):
+def update_cache(workspace: Workspace, run, step, compare):
     """KV-cache bytes of the run and the compared run against context length."""
     kv = workspace.probes.kv_cache(models_of(workspace, run, step, compare))
     return fig_kv_cache(kv["context"], kv["bytes"], head_dim=kv["head_dim"])
 
 
 @ms.model_callback(extra=(ms.MESSAGE,))
-def update_latency(workspace, measure: bool, run, step, compare):
+def update_latency(workspace: Workspace, measure: bool, run, step, compare):
     """The latency figure: measured when the button was pressed, else the session's earlier measurement."""
     lat = workspace.probes.decode_latency(models_of(workspace, run, step, compare), measure=bool(measure))
     if lat is None:
@@ -67,7 +72,7 @@ def latency_note(lat: dict) -> str:
             + f" ({lat['new_tokens']} tokens x {lat['repeats']} repeats, measured on this machine).")
 
 
-def latency_view(workspace, run, step, compare, measure: bool = False):
+def latency_view(workspace: Workspace, run, step, compare, measure: bool = False):
     """The latency figure and note; ``measure`` times decoding now (else an earlier measurement)."""
     return update_latency(workspace, bool(measure), run, step, compare)
 
@@ -80,19 +85,19 @@ LATENCY = recipe("memory", "memory-latency", latency_view,  # the app exports wh
                  extra=[("memory-latency-note", "children")])
 
 
-def register_callbacks(app, workspace) -> None:
+def register_callbacks(app, workspace: Workspace) -> None:
     register_page_callback(app, workspace, CACHE)
     app.callback(Output(figure_id("memory-latency"), "figure"), Output("memory-latency-note", "children"),
                  Input("memory-measure", "n_clicks"), *ms.WITH_COMPARE)(ms.bind(workspace, _latency_callback))
 
 
-def _latency_callback(workspace, n_clicks, run, step, compare):
+def _latency_callback(workspace: Workspace, n_clicks, run, step, compare):
     """Measure only when the button fired; a picker change shows an earlier measurement if any."""
     return LATENCY.build(workspace, run, step, compare, ctx.triggered_id == "memory-measure")
 
 
 # ------------------------------------------------------------------ bench
-def bench_cases(workspace) -> list:
+def bench_cases(workspace: Workspace) -> list:
     run, step, _, _ = ms.export_state(workspace, {})
     return [
         ("memory: KV-cache bytes", lambda: update_cache(workspace, run, step, None)),

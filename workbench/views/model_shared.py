@@ -8,6 +8,8 @@ storage, so the prompt follows the user from page to page) and ``model-prompt-fr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import functools
 import inspect
 
@@ -20,6 +22,9 @@ from workbench.figures import fig_empty
 from .cards import Key
 from .common import FRIENDLY_ERRORS, empty_state, figure_card
 from .shell import NONE
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 PROMPT = "model-prompt"
 PROMPT_TEXT = "model-prompt-text"
@@ -38,7 +43,7 @@ COMPARE = Key("compare", "compare-picker")
 PROMPT_KEY = Key("prompt", PROMPT, "data")
 
 
-def bind(workspace, fn):
+def bind(workspace: Workspace, fn):
     """A Dash callback that calls the module-level ``fn(workspace, *inputs)``."""
 
     def callback(*args):
@@ -79,7 +84,7 @@ def model_callback(*, figures: int = 1, extra: tuple = (), requires: tuple[str, 
             return out[0] if len(out) == 1 else out
 
         @functools.wraps(fn)
-        def callback(workspace, *args, **kwargs):
+        def callback(workspace: Workspace, *args, **kwargs):
             given = signature.bind(workspace, *args, **kwargs).arguments
             require(*(given.get(name) for name in requires))
             try:
@@ -107,7 +112,7 @@ def no_lambda(run: str) -> str:
 _LOADING = []
 
 
-def no_runs(workspace, title: str):
+def no_runs(workspace: Workspace, title: str):
     """The page to show when the app was started without runs (else None)."""
     if workspace.runs.names():
         return None
@@ -116,7 +121,7 @@ def no_runs(workspace, title: str):
         hint="Start the app with --runs DIR (a run directory or a folder of runs), or with no arguments for the demo.")])
 
 
-def model_page(workspace, query: dict, title: str, lead: str, body, *, prompt: bool = True) -> html.Div:
+def model_page(workspace: Workspace, query: dict, title: str, lead: str, body, *, prompt: bool = True) -> html.Div:
     """A model page: its title, the lead paragraph, the shared prompt box (unless ``prompt`` is
     False), then ``body(run)`` for the run the page opens on; the no-runs page without runs."""
     if (page := no_runs(workspace, title)) is not None:
@@ -144,7 +149,7 @@ def empty(text: str):
     return fig_empty(text)
 
 
-def compare_run(workspace, run: str, compare: str | None) -> str | None:
+def compare_run(workspace: Workspace, run: str, compare: str | None) -> str | None:
     """The compared run: the compare picker's, else the run's tau/dot twin; None for 'nothing'."""
     if compare == NONE:
         return None
@@ -153,7 +158,7 @@ def compare_run(workspace, run: str, compare: str | None) -> str | None:
     return workspace.probes.pair(run)
 
 
-def default_run(workspace, query: dict) -> str | None:
+def default_run(workspace: Workspace, query: dict) -> str | None:
     """The run a page opens on (the URL's, else the default tau run) -- for initial options."""
     names = workspace.runs.names()
     run = query.get("run")
@@ -163,14 +168,14 @@ def default_run(workspace, query: dict) -> str | None:
     return tau or dot or (names[0] if names else None)
 
 
-def export_state(workspace, state: dict) -> tuple:
+def export_state(workspace: Workspace, state: dict) -> tuple:
     """(run, step, compared run, prompt) of an export or bench state: the state's run (else the
     default run) at its checkpoint nearest the state's step (the latest when none)."""
     run = state.get("run") or default_run(workspace, {})
     return run, workspace.runs.nearest_step(run, state.get("step")), state.get("compare"), state.get("prompt")
 
 
-def shape_of(workspace, run: str | None) -> tuple[int, int]:
+def shape_of(workspace: Workspace, run: str | None) -> tuple[int, int]:
     """(n_layer, n_head) of a run ((1, 1) when unknown)."""
     if not run or run not in workspace.runs.names():
         return 1, 1
@@ -189,43 +194,43 @@ def clamp_index(value, n: int, default: int = 0) -> int:
         return default
 
 
-def head_options(workspace, run):
+def head_options(workspace: Workspace, run):
     """Layer and head dropdown options for the run's shape."""
     n_layer, n_head = shape_of(workspace, run)
     return index_options(n_layer, "layer"), index_options(n_head, "head")
 
 
-def layer_picker(workspace, run, query: dict, prefix: str) -> html.Label:
+def layer_picker(workspace: Workspace, run, query: dict, prefix: str) -> html.Label:
     """The Layer dropdown (id ``<prefix>-layer``), set from the URL query."""
     n_layer, _ = shape_of(workspace, run)
     return html.Label(["Layer", dcc.Dropdown(id=f"{prefix}-layer", options=index_options(n_layer, "layer"),
                                              clearable=False, value=clamp_index(query.get("layer"), n_layer))])
 
 
-def head_picker(workspace, run, query: dict, prefix: str) -> html.Label:
+def head_picker(workspace: Workspace, run, query: dict, prefix: str) -> html.Label:
     """The Head dropdown (id ``<prefix>-head``), set from the URL query."""
     _, n_head = shape_of(workspace, run)
     return html.Label(["Head", dcc.Dropdown(id=f"{prefix}-head", options=index_options(n_head, "head"),
                                             clearable=False, value=clamp_index(query.get("head"), n_head))])
 
 
-def layer_head_pickers(workspace, run, query: dict, prefix: str) -> list:
+def layer_head_pickers(workspace: Workspace, run, query: dict, prefix: str) -> list:
     """The Layer and Head dropdowns (ids ``<prefix>-layer`` / ``<prefix>-head``), set from the URL query."""
     return [layer_picker(workspace, run, query, prefix), head_picker(workspace, run, query, prefix)]
 
 
-def head_choices(workspace, run):
+def head_choices(workspace: Workspace, run):
     """(layer options, head options) for the run picker's run."""
     require(run)
     return head_options(workspace, run)
 
 
-def layer_choices(workspace, run):
+def layer_choices(workspace: Workspace, run):
     """Layer options for the run picker's run."""
     return head_choices(workspace, run)[0]
 
 
-def register_head_choices(app, workspace, prefix: str, *, head: bool = True) -> None:
+def register_head_choices(app, workspace: Workspace, prefix: str, *, head: bool = True) -> None:
     """Refill ``<prefix>-layer`` (and ``<prefix>-head`` unless ``head`` is False) when the run changes."""
     run = Input("run-picker", "value")
     if head:
@@ -252,14 +257,14 @@ def colour_cap(*maps: np.ndarray, sample: int = 200_000) -> float:
 
 
 # ------------------------------------------------------------------ the prompt box
-def initial_prompt(workspace, query: dict) -> tuple[str, str, bool]:
+def initial_prompt(workspace: Workspace, query: dict) -> tuple[str, str, bool]:
     """(text shown, default prompt, whether the URL named one)."""
     default = workspace.probes.default_prompt(default_run(workspace, query))
     given = query.get("prompt")
     return (given if given else default), default, bool(given)
 
 
-def prompt_box(workspace, query: dict) -> html.Section:
+def prompt_box(workspace: Workspace, query: dict) -> html.Section:
     """The shared prompt: a text area, a run button, a note (length, truncation) and its stores."""
     text, default, from_url = initial_prompt(workspace, query)
     return html.Section(className="card prompt-card", children=[
@@ -281,14 +286,14 @@ def prompt_box(workspace, query: dict) -> html.Section:
     ])
 
 
-def prompt_of(workspace, stored: str | None, run: str | None = None) -> str:
+def prompt_of(workspace: Workspace, stored: str | None, run: str | None = None) -> str:
     """The prompt to compute on: the committed one, or the default passage (skips while undecided)."""
     if stored == PENDING:
         raise PreventUpdate
     return stored if stored else workspace.probes.default_prompt(run)
 
 
-def prompt_note(workspace, stored: str | None, run: str | None = None) -> str:
+def prompt_note(workspace: Workspace, stored: str | None, run: str | None = None) -> str:
     """'256 tokens (bytes)' in the run's tokenizer, or a note that the text was cut to the limit."""
     text = prompt_of(workspace, stored, run)
     ids, cut = workspace.probes.encode(text, run)
@@ -322,7 +327,7 @@ function(nRun, nBlur, nReset, memory, text, fromUrl, current, dflt) {
 """
 
 
-def register_prompt(app, workspace) -> None:
+def register_prompt(app, workspace: Workspace) -> None:
     """Register the prompt box's callbacks once per app (every model page calls this)."""
     if getattr(app, "_model_prompt_registered", False):
         return

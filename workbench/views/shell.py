@@ -8,6 +8,8 @@ view is computed once.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from urllib.parse import urlencode
 
 import dash
@@ -15,11 +17,14 @@ from dash import Input, Output, State, dcc, html
 
 from .common import query_value, register_url_sync
 
+if TYPE_CHECKING:
+    from workbench.data import Workspace
+
 GLOBAL_PARAMS = ("run", "step", "compare", "domain")
 NONE = "__none__"
 
 
-def layout(workspace, pages) -> html.Div:
+def layout(workspace: Workspace, pages) -> html.Div:
     """App shell: header with navigation and pickers, status bar, the page container."""
     return html.Div(className="shell", children=[
         dcc.Location(id="url"),
@@ -48,7 +53,7 @@ def _picker(label: str, picker_id: str, title: str) -> html.Label:
     ])
 
 
-def register_callbacks(app, workspace, pages) -> None:
+def register_callbacks(app, workspace: Workspace, pages) -> None:
     runs = workspace.runs
 
     @app.callback(
@@ -112,7 +117,7 @@ def global_query(run, step, compare, domain) -> str:
     return ("?" + urlencode(clean)) if clean else ""
 
 
-def compare_apart(workspace, run, compare):
+def compare_apart(workspace: Workspace, run, compare):
     """The compared run, never the run itself: a run picked (or clicked) that is the compared one
     swaps with its tau/dot twin -- the run it was compared with, on the demo -- else compares nothing."""
     if not run or compare != run:
@@ -121,14 +126,14 @@ def compare_apart(workspace, run, compare):
     return twin if twin and twin != run else NONE
 
 
-def compare_options(workspace, run) -> list[dict]:
+def compare_options(workspace: Workspace, run) -> list[dict]:
     """'nothing' and every run but ``run`` (offered, but disabled, so Compare never equals Run)."""
     runs = workspace.runs
     return [{"label": "nothing", "value": NONE}] + [
         {"label": runs.info(n).label, "value": n, "disabled": n == run} for n in runs.names()]
 
 
-def initial_pickers(workspace, search, run_now=None, compare_now=None, domain_now=None):
+def initial_pickers(workspace: Workspace, search, run_now=None, compare_now=None, domain_now=None):
     """Picker options and values from the URL query, falling back to the current values and the defaults."""
     runs, domains = workspace.runs, workspace.domains
     run_names = runs.names()
@@ -149,7 +154,7 @@ def initial_pickers(workspace, search, run_now=None, compare_now=None, domain_no
     return run_options, run, compare_options(workspace, run), compare, domain_options, domain
 
 
-def status_line(workspace, run, step, compare, domain) -> list:
+def status_line(workspace: Workspace, run, step, compare, domain) -> list:
     """The status bar's parts: the loaded run and checkpoint, the compared run, the domain memory."""
     parts = []
     if run:

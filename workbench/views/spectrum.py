@@ -5,6 +5,8 @@ of the same size or another domain memory on the same axes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
@@ -29,13 +31,16 @@ from .domain_parts import (
     unchanged_if,
 )
 
+if TYPE_CHECKING:
+    from workbench.data import Workspace
+
 PAGE = dict(id="spectrum", requires="domain", path="/spectrum", name="Spectrum", order=21,
             description="Eigenvalues, spectral gap and components of the domain memory against the "
                         "chain Laplacian; eigenvectors on the feature graph; where L is non-zero.")
 NONE = "none"
 
 
-def layout(workspace, **query):
+def layout(workspace: Workspace, **query):
     """The page; ``eig``, ``vs`` (chain, none or a domain name) and ``log`` come from the URL."""
     eig = from_query(query, "eig", 1, int)
     vs = from_query(query, "vs", dv.CHAIN)
@@ -81,7 +86,7 @@ def layout(workspace, **query):
 
 
 # --------------------------------------------------------------- callbacks
-def compare_options(workspace, domain) -> list[dict]:
+def compare_options(workspace: Workspace, domain) -> list[dict]:
     """What a domain memory can be compared with: the chain, nothing, the other domain memories."""
     others = [n for n in workspace.domains.names() if n != domain]
     options = [{"label": "the chain Laplacian (same size)", "value": dv.CHAIN},
@@ -89,7 +94,7 @@ def compare_options(workspace, domain) -> list[dict]:
     return options + [{"label": f"domain memory {n}", "value": n} for n in others]
 
 
-def compare_choice(workspace, domain, vs_now):
+def compare_choice(workspace: Workspace, domain, vs_now):
     """(options, value) of the compare-with dropdown for ``domain``."""
     domain = require_domain(workspace, domain)
     options = compare_options(workspace, domain)
@@ -97,7 +102,7 @@ def compare_choice(workspace, domain, vs_now):
     return options, unchanged_if(value, vs_now)
 
 
-def spectrum_figures(workspace, domain, vs, log_values):
+def spectrum_figures(workspace: Workspace, domain, vs, log_values):
     """(eigenvalue figure, density figure, facts table) of ``domain`` against ``vs``."""
     domain = require_domain(workspace, domain)
     memory, problem = safe_load(workspace, domain)
@@ -140,7 +145,7 @@ def facts_table(rows) -> html.Table:
     return html.Table([html.Thead(head), html.Tbody(body)], className="facts-table", id="spectrum-facts-table")
 
 
-def sparsity_figure(workspace, domain):
+def sparsity_figure(workspace: Workspace, domain):
     domain = require_domain(workspace, domain)
     memory, problem = safe_load(workspace, domain)
     if memory is None:
@@ -159,7 +164,7 @@ FEATURES = recipe("spectrum", "spectrum-feature-graph", feature_graph_figure,
 SPARSITY = recipe("spectrum", "spectrum-sparsity", sparsity_figure, (DOMAIN,))
 
 
-def register_callbacks(app, workspace) -> None:
+def register_callbacks(app, workspace: Workspace) -> None:
     register_summary_and_link(app, workspace, "spectrum", "domain")
 
     @app.callback(Output("spectrum-vs", "options"), Output("spectrum-vs", "value"),
@@ -186,7 +191,7 @@ def register_callbacks(app, workspace) -> None:
     ])
 
 
-def warm_up(workspace) -> None:
+def warm_up(workspace: Workspace) -> None:
     """Build the page's first figures once ahead of a visit (spectra, chain, sparsity)."""
     names = workspace.domains.names()
     if names:
@@ -195,7 +200,7 @@ def warm_up(workspace) -> None:
 
 
 # ------------------------------------------------------------- bench
-def bench_cases(workspace) -> dict:
+def bench_cases(workspace: Workspace) -> dict:
     names = workspace.domains.names()
     if not names:
         return {}

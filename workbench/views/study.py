@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dash import dcc, html
 
 from workbench.figures.study import fig_study_curves, fig_study_differences, fig_study_finals
@@ -10,13 +12,16 @@ from . import model_shared as ms
 from .cards import Key, recipe, register_page_callback
 from .common import empty_state, register_url_sync
 
+if TYPE_CHECKING:
+    from workbench.data import Workspace
+
 PAGE = dict(id="study", requires="studies", path="/study", name="Study", order=35,
             description="Matched runs that differ only in their Laplacian: final bits per byte with intervals, "
                         "curves with seed bands, paired differences to the domain memory.")
 FIGURES = ("study-finals", "study-curves", "study-diffs")
 
 
-def layout(workspace, **query):
+def layout(workspace: Workspace, **query):
     names = workspace.studies.names()
     if not names:
         return html.Div(className="model-page", children=[html.H1("Study"), empty_state(
@@ -91,7 +96,7 @@ def table(summary: dict) -> html.Table:
 
 
 # ------------------------------------------------------------------ callbacks
-def update_study(workspace, name):
+def update_study(workspace: Workspace, name):
     """The three figures (FIGURES order), the verdict and the table of one study."""
     if name not in workspace.studies.names():
         message = "No study is loaded." if not workspace.studies.names() else f"No study named {name!r}."
@@ -105,7 +110,7 @@ def update_study(workspace, name):
             verdict(summary), table(summary))
 
 
-def _batch_study(workspace, state: dict):
+def _batch_study(workspace: Workspace, state: dict):
     """The batch export's study: the one it names, else the first loaded."""
     return state.get("study") or next(iter(workspace.studies.names()), None)
 
@@ -114,6 +119,6 @@ STUDY = recipe("study", FIGURES, update_study, (Key("study", "study-picker", bat
                extra=[("study-verdict", "children"), ("study-table", "children")])
 
 
-def register_callbacks(app, workspace) -> None:
+def register_callbacks(app, workspace: Workspace) -> None:
     register_page_callback(app, workspace, STUDY)
     register_url_sync(app, "study-url", [("study", "study-picker", "value")])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from dash import Input, Output, dcc, html, no_update
 
@@ -11,11 +13,14 @@ from . import model_shared as ms
 from .cards import Key, recipe, register_page_callback
 from .common import as_float, figure_id, register_url_sync
 
+if TYPE_CHECKING:
+    from workbench.data import Workspace
+
 PAGE = dict(id="training", requires="runs", path="/training", name="Training", order=30,
             description="Loss curves, tokens/s, and lambda and entropy over steps; click a checkpoint to load it.")
 
 
-def layout(workspace, **query):
+def layout(workspace: Workspace, **query):
     if (page := ms.no_runs(workspace, 'Training')) is not None:
         return page
     run = ms.default_run(workspace, query)
@@ -61,7 +66,7 @@ def _choice(value, options):
 
 
 # ------------------------------------------------------------------ data
-def histories(workspace) -> dict:
+def histories(workspace: Workspace) -> dict:
     """Each run's history arrays (run name -> dict), cached by the data layer."""
     return workspace.runs.histories()
 
@@ -87,7 +92,7 @@ def drift(h: dict, quantity: str = "lambda_q") -> dict | None:
 
 
 # ------------------------------------------------------------------ callbacks
-def update_loss(workspace, smoothing, axis, run, step):
+def update_loss(workspace: Workspace, smoothing, axis, run, step):
     """Loss curves of all runs, with the loaded checkpoint marked."""
     hs = histories(workspace)
     if axis == "bpb":
@@ -108,12 +113,12 @@ def in_bits_per_byte(h: dict) -> dict:
     return out
 
 
-def update_speed(workspace, smoothing):
+def update_speed(workspace: Workspace, smoothing):
     return fig_tokens_per_second(histories(workspace), smoothing=min(0.95, as_float(smoothing, 0.0)))
 
 
 @ms.model_callback(extra=(ms.MESSAGE,), requires=("run",))
-def update_lambda(workspace, run, quantity, head):
+def update_lambda(workspace: Workspace, run, quantity, head):
     """Lambda statistics of the run over steps, and the drift note."""
     quantity = quantity or "lambda_q"
     h = histories(workspace).get(run)
@@ -144,7 +149,7 @@ def drift_note(run: str, d: dict | None, quantity: str, calibrated: bool = False
     return parts
 
 
-def update_entropy(workspace, layer):
+def update_entropy(workspace: Workspace, layer):
     hs = {name: h for name, h in histories(workspace).items() if "entropy" in h}
     if not hs:
         return ms.empty("No run logged attention entropy.")
@@ -156,7 +161,7 @@ def update_entropy(workspace, layer):
                                   layer=layer)
 
 
-def load_checkpoint(workspace, click):
+def load_checkpoint(workspace: Workspace, click):
     """(run, step) for the run-picker and step-picker from a clicked point's customdata [run, step].
 
     The run and step come from the point itself, never from its curve or point index. A click on a
@@ -194,7 +199,7 @@ LAMBDA = recipe("training", "train-lambda", update_lambda, (
 ENTROPY = recipe("training", "train-entropy", update_entropy, (Key("entropy_layer", "train-layer", default="all"),))
 
 
-def register_callbacks(app, workspace) -> None:
+def register_callbacks(app, workspace: Workspace) -> None:
     for made in (LOSS, SPEED, LAMBDA, ENTROPY):
         register_page_callback(app, workspace, made)
     app.callback(Output("run-picker", "value", allow_duplicate=True),
@@ -209,7 +214,7 @@ def register_callbacks(app, workspace) -> None:
 
 
 # ------------------------------------------------------------------ bench
-def bench_cases(workspace) -> list:
+def bench_cases(workspace: Workspace) -> list:
     run, step, _, _ = ms.export_state(workspace, {})
     return [
         ("training: loss curves, smoothing 0.6, log axis", lambda: update_loss(workspace, 0.6, "log", run, step)),

@@ -10,6 +10,8 @@ skips the build. Nothing of a job is stored on disk but the upload and its domai
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pathlib import Path
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
@@ -20,8 +22,11 @@ from workbench.data.cache_size import trim_workspace_cache
 from workbench.data.errors import TauformerError
 from workbench.data.jobs import JobRegistry
 
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
-def upload_card(workspace) -> html.Section:
+
+def upload_card(workspace: Workspace) -> html.Section:
     limit = uploads.limit_text(workspace.max_upload_mb)
     return html.Section(className="card upload-card", id="card-domain-upload", children=[
         html.Div(className="card-head", children=[html.H3("Add a domain memory")]),
@@ -55,14 +60,14 @@ def upload_card(workspace) -> html.Section:
     ])
 
 
-def head_dim(workspace, run) -> int | None:
+def head_dim(workspace: Workspace, run) -> int | None:
     """The head dim of ``run``, or None."""
     if not run or run not in workspace.runs.names():
         return None
     return workspace.runs.info(run).model.head_dim
 
 
-def dim_hint(workspace, run) -> str:
+def dim_hint(workspace: Workspace, run) -> str:
     hd = head_dim(workspace, run)
     if hd:
         return (f"Empty D = automatic: {hd}, the head dim of run {run}, when the embedding has that "
@@ -74,7 +79,7 @@ def message(kind: str, *parts) -> html.Div:
     return html.Div(className=f"upload-{kind}", children=list(parts))
 
 
-def receive(workspace, contents, filename, dim, run, last=None, rebuild=False):
+def receive(workspace: Workspace, contents, filename, dim, run, last=None, rebuild=False):
     """Check and store an upload (or re-use the last one for a rebuild).
 
     Returns (job, result, message, last): ``job`` starts the background build, ``result``
@@ -122,7 +127,7 @@ def build(cache_dir, set_progress, job):
     return {"path": str(path), "name": uploads.display_name(job.filename), "cached": False}
 
 
-def poll(workspace, registry, job):
+def poll(workspace: Workspace, registry, job):
     """Submit ``job`` (once) to the job registry and report where it stands.
 
     Returns (progress value, progress max, label, progress-row style, upload disabled,
@@ -151,7 +156,7 @@ def poll(workspace, registry, job):
     return total, total, "", hidden, False, True, result
 
 
-def register(workspace, result):
+def register(workspace: Workspace, result):
     """Add a built domain memory to the workspace and select it; (options, value, message).
 
     ``result`` comes back from the browser, so its path must be a built upload inside
@@ -191,7 +196,7 @@ function(contents, filename, limit) {
 would refuse a request that large with 413 and the card would say nothing)."""
 
 
-def register_callbacks(app, workspace) -> None:
+def register_callbacks(app, workspace: Workspace) -> None:
     registry = JobRegistry()
     app.clientside_callback(
         _SIZE_CHECK_JS,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 
 from dash import Input, Output, ctx, dcc, html, no_update
@@ -12,6 +14,9 @@ from . import model_shared as ms
 from .cards import Key, recipe, register_page_callback
 from .common import as_float, register_url_sync
 from .domain_notice import notice, register_choice_notice
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 PAGE = dict(id="whatif", requires="runs", path="/whatif", name="What if", order=13,
             description="Change temperature, tau mode or the Laplacian and watch attention and validation loss.")
@@ -37,7 +42,7 @@ LEAD = ("Recompute the tau run on the prompt with one setting changed, on a copy
         "The loss is measured on fixed validation batches before and after.")
 
 
-def layout(workspace, **query):
+def layout(workspace: Workspace, **query):
     modes = [o["value"] for o in TAU_MODES]
     lap_opts = laplacian_options(workspace, [{"label": n, "value": n} for n in workspace.domains.names()])
     return ms.model_page(workspace, query, "What if", LEAD, lambda run: [
@@ -92,14 +97,14 @@ def sync_temperature(trigger, log_scale, typed):
     return no_update, multiplier(log_scale)
 
 
-def laplacian_options(workspace, domain_options):
+def laplacian_options(workspace: Workspace, domain_options):
     """The fixed Laplacian choices plus one per domain memory in the domain picker's list."""
     domains = [o["value"] for o in (domain_options or []) if isinstance(o, dict)]
     return BASE_LAPLACIANS + [{"label": f"domain memory: {d}", "value": f"domain:{d}"} for d in domains]
 
 
 @ms.model_callback(figures=2, extra=(ms.MESSAGE,), tau_only=" What-if changes apply to tau runs.")
-def update_whatif(workspace, run, step, prompt, layer, head, log_scale, tau_mode, tau_value, percentile,
+def update_whatif(workspace: Workspace, run, step, prompt, layer, head, log_scale, tau_mode, tau_value, percentile,
                   laplacian, seed):
     """Attention of the selected head before / after, loss deltas, entropy per head, and a summary line."""
     r = workspace.probes.whatif(run, step, ms.prompt_of(workspace, prompt, run),
@@ -135,7 +140,7 @@ WHATIF = recipe("whatif", ("whatif-maps", "whatif-entropy"), update_whatif, (
     extra=[("whatif-summary", "children")])
 
 
-def register_callbacks(app, workspace) -> None:
+def register_callbacks(app, workspace: Workspace) -> None:
     ms.register_prompt(app, workspace)
     app.callback(Output("whatif-laplacian", "options"), Input("domain-picker", "options"))(
         ms.bind(workspace, laplacian_options))
@@ -159,7 +164,7 @@ def register_callbacks(app, workspace) -> None:
 
 
 # ------------------------------------------------------------------ bench
-def bench_cases(workspace) -> list:
+def bench_cases(workspace: Workspace) -> list:
     run, step, _, _ = ms.export_state(workspace, {})
     args = (workspace, run, step, None, 1, 1)
     return [

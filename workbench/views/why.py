@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dash import Input, Output, dcc, html, no_update
 
 from workbench.figures import fig_lambda_strip, fig_spectral_decomposition
@@ -10,6 +12,9 @@ from . import model_shared as ms
 from .cards import Key, recipe, register_page_callback
 from .common import figure_id, register_url_sync
 from .domain_notice import notice, register_picker_notice
+
+if TYPE_CHECKING:
+    from workbench.data import Workspace
 
 PAGE = dict(id="why", requires="runs", path="/why", name="Why this lambda", order=12,
             description="A token's lambda explained: its energy in each eigenvector of the domain memory.")
@@ -20,7 +25,7 @@ EXPLAIN = ("lambda is a weighted mean of the Laplacian's eigenvalues: write the 
            "gives a small lambda, energy in rough modes a large one.")
 
 
-def layout(workspace, **query):
+def layout(workspace: Workspace, **query):
     return ms.model_page(workspace, query, "Why this lambda", EXPLAIN, lambda run: [
         notice("why"),
         html.Div(className="page-controls", children=[
@@ -37,7 +42,7 @@ def layout(workspace, **query):
 
 # ------------------------------------------------------------------ callbacks
 @ms.model_callback(tau_only="")
-def update_strip(workspace, run, step, prompt, layer):
+def update_strip(workspace: Workspace, run, step, prompt, layer):
     """lambda_q of every head of the layer, one row per head."""
     view = workspace.probes.probe(run, step, ms.prompt_of(workspace, prompt, run))
     layer = ms.clamp_index(layer, view.n_layer)
@@ -58,7 +63,7 @@ def select_from_strip(click):
 
 
 @ms.model_callback(tau_only="", extra=(ms.MESSAGE,))
-def update_spectral(workspace, run, step, prompt, layer, head, token):
+def update_spectral(workspace: Workspace, run, step, prompt, layer, head, token):
     """The spectral decomposition of the token's q and k, and the arithmetic from E to lambda."""
     s = workspace.probes.spectral(run, step, ms.prompt_of(workspace, prompt, run), ms.clamp_index(layer, 10**6),
                                   ms.clamp_index(head, 10**6), ms.clamp_index(token, 10**6))
@@ -96,7 +101,7 @@ SPECTRAL = recipe("why", "why-spectrum", update_spectral,
                   extra=[("why-explanation", "children")])
 
 
-def register_callbacks(app, workspace) -> None:
+def register_callbacks(app, workspace: Workspace) -> None:
     ms.register_prompt(app, workspace)
     ms.register_head_choices(app, workspace, "why")
     register_page_callback(app, workspace, STRIP)
@@ -111,7 +116,7 @@ def register_callbacks(app, workspace) -> None:
 
 
 # ------------------------------------------------------------------ bench
-def bench_cases(workspace) -> list:
+def bench_cases(workspace: Workspace) -> list:
     run, step, _, _ = ms.export_state(workspace, {})
     return [
         ("why: strip of layer 2", lambda: update_strip(workspace, run, step, None, 2)),
