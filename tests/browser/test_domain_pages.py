@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 
 pytestmark = pytest.mark.browser
@@ -59,15 +60,22 @@ def test_domain_page_draws_items_and_feature_graph_and_switches_the_eigenvector(
 
 def test_clicking_an_item_highlights_it_and_lists_its_neighbours(domain_app, page):
     page.open(domain_app + "domain", 2)
-    # pixel position of item 100, from the plot's own axes
-    x, y = page.page.locator(ITEM_MAP).evaluate("""gd => {
-        const t = gd._fullData.find(d => d.name === 'items');
-        const i = Array.from(t.customdata).indexOf(100);
-        const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
-        return [box.left + gd._fullLayout.xaxis.l2p(t.x[i]), box.top + gd._fullLayout.yaxis.l2p(t.y[i])];
-    }""")
-    page.click_plot_point(ITEM_MAP, x, y)
-    page.page.wait_for_selector("#domain-neighbour-list li")
+    for attempt in range(3):  # a click that lands while the map is redrawn (a layout poll) is lost
+        # pixel position of item 100, from the plot's own axes (read anew: a redraw may move it)
+        x, y = page.page.locator(ITEM_MAP).evaluate("""gd => {
+            const t = gd._fullData.find(d => d.name === 'items');
+            const i = Array.from(t.customdata).indexOf(100);
+            const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+            return [box.left + gd._fullLayout.xaxis.l2p(t.x[i]), box.top + gd._fullLayout.yaxis.l2p(t.y[i])];
+        }""")
+        page.click_plot_point(ITEM_MAP, x, y)
+        try:
+            page.page.wait_for_selector("#domain-neighbour-list li", timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.wait_idle()
     page.wait_idle()
     listed = page.page.locator("#domain-neighbour-list li").count()
     dots = page.page.locator(ITEM_MAP).evaluate(
