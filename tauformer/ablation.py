@@ -1,0 +1,190 @@
+"""Head ablation: how much does the loss rise when one attention head (or layer) is silenced?
+
+A head's output is its slice of the c_proj input [B, T, H*D] (the per-head attention result
+before the heads are mixed). `ablate(model, ablations)` registers forward pre-hooks on the
+c_proj of the layers concerned that replace those slices by zero ("zero") or by the head's mean
+output over the batch's positions ("mean"), and always removes them, also on error; the model
+itself is never edited, and with nothing to ablate its logits are bit-identical to a plain pass.
+
+`ablation_sweep(model, batches)` measures the loss change of every (layer, head) and of every
+whole layer on fixed batches. The ablations are batched: copies of each batch are stacked along
+the batch axis, one group of rows per ablation plus one unablated group, and the hook ablates
+each group's rows only, so one forward pass answers many ablations. This is exact because
+nothing in an eval-mode forward mixes the rows of a batch (the tau of every tau mode is chosen
+per vector, calibration only updates in training mode).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError
+from .runtime import eval_mode
+
+ABLATION_MODES = ("zero", "mean")
+MAX_LOGITS = 2**25  # logits elements (128 MiB of float32) one stacked forward pass may produce
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Silence head `head` of layer `layer` (every head of the layer when head is None).
+
+    mode "zero" replaces the head's output by 0; "mean" by that head's mean output over all
+    positions of the batch it runs on (so the head still adds its average, but no information
+    about the token at hand).
+    """
+
+    layer: int
+    head: int | None = None
+    mode: str = "zero"
+
+    def __post_init__(self):
+        if self.mode not in ABLATION_MODES:
+            raise ConfigError(f"ablation mode must be one of {ABLATION_MODES}, got {self.mode!r}")
+
+    def heads(self, n_head: int) -> range:
+        """The head indices this ablation silences."""
+        return range(n_head) if self.head is None else range(self.head, self.head + 1)
+
+
+def check_ablation(model, ablation: Ablation) -> None:
+    """Raise ConfigError when the ablation names a layer or head the model does not have."""
+    L, H = model.config.n_layer, model.config.n_head
+    if not 0 <= ablation.layer < L:
+        raise ConfigError(f"ablation layer {ablation.layer} is out of range: the model has {L} layers")
+    if ablation.head is not None and not 0 <= ablation.head < H:
+        raise ConfigError(f"ablation head {ablation.head} is out of range: the model has {H} heads per layer")
+
+
+@contextmanager
+def ablate(model, ablations):
+    """Apply `ablations` (an Ablation or an iterable of them) to every forward pass in the block.
+
+    The hooks are removed when the block exits, whatever happens inside it.
+    """
+    if isinstance(ablations, Ablation):
+        ablations = [ablations]
+    with ablate_groups(model, [list(ablations)]):
+        yield model
+
+
+@contextmanager
+def ablate_groups(model, groups):
+    """Ablate row group g of every batch with the ablations in groups[g].
+
+    A batch of B rows is split into len(groups) equal, consecutive groups of B / len(groups)
+    rows (B must divide evenly); a group with no ablations runs unchanged. Hooks are removed
+    when the block exits, also on error.
+    """
+    groups = [list(group) for group in groups]
+    per_layer: dict[int, list[tuple[int, Ablation]]] = {}
+    for g, group in enumerate(groups):
+        for ablation in group:
+            check_ablation(model, ablation)
+            per_layer.setdefault(ablation.layer, []).append((g, ablation))
+    handles = []
+    try:
+        for layer, items in per_layer.items():
+            attn = model.transformer.h[layer].attn
+            hook = _slice_hook(items, len(groups), attn.n_head, attn.head_dim)
+            handles.append(attn.c_proj.register_forward_pre_hook(hook))
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _slice_hook(items: list[tuple[int, Ablation]], n_groups: int, n_head: int, head_dim: int):
+    """A c_proj pre-hook replacing the listed (group, ablation) head slices of its input."""
+
+    def hook(module, inputs):
+        (y,) = inputs  # [B, T, H*D]
+        B, T, _ = y.shape
+        if B % n_groups:
+            raise ConfigError(f"a batch of {B} rows cannot be split into {n_groups} ablation groups")
+        rows = B // n_groups
+        y = y.clone().view(n_groups, rows, T, n_head, head_dim)  # [G, B/G, T, H, D]
+        for g, ablation in items:
+            for h in ablation.heads(n_head):
+                part = y[g, :, :, h]  # [B/G, T, D]
+                if ablation.mode == "zero":
+                    part.zero_()
+                else:
+                    part.copy_(part.mean(dim=(0, 1), keepdim=True).expand_as(part))
+        return (y.view(B, T, n_head * head_dim),)
+
+    return hook
+
+
+@dataclass
+class AblationSweep:
+    """Loss changes (ablated minus unablated, nats / token) on fixed batches.
+
+    head_delta [L, H]: one head silenced; layer_delta [L]: every head of the layer silenced.
+    base_loss is the unablated mean loss over the same n_tokens target tokens.
+    """
+
+    kind: str
+    mode: str
+    base_loss: float
+    head_delta: torch.Tensor
+    layer_delta: torch.Tensor
+    n_tokens: int
+
+
+def sweep_ablations(model, mode: str = "zero") -> list[Ablation]:
+    """Every single-head ablation (layer-major), then every whole-layer ablation."""
+    L, H = model.config.n_layer, model.config.n_head
+    heads = [Ablation(layer, head, mode) for layer in range(L) for head in range(H)]
+    return heads + [Ablation(layer, None, mode) for layer in range(L)]
+
+
+@torch.no_grad()
+def ablation_losses(model, batches, ablations, *, max_logits: int = MAX_LOGITS) -> tuple[torch.Tensor, float, int]:
+    """Mean loss (nats / token) with each ablation in turn, the unablated loss, and the token count.
+
+    batches are (x, y) pairs [B, T] (targets -1 ignored). Ablations are stacked as row groups,
+    as many per forward pass as keep its logits under max_logits elements. Returns
+    (losses [len(ablations)], base_loss, n_tokens).
+    """
+    if not batches:
+        raise ConfigError("an ablation sweep needs at least one batch")
+    plan: list[list[Ablation]] = [[]] + [[a] for a in ablations]  # group 0: unablated
+    sums = torch.zeros(len(plan), dtype=torch.float64)
+    n_tokens = 0
+    with eval_mode(model):
+        for x, y in batches:
+            B, T = x.shape
+            per_pass = max(1, max_logits // (B * T * model.config.vocab_size))
+            for start in range(0, len(plan), per_pass):
+                groups = plan[start : start + per_pass]
+                G = len(groups)
+                with ablate_groups(model, groups):
+                    logits, _ = model(x.repeat(G, 1))  # [G*B, T, V]
+                loss = F.cross_entropy(logits.transpose(1, 2), y.repeat(G, 1), ignore_index=-1,
+                                       reduction="none")  # [G*B, T]
+                sums[start : start + G] += loss.view(G, B * T).double().sum(-1)
+            n_tokens += int((y != -1).sum())
+    if n_tokens == 0:
+        raise ConfigError("the ablation batches have no target tokens (all targets are -1)")
+    means = sums / n_tokens
+    return means[1:].float(), float(means[0]), n_tokens
+
+
+def ablation_sweep(model, batches, *, mode: str = "zero", max_logits: int = MAX_LOGITS) -> AblationSweep:
+    """The loss change of silencing each head, and each whole layer, of a tau or dot model.
+
+    batches: a small fixed list of (x, y) validation batches [B, T]; the model is left as it was
+    (mode restored, no hooks left).
+    """
+    if mode not in ABLATION_MODES:
+        raise ConfigError(f"ablation mode must be one of {ABLATION_MODES}, got {mode!r}")
+    L, H = model.config.n_layer, model.config.n_head
+    losses, base, n_tokens = ablation_losses(model, batches, sweep_ablations(model, mode), max_logits=max_logits)
+    delta = losses - base
+    return AblationSweep(kind=model.config.attention, mode=mode, base_loss=base,
+                         head_delta=delta[: L * H].view(L, H), layer_delta=delta[L * H :], n_tokens=n_tokens)
