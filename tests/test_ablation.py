@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from tauformer.ablation import Ablation, ablate, ablation_losses, ablation_sweep, sweep_ablations
 from tauformer.attention import rms_norm
 from tauformer.errors import ConfigError
+from tauformer.probe import run_probe
 
 from conftest import tiny_model
 
@@ -82,6 +83,20 @@ def test_hooks_are_removed_after_an_exception(attention, tokens):
     with pytest.raises(IndexError):
         with ablate(model, Ablation(0, 0)):
             model(torch.tensor([[1, 2, 300]]))  # a token beyond the vocabulary fails inside forward
+    assert hook_count(model) == 0
+
+
+@pytest.mark.parametrize("attention", KINDS)
+def test_probe_with_an_ablation_sees_the_ablated_pass(attention, tokens):
+    model = tiny_model(attention)
+    plain = run_probe(model, tokens)
+    ablation = Ablation(0, 1, "mean")
+    probed = run_probe(model, tokens, ablations=[ablation])
+    with torch.no_grad(), ablate(model, ablation):
+        ablated, _ = model(tokens)
+    assert torch.equal(probed.logits, ablated)
+    assert torch.equal(probed.q[0], plain.q[0])  # layer 0's head outputs are ablated after its q
+    assert not torch.allclose(probed.q[1], plain.q[1])  # layer 1 reads the ablated stream
     assert hook_count(model) == 0
 
 
