@@ -5,6 +5,8 @@ before the heads are mixed). `ablate(model, ablations)` registers forward pre-ho
 c_proj of the layers concerned that replace those slices by zero ("zero") or by the head's mean
 output over the batch's positions ("mean"), and always removes them, also on error; the model
 itself is never edited, and with nothing to ablate its logits are bit-identical to a plain pass.
+While registered, the hooks act on every forward pass of the model, so callers that share one
+model between threads hold their lock around the block (as they do for the probe).
 
 `ablation_sweep(model, batches)` measures the loss change of every (layer, head) and of every
 whole layer on fixed batches. The ablations are batched: copies of each batch are stacked along

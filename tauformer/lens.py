@@ -72,13 +72,12 @@ def _as_batch(idx: torch.Tensor) -> torch.Tensor:
 
 
 def _target_stats(probs: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Probability and rank of each next token: probs [..., B, T, V], idx [B, T] -> two [..., B, T-1].
+    """Probability and rank of each next token: probs [B, T, V], idx [B, T] -> two [B, T-1].
 
-    rank = how many tokens are strictly more probable (0: the actual token is top-1, ties included).
+    rank = how many tokens are strictly more probable (0: the actual token is top-1; a tie for the top counts).
     """
-    nxt = idx[:, 1:].expand(*probs.shape[:-2], -1)  # [..., B, T-1]
-    p = probs[..., :-1, :].gather(-1, nxt.unsqueeze(-1))  # [..., B, T-1, 1]
-    rank = (probs[..., :-1, :] > p).sum(-1)  # [..., B, T-1]
+    p = probs[:, :-1].gather(-1, idx[:, 1:, None])  # [B, T-1, 1]
+    rank = (probs[:, :-1] > p).sum(-1)  # [B, T-1]
     return p.squeeze(-1), rank
 
 
@@ -135,12 +134,18 @@ class LogitLens:
 
 
 @torch.no_grad()
-def lens_logits(model, idx: torch.Tensor) -> torch.Tensor:
-    """Logits [N, B, T, V] of the residual stream at every depth (N = n_layer + 1), one forward pass."""
+def residual_streams(model, idx: torch.Tensor) -> torch.Tensor:
+    """The residual stream [N, B, T, C] at every depth (N = n_layer + 1) of one eval-mode pass on idx [B, T]."""
     idx = _as_batch(idx)
     with eval_mode(model), capture_streams(model) as streams:
         model(idx)
-    return read_out(model, torch.stack(streams))  # [N, B, T, C] -> [N, B, T, V]
+    return torch.stack(streams)  # N x [B, T, C] -> [N, B, T, C]
+
+
+@torch.no_grad()
+def lens_logits(model, idx: torch.Tensor) -> torch.Tensor:
+    """Logits [N, B, T, V] of the residual stream at every depth, one forward pass."""
+    return read_out(model, residual_streams(model, idx))
 
 
 def first_depth(hit: torch.Tensor) -> torch.Tensor:
@@ -152,11 +157,18 @@ def first_depth(hit: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def logit_lens(model, idx: torch.Tensor, *, k: int = TOP_K) -> LogitLens:
-    """The logit lens of idx [B, T] (or [T]): top-k per depth and position, and where the next token wins."""
+    """The logit lens of idx [B, T] (or [T]): top-k per depth and position, and where the next token wins.
+
+    One forward pass; the depths are read out one at a time, so at most one [B, T, V] distribution
+    is held at once (a 1024-token prompt with a large vocabulary stays small).
+    """
     idx = _as_batch(idx)
-    probs = torch.softmax(lens_logits(model, idx), dim=-1)  # [N, B, T, V]
-    top_probs, top_ids = probs.topk(min(k, probs.shape[-1]), dim=-1)  # [N, B, T, k]
-    target_prob, target_rank = _target_stats(probs, idx)
+    per_depth = []
+    for stream in residual_streams(model, idx):  # [B, T, C]
+        probs = torch.softmax(read_out(model, stream), dim=-1)  # [B, T, V]
+        top_probs, top_ids = probs.topk(min(k, probs.shape[-1]), dim=-1)  # [B, T, k]
+        per_depth.append((top_ids, top_probs, *_target_stats(probs, idx)))
+    top_ids, top_probs, target_prob, target_rank = (torch.stack(parts) for parts in zip(*per_depth))  # [N, ...]
     return LogitLens(idx=idx.detach().cpu(), labels=depth_labels(model.config.n_layer), top_ids=top_ids,
                      top_probs=top_probs, target_prob=target_prob, target_rank=target_rank,
                      first_top1=first_depth(target_rank == 0))
