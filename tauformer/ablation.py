@@ -9,11 +9,12 @@ While registered, the hooks act on every forward pass of the model, so callers t
 model between threads hold their lock around the block (as they do for the probe).
 
 `ablation_sweep(model, batches)` measures the loss change of every (layer, head) and of every
-whole layer on fixed batches. The ablations are batched: copies of each batch are stacked along
-the batch axis, one group of rows per ablation plus one unablated group, and the hook ablates
-each group's rows only, so one forward pass answers many ablations. This is exact because
-nothing in an eval-mode forward mixes the rows of a batch (the tau of every tau mode is chosen
-per vector, calibration only updates in training mode).
+whole layer on fixed batches. The ablations share forward passes: before the block of layer l
+the batch grows by one copy of the unablated rows per ablation at layer l, and that layer's hook
+silences each copy's heads, so one pass answers many ablations and the layers below each one
+are computed once. This is exact because nothing in an eval-mode forward mixes the rows of a
+batch (the tau of every tau mode is chosen per vector, calibration only updates in training
+mode, and the rotary tables and the Laplacian do not depend on the batch).
 """
 
 from __future__ import annotations
@@ -71,49 +72,75 @@ def ablate(model, ablations):
     """
     if isinstance(ablations, Ablation):
         ablations = [ablations]
-    with ablate_groups(model, [list(ablations)]):
+    per_layer: dict[int, list[tuple[int, int | None, Ablation]]] = {}
+    for ablation in ablations:
+        check_ablation(model, ablation)
+        per_layer.setdefault(ablation.layer, []).append((0, None, ablation))  # every row of the batch
+    with _hooks(model, per_layer, {}):
         yield model
 
 
 @contextmanager
-def ablate_groups(model, groups):
-    """Ablate row group g of every batch with the ablations in groups[g].
+def branch_ablations(model, rows: int, ablations):
+    """Answer several single ablations with one forward pass on a batch of `rows` rows.
 
-    A batch of B rows is split into len(groups) equal, consecutive groups of B / len(groups)
-    rows (B must divide evenly); a group with no ablations runs unchanged. Hooks are removed
-    when the block exits, also on error.
+    Just before each block that has ablations, copies of the unablated rows (the first `rows`)
+    are appended to the batch, one per ablation of that layer, and the layer's c_proj hook
+    silences each copy's heads; layers below an ablation are computed once for all of them.
+    The pass's output holds the unablated rows, then one group of `rows` rows per ablation in
+    the given order, which must go by layer. Hooks are removed on exit, also on error.
     """
-    groups = [list(group) for group in groups]
-    per_layer: dict[int, list[tuple[int, Ablation]]] = {}
-    for g, group in enumerate(groups):
-        for ablation in group:
-            check_ablation(model, ablation)
-            per_layer.setdefault(ablation.layer, []).append((g, ablation))
+    ablations = list(ablations)
+    if any(a.layer > b.layer for a, b in zip(ablations, ablations[1:])):
+        raise ConfigError("branch_ablations needs its ablations ordered by layer")
+    per_layer: dict[int, list[tuple[int, int | None, Ablation]]] = {}
+    for g, ablation in enumerate(ablations, start=1):
+        check_ablation(model, ablation)
+        per_layer.setdefault(ablation.layer, []).append((g * rows, rows, ablation))
+    copies = {layer: len(items) for layer, items in per_layer.items()}
+    with _hooks(model, per_layer, {layer: (rows, n) for layer, n in copies.items()}):
+        yield model
+
+
+@contextmanager
+def _hooks(model, slices: dict, branches: dict):
+    """Register the c_proj slice hooks and block branch hooks per layer; always remove them."""
     handles = []
     try:
-        for layer, items in per_layer.items():
+        for layer, (rows, copies) in branches.items():
+            block = model.transformer.h[layer]
+            handles.append(block.register_forward_pre_hook(_branch_hook(rows, copies)))
+        for layer, items in slices.items():
             attn = model.transformer.h[layer].attn
-            hook = _slice_hook(items, len(groups), attn.n_head, attn.head_dim)
-            handles.append(attn.c_proj.register_forward_pre_hook(hook))
-        yield model
+            handles.append(attn.c_proj.register_forward_pre_hook(_slice_hook(items, attn.n_head, attn.head_dim)))
+        yield
     finally:
         for handle in handles:
             handle.remove()
 
 
-def _slice_hook(items: list[tuple[int, Ablation]], n_groups: int, n_head: int, head_dim: int):
-    """A c_proj pre-hook replacing the listed (group, ablation) head slices of its input."""
+def _branch_hook(rows: int, copies: int):
+    """A block pre-hook appending `copies` copies of the first `rows` rows of its input x."""
+
+    def hook(module, args):
+        x, *rest = args  # x [R, T, C]
+        x = torch.cat([x, x[:rows].repeat(copies, 1, 1)])  # [R + copies * rows, T, C]
+        return (x, *rest)
+
+    return hook
+
+
+def _slice_hook(items: list[tuple[int, int | None, Ablation]], n_head: int, head_dim: int):
+    """A c_proj pre-hook that silences heads in row ranges (first row, row count or None: to the end)."""
 
     def hook(module, inputs):
         (y,) = inputs  # [B, T, H*D]
         B, T, _ = y.shape
-        if B % n_groups:
-            raise ConfigError(f"a batch of {B} rows cannot be split into {n_groups} ablation groups")
-        rows = B // n_groups
-        y = y.clone().view(n_groups, rows, T, n_head, head_dim)  # [G, B/G, T, H, D]
-        for g, ablation in items:
+        y = y.clone().view(B, T, n_head, head_dim)  # [B, T, H, D]
+        for first, count, ablation in items:
+            rows = slice(first, B if count is None else first + count)
             for h in ablation.heads(n_head):
-                part = y[g, :, :, h]  # [B/G, T, D]
+                part = y[rows, :, h]  # [rows, T, D], a view
                 if ablation.mode == "zero":
                     part.zero_()
                 else:
@@ -150,32 +177,34 @@ def sweep_ablations(model, mode: str = "zero") -> list[Ablation]:
 def ablation_losses(model, batches, ablations, *, max_logits: int = MAX_LOGITS) -> tuple[torch.Tensor, float, int]:
     """Mean loss (nats / token) with each ablation in turn, the unablated loss, and the token count.
 
-    batches are (x, y) pairs [B, T] (targets -1 ignored). Ablations are stacked as row groups,
-    as many per forward pass as keep its logits under max_logits elements. Returns
-    (losses [len(ablations)], base_loss, n_tokens).
+    batches are (x, y) pairs [B, T] (targets -1 ignored). The ablations of a batch share forward
+    passes (`branch_ablations`), as many per pass as keep its logits under max_logits elements.
+    Returns (losses [len(ablations)], base_loss, n_tokens).
     """
     if not batches:
         raise ConfigError("an ablation sweep needs at least one batch")
-    plan: list[list[Ablation]] = [[]] + [[a] for a in ablations]  # group 0: unablated
-    sums = torch.zeros(len(plan), dtype=torch.float64)
-    n_tokens = 0
+    ablations = list(ablations)
+    order = sorted(range(len(ablations)), key=lambda i: ablations[i].layer)
+    sums = torch.zeros(len(ablations), dtype=torch.float64)
+    base, n_tokens = 0.0, 0
     with eval_mode(model):
         for x, y in batches:
             B, T = x.shape
-            per_pass = max(1, max_logits // (B * T * model.config.vocab_size))
-            for start in range(0, len(plan), per_pass):
-                groups = plan[start : start + per_pass]
-                G = len(groups)
-                with ablate_groups(model, groups):
-                    logits, _ = model(x.repeat(G, 1))  # [G*B, T, V]
+            per_pass = max(1, max_logits // (B * T * model.config.vocab_size) - 1)  # ablations beside the base
+            for start in range(0, max(1, len(order)), per_pass):
+                chunk = order[start : start + per_pass]
+                with branch_ablations(model, B, [ablations[i] for i in chunk]):
+                    logits, _ = model(x)  # [(1 + len(chunk)) * B, T, V]
+                G = logits.shape[0] // B
                 loss = F.cross_entropy(logits.transpose(1, 2), y.repeat(G, 1), ignore_index=-1,
-                                       reduction="none")  # [G*B, T]
-                sums[start : start + G] += loss.view(G, B * T).double().sum(-1)
+                                       reduction="none").view(G, B * T).double().sum(-1)  # [G]
+                if start == 0:
+                    base += float(loss[0])
+                sums[chunk] += loss[1:]
             n_tokens += int((y != -1).sum())
     if n_tokens == 0:
         raise ConfigError("the ablation batches have no target tokens (all targets are -1)")
-    means = sums / n_tokens
-    return means[1:].float(), float(means[0]), n_tokens
+    return (sums / n_tokens).float(), base / n_tokens, n_tokens
 
 
 def ablation_sweep(model, batches, *, mode: str = "zero", max_logits: int = MAX_LOGITS) -> AblationSweep:

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tauformer.ablation import Ablation, ablate, ablation_losses, ablation_sweep, sweep_ablations
+from tauformer.ablation import (Ablation, ablate, ablation_losses, ablation_sweep, branch_ablations,
+                                sweep_ablations)
 from tauformer.attention import rms_norm
 from tauformer.errors import ConfigError
 from tauformer.probe import run_probe
@@ -141,6 +142,27 @@ def test_batched_sweep_equals_one_ablation_at_a_time(attention, tokens):
         got = sweep.head_delta[a.layer, a.head] if a.head is not None else sweep.layer_delta[a.layer]
         assert float(got) == pytest.approx(loss_with([a]) - base, abs=1e-5)
     assert sweep.layer_delta.abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("attention", KINDS)
+def test_branched_pass_holds_each_ablated_pass_as_a_row_group(attention, tokens):
+    model = tiny_model(attention)
+    ablations = [Ablation(0, 3, "mean"), Ablation(1, None), Ablation(1, 0, "mean")]
+    with torch.no_grad():
+        with branch_ablations(model, 2, ablations):
+            assert hook_count(model) == 4  # two blocks branch, two c_proj hooks silence
+            logits, _ = model(tokens)
+        assert hook_count(model) == 0
+        assert logits.shape == (8, tokens.shape[1], 256)  # base + 3 groups of the 2 rows
+        assert torch.allclose(logits[:2], model(tokens)[0], atol=1e-5)
+        for g, ablation in enumerate(ablations, start=1):
+            with ablate(model, ablation):
+                alone, _ = model(tokens)
+            assert torch.allclose(logits[2 * g : 2 * g + 2], alone, atol=1e-5)
+    with pytest.raises(ConfigError, match="ordered by layer"):
+        with branch_ablations(model, 2, ablations[::-1]):
+            pass
+    assert hook_count(model) == 0
 
 
 def test_stacking_limit_does_not_change_the_losses(tokens):
