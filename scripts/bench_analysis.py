@@ -48,7 +48,10 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats}")
     for mode in ("zero", "mean"):
-        seconds, sweeps = best_of(args.repeats, lambda: [ablation_sweep(m, batches, mode=mode) for m in models.values()])
+        def sweep_both():
+            return [ablation_sweep(model, batches, mode=mode) for model in models.values()]
+
+        seconds, sweeps = best_of(args.repeats, sweep_both)
         print(f"ablation sweep ({mode}), both models, {SWEEP_BATCHES[0]} x {SWEEP_BATCHES[1]} x {T} tokens: "
               f"{seconds:.2f} s")
         for sweep in sweeps:
