@@ -4,7 +4,8 @@
 inside a context manager and always removes them, also on error; logits are identical with and
 without it. Attention weights are recomputed outside the model from the captured q, k (dot) or
 lambda_q, lambda_k (tau), so no kernel ever has to materialise them. `run_probe` does all of it
-for one batch of tokens and returns a `ProbeResult`.
+for one batch of tokens and returns a `ProbeResult`, optionally with heads ablated (the ablation
+hooks live in `ablation.py`, with the same guaranteed removal).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .ablation import ablate
 from .attention import TauAttention, repeat_kv
 from .kernels import causal_mask, tau_attention_weights
 from .runtime import eval_mode
@@ -171,15 +173,16 @@ class ProbeResult:
 
 
 @torch.no_grad()
-def run_probe(model, idx: torch.Tensor) -> ProbeResult:
+def run_probe(model, idx: torch.Tensor, *, ablations=()) -> ProbeResult:
     """One eval-mode forward pass on idx [B, T] (or [T]) with every layer's internals captured.
 
     The model is left as it was (train / eval mode restored, hooks removed even on error), and
-    its logits are exactly those of a plain forward pass.
+    its logits are exactly those of a plain forward pass -- or, with ``ablations`` (Ablation
+    objects, see `ablation.ablate`), of the pass with those heads silenced.
     """
     if idx.dim() == 1:
         idx = idx.unsqueeze(0)  # [1, T]
-    with eval_mode(model), capture(model) as cap:
+    with eval_mode(model), ablate(model, ablations), capture(model) as cap:
         logits, _ = model(idx)
     blocks = model.transformer.h
     weights = torch.stack([attention_weights(model, layer, i) for i, layer in enumerate(cap.layers)])
