@@ -154,12 +154,16 @@ class ProbeStore:
         a = self.probe(run, step, prompt)
         if not compare or compare not in self.runs.names():
             return a, None
+        self.check_same_tokens(run, compare)
+        return a, self.probe(compare, self.runs.nearest_step(compare, a.step), prompt)
+
+    def check_same_tokens(self, run: str, compare: str) -> None:
+        """Raise the ConfigError that says why two runs with different tokenizers are not compared."""
         if not self.same_tokens(run, compare):
             raise ConfigError(f"{run} ({self.tokenizer_for(run).name} tokens) and {compare} "
                               f"({self.tokenizer_for(compare).name} tokens) cut the prompt into different tokens, "
-                              "so their attention maps are not compared position by position; compare their "
+                              "so their attention maps and predictions are not compared position by position; compare their "
                               "bits per byte on the Training page")
-        return a, self.probe(compare, self.runs.nearest_step(compare, a.step), prompt)
 
     def js_divergence(self, a: ProbeView, b: ProbeView) -> np.ndarray:
         """Per-head JS divergence [L, H] between two probes of the same prompt (same shape needed)."""

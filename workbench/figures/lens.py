@@ -1,0 +1,197 @@
+"""Logit lens and per-token loss: what each depth predicts, where predictions form, which tokens are hard."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from workbench import theme
+from workbench.figures._common import (FigureInputError, as_array, content_height, described, fig_empty,
+                                       symmetric_range, token_ticks, truncate)
+from workbench.figures.ticks import format_count
+
+DEPTH_ROW = 26  # px per depth row of the lens heatmap
+TEXT_ROW = 22  # px per line of prompt text
+SCALES = ("prob", "rank")
+MONO = dict(family="DejaVu Sans Mono, monospace", size=11, color="#1d2330")
+
+
+def _label(token: object, limit: int = 12) -> str:
+    return html.escape(truncate(token, limit))
+
+
+def _top_line(labels: Sequence[str], probs: Sequence[float]) -> str:
+    return "  ".join(f"'{_label(t)}' {p:.3f}" for t, p in zip(labels, probs))
+
+
+def _check_lens(fn: str, name: str, m: Mapping, n_depth: int, T: int) -> dict:
+    prob = as_array(m["target_prob"], f"{name}.target_prob", fn, shape=(n_depth, T - 1))
+    rank = as_array(m["target_rank"], f"{name}.target_rank", fn, shape=(n_depth, T - 1))
+    first = as_array(m["first_top1"], f"{name}.first_top1", fn, shape=(T - 1,))
+    top_probs = as_array(m["top_probs"], f"{name}.top_probs", fn, ndim=3)
+    if top_probs.shape[:2] != (n_depth, T) or len(m["top_tokens"]) != n_depth:
+        raise FigureInputError(f"{fn}: {name}.top_probs / top_tokens must be [{n_depth}, {T}, k], got {top_probs.shape}")
+    return dict(prob=prob, rank=rank, first=first, top_probs=top_probs, top_tokens=m["top_tokens"])
+
+
+@described("Each depth's reading of the residual stream through the final norm and lm_head: the probability "
+           "(or rank) of the actual next token, one row per depth and column per predicted token, per model; "
+           "a dot marks the first depth at which that token is the most likely. Hover for the top predictions.")
+def fig_logit_lens(tokens: Sequence[str], depths: Sequence[str], models: Mapping[str, Mapping], *,
+                   scale: str = "prob", title: str | None = None) -> go.Figure:
+    """Depth x next-token heatmaps of the logit lens, one panel per model (same tokens).
+
+    Parameters
+    ----------
+    tokens : list of str
+        Token labels of the prompt, T of them; column t is the prediction of token t + 1.
+    depths : list of str
+        Names of the N depths ("embedding", "layer 0", ...).
+    models : dict name -> dict
+        target_prob, target_rank [N, T-1]; first_top1 [T-1] (-1: never); top_tokens [N][T][k]
+        labels and top_probs [N, T, k] (the hover's top predictions).
+    scale : "prob" or "rank"
+        Colour by the probability of the actual next token, or by its rank (log scale, 1 = top-1).
+    """
+    fn = "fig_logit_lens"
+    if scale not in SCALES:
+        raise FigureInputError(f"{fn}: scale must be one of {SCALES}, got {scale!r}")
+    T, N = len(tokens), len(depths)
+    if not models or T < 2:
+        return fig_empty("The prompt needs at least 2 tokens")
+    panels = {str(k): _check_lens(fn, str(k), v, N, T) for k, v in models.items()}
+    colors = theme.series_colors(list(panels))
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, subplot_titles=list(panels),
+                        vertical_spacing=0.16 / len(panels))
+    targets = [_label(t) for t in tokens[1:]]
+    seen = [_label(t) for t in tokens[:-1]]
+    ranks_max = max(float(p["rank"].max()) for p in panels.values())
+    for i, (name, p) in enumerate(panels.items(), start=1):
+        hover = np.empty((N, T - 1), dtype=object)
+        for d in range(N):
+            for t in range(T - 1):
+                hover[d, t] = (f"{name}, {depths[d]}<br>after {t} '{seen[t]}': next '{targets[t]}' "
+                               f"p {p['prob'][d, t]:.3f}, rank {int(p['rank'][d, t]) + 1}<br>top: "
+                               + _top_line(p["top_tokens"][d][t], p["top_probs"][d, t]))
+        z = p["prob"] if scale == "prob" else np.log10(p["rank"] + 1.0)
+        bar = _colour_bar(scale, ranks_max, y=1 - (i - 0.5) / len(panels), len=0.9 / len(panels))
+        fig.add_trace(go.Heatmap(z=z, x=np.arange(T - 1), y=np.arange(N), hovertext=hover,
+                                 hovertemplate="%{hovertext}<extra></extra>", name=name, xgap=0, ygap=1,
+                                 colorscale=theme.SEQUENTIAL, reversescale=scale == "rank", colorbar=bar,
+                                 zmin=0, zmax=1 if scale == "prob" else max(np.log10(ranks_max + 1), 1e-3),
+                                 showscale=i == 1), row=i, col=1)
+        hit = np.flatnonzero(p["first"] >= 0)
+        fig.add_trace(go.Scatter(x=hit, y=p["first"][hit], mode="markers", hoverinfo="skip", showlegend=False,
+                                 marker=dict(size=5, color="#ffffff", line=dict(color=colors[name], width=1.5)),
+                                 name=f"{name}: first top-1"), row=i, col=1)
+        fig.update_yaxes(tickmode="array", tickvals=list(range(N)), ticktext=list(depths), range=[-0.5, N - 0.5],
+                         row=i, col=1)
+    fig.update_xaxes(range=[-0.5, T - 1.5], **token_ticks(tokens[1:], T - 1))
+    fig.update_xaxes(title_text="next token", row=len(panels), col=1)
+    fig.update_layout(height=content_height(len(panels) * N, DEPTH_ROW, 90 + 50 * len(panels)),
+                      title=title, margin=dict(l=80, r=20, t=60 if title else 30, b=60))
+    return fig
+
+
+def _colour_bar(scale: str, ranks_max: float, **place) -> dict:
+    """Colour bar of the lens: probability 0..1, or rank + 1 on a log10 axis with count ticks."""
+    if scale == "prob":
+        return dict(title="p(next)", thickness=12, **place)
+    top = int(np.ceil(np.log10(ranks_max + 1))) if ranks_max > 0 else 1
+    vals = list(range(0, top + 1))
+    return dict(title="rank", thickness=12, tickmode="array", tickvals=vals,
+                ticktext=[format_count(10 ** v) for v in vals], **place)
+
+
+@described("How many predicted tokens first become the most likely one at each depth (never: no depth ranks "
+           "the actual next token first), per model, as a share of the prompt's positions.")
+def fig_first_top1(depths: Sequence[str], firsts: Mapping[str, object], *, title: str | None = None) -> go.Figure:
+    """Grouped bars: share of positions whose actual next token is first top-1 at each depth, per model.
+
+    ``firsts``: model name -> first_top1 [T-1] (depth index, -1 for never).
+    """
+    fn = "fig_first_top1"
+    rows = {str(k): as_array(v, f"firsts[{k!r}]", fn, ndim=1) for k, v in firsts.items()}
+    if not rows or not any(r.size for r in rows.values()):
+        return fig_empty("No predicted tokens")
+    N = len(depths)
+    categories = list(depths) + ["never"]
+    colors = theme.series_colors(list(rows))
+    fig = go.Figure()
+    for name, first in rows.items():
+        if first.size and (first.max() >= N or first.min() < -1):
+            raise FigureInputError(f"{fn}: firsts[{name!r}] holds depths outside -1..{N - 1}")
+        counts = np.bincount(np.where(first < 0, N, first).astype(int), minlength=N + 1)  # [N + 1]: never last
+        share = counts / max(1, first.size)
+        fig.add_trace(go.Bar(x=categories, y=share, name=name, marker_color=colors[name], customdata=counts,
+                             hovertemplate=f"{name}<br>%{{x}}: %{{customdata}} tokens (%{{y:.1%}})<extra></extra>"))
+    fig.update_yaxes(title_text="share of positions", tickformat=".0%", rangemode="tozero")
+    fig.update_xaxes(title_text="first depth where the next token is top-1", type="category")
+    fig.update_layout(barmode="group", height=320, title=title, margin=dict(l=70, r=20, t=60 if title else 30, b=60),
+                      legend=dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom"))
+    return fig
+
+
+def _prediction_hover(tokens: Sequence[str], models: Mapping[str, Mapping]) -> list[str]:
+    """Hover of each token i: per model its loss and the top-5 predictions made for it (at i - 1)."""
+    out = [f"0 '{_label(tokens[0])}': the first token has no prediction"]
+    for i in range(1, len(tokens)):
+        lines = [f"{i} '{_label(tokens[i])}'"]
+        for name, m in models.items():
+            lines.append(f"<b>{html.escape(name)}</b> loss {m['loss'][i - 1]:.2f} nats; top: "
+                         + _top_line(m["pred_tokens"][i - 1], m["pred_probs"][i - 1]))
+        out.append("<br>".join(lines))
+    return out
+
+
+@described("The prompt as text, each token shaded by the loss (nats) each model had predicting it, and by "
+           "the difference of the first model minus the second (red: the first found it harder). Hover for "
+           "both models' top-5 predictions.")
+def fig_token_loss(tokens: Sequence[str], models: Mapping[str, Mapping], *, zmax: float | None = None,
+                   per_row: int = 64) -> go.Figure:
+    """Text panels shaded by per-token loss: one per model, then the difference (first - second).
+
+    ``models``: name -> dict(loss [T-1], pred_tokens [T][k], pred_probs [T, k]); token i is shaded
+    by loss[i - 1] (the first token has none). ``zmax`` caps the loss colour scale (default: the
+    largest loss); the difference scale is symmetric around 0.
+    """
+    fn = "fig_token_loss"
+    T = len(tokens)
+    if not models or T < 2:
+        return fig_empty("The prompt needs at least 2 tokens")
+    losses = {str(k): as_array(v["loss"], f"{k}.loss", fn, shape=(T - 1,)) for k, v in models.items()}
+    panels = dict(losses)
+    names = list(losses)
+    if len(names) >= 2:
+        panels[f"{names[0]} \u2212 {names[1]}"] = losses[names[0]] - losses[names[1]]
+    n_lines = -(-T // per_row)
+    pad = n_lines * per_row - T
+
+    def grid(values, fill=""):  # [T] -> [lines, per_row]
+        return np.array(list(values) + [fill] * pad, dtype=object).reshape(n_lines, per_row)
+
+    text = grid([_label(t, 6) for t in tokens])
+    hover = grid(_prediction_hover(tokens, models))
+    cap = float(zmax) if zmax else float(max(np.nanmax(v) for v in losses.values()) or 1.0)
+    diff_cap = symmetric_range(*[v for k, v in panels.items() if k not in losses])
+    colors = theme.series_colors(names)
+    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=list(panels), vertical_spacing=0.12 / len(panels))
+    for i, (name, values) in enumerate(panels.items(), start=1):
+        z = np.concatenate([[np.nan], values, np.full(pad, np.nan)]).reshape(n_lines, per_row)
+        is_diff = name not in losses
+        scale = theme.DIVERGING if is_diff else [[0, "#ffffff"], [1, theme.with_alpha(colors[name], 0.85)]]
+        fig.add_trace(go.Heatmap(
+            z=z, text=text, texttemplate="%{text}", hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
+            zmin=-diff_cap if is_diff else 0, zmax=diff_cap if is_diff else cap, colorscale=scale, xgap=1, ygap=2,
+            showscale=is_diff, colorbar=dict(title="\u0394 nats", thickness=12, len=0.8 / len(panels),
+                                             y=1 - (i - 0.5) / len(panels)),
+            textfont=MONO, name=name), row=i, col=1)
+    fig.update_xaxes(visible=False, range=[-0.5, per_row - 0.5])
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_layout(height=content_height(len(panels), n_lines * TEXT_ROW + 40, 30),
+                      margin=dict(l=10, r=10, t=30, b=10))
+    return fig
