@@ -16,12 +16,14 @@ from workbench.figures.ticks import format_count
 
 DEPTH_ROW = 26  # px per depth row of the lens heatmap
 TEXT_ROW = 22  # px per line of prompt text
+PANEL_GAP = 40  # px between text panels: room for the next panel's title
 SCALES = ("prob", "rank")
 MONO = dict(family="DejaVu Sans Mono, monospace", size=11, color="#1d2330")
 
 
 def _label(token: object, limit: int = 12) -> str:
-    return html.escape(truncate(token, limit))
+    """A token as plotly text: cut to ``limit`` characters, <, > and & escaped (plotly shows &quot; verbatim)."""
+    return html.escape(truncate(token, limit), quote=False)
 
 
 def _top_line(labels: Sequence[str], probs: Sequence[float]) -> str:
@@ -179,19 +181,22 @@ def fig_token_loss(tokens: Sequence[str], models: Mapping[str, Mapping], *, zmax
     cap = float(zmax) if zmax else float(max(np.nanmax(v) for v in losses.values()) or 1.0)
     diff_cap = symmetric_range(*[v for k, v in panels.items() if k not in losses])
     colors = theme.series_colors(names)
-    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=list(panels), vertical_spacing=0.12 / len(panels))
+    panel_px, top, bottom = n_lines * TEXT_ROW, 30, 10
+    height = content_height(len(panels), panel_px + PANEL_GAP, top + bottom - PANEL_GAP)
+    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=list(panels),
+                        vertical_spacing=PANEL_GAP / (height - top - bottom) if len(panels) > 1 else 0.0)
     for i, (name, values) in enumerate(panels.items(), start=1):
-        z = np.concatenate([[np.nan], values, np.full(pad, np.nan)]).reshape(n_lines, per_row)
+        z = np.concatenate([[np.nan], values, np.full(pad, np.nan)]).reshape(n_lines, per_row)  # token i: loss[i-1]
         is_diff = name not in losses
         scale = theme.DIVERGING if is_diff else [[0, "#ffffff"], [1, theme.with_alpha(colors[name], 0.85)]]
+        bar = dict(title="Δ nats", thickness=12, lenmode="pixels", len=max(120, panel_px), yanchor="bottom", y=0, nticks=5)
         fig.add_trace(go.Heatmap(
             z=z, text=text, texttemplate="%{text}", hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
             zmin=-diff_cap if is_diff else 0, zmax=diff_cap if is_diff else cap, colorscale=scale, xgap=1, ygap=2,
-            showscale=is_diff, colorbar=dict(title="\u0394 nats", thickness=12, len=0.8 / len(panels),
-                                             y=1 - (i - 0.5) / len(panels)),
-            textfont=MONO, name=name), row=i, col=1)
+            showscale=is_diff, colorbar=bar, textfont=MONO, name=name), row=i, col=1)
     fig.update_xaxes(visible=False, range=[-0.5, per_row - 0.5])
-    fig.update_yaxes(visible=False, autorange="reversed")
-    fig.update_layout(height=content_height(len(panels), n_lines * TEXT_ROW + 40, 30),
-                      margin=dict(l=10, r=10, t=30, b=10))
+    per_panel = (height - top - bottom - PANEL_GAP * (len(panels) - 1)) / len(panels)  # px, after clipping
+    lines = max(n_lines, per_panel / TEXT_ROW)  # a short prompt keeps its line height: blank lines below
+    fig.update_yaxes(visible=False, range=[lines - 0.5, -0.5])
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=top, b=bottom))
     return fig
