@@ -28,9 +28,13 @@ def test_the_lens_heatmap_plots_each_models_probabilities_and_marks_the_first_to
     assert np.allclose(np.asarray(heat[1].z, dtype=float), models["dot"]["target_prob"])
     assert (heat[0].zmin, heat[0].zmax) == (0, 1)
     assert list(marks[0].x) == [0, 2, 3] and list(marks[0].y) == [0, 2, 1]  # position 1: never top-1
-    hover = np.asarray(heat[0].hovertext)
-    assert "p120" in hover[1, 2] and "layer 0" in hover[1, 2] and "next 'd'" in hover[1, 2]
-    assert "&lt;c&gt;" in hover[0, 1]  # a token is text, not markup
+    hover = np.asarray(heat[0].text, dtype=object)  # [N, T-1]
+    assert hover[1, 2].startswith("layer 0<br>after 2 '&lt;c&gt;': next 'd'")  # a token is text, not markup
+    assert hover[1, 2].endswith("top:  'p120' %.3f  'p121' %.3f  'p122' %.3f" % tuple(models["tau"]["top_probs"][1, 2]))
+    custom = np.asarray(heat[0].customdata, dtype=float)  # [N, T-1, 2]: p(next), rank + 1
+    assert np.allclose(custom[..., 0], models["tau"]["target_prob"])
+    assert np.array_equal(custom[..., 1], models["tau"]["target_rank"] + 1)
+    assert "%{text}" in heat[0].hovertemplate and "customdata[1]" in heat[0].hovertemplate
     assert list(fig.layout.yaxis.ticktext) == DEPTHS
     assert fig.layout.height > 0
 

@@ -7,11 +7,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from workbench import theme
 from workbench.figures._common import (FigureInputError, as_array, content_height, described, fig_empty,
-                                       symmetric_range, token_ticks, truncate)
+                                       subplot_axes, subplot_grid_layout, symmetric_range, token_ticks, truncate)
 from workbench.figures.ticks import format_count
 
 DEPTH_ROW = 26  # px per depth row of the lens heatmap
@@ -26,8 +25,49 @@ def _label(token: object, limit: int = 12) -> str:
     return html.escape(truncate(token, limit), quote=False)
 
 
-def _top_line(labels: Sequence[str], probs: Sequence[float]) -> str:
-    return "  ".join(f"'{_label(t)}' {p:.3f}" for t, p in zip(labels, probs))
+class _Labels(dict):
+    """token -> its escaped label, each distinct token escaped once (hovers repeat the same few)."""
+
+    def __missing__(self, token):
+        self[token] = label = _label(token)
+        return label
+
+
+def _top_line(labels: Sequence[str], probs: Sequence[float], names: _Labels) -> str:
+    return "  ".join(f"'{names[t]}' {p:.3f}" for t, p in zip(labels, probs))
+
+
+def _lens_hover(p: dict, depths, seen, targets, names: _Labels) -> np.ndarray:
+    """Hover text [N, T-1] of the lens: depth, the token read, the next token, the top-k predictions.
+
+    Built with numpy's vectorised string operations (one template field per label instead made
+    ~76,000 small objects that plotly deep-copies twice per figure).
+    """
+    N, Tm1 = p["prob"].shape
+    top = np.array(p["top_tokens"], dtype=object)[:, :Tm1]  # [N, T, k] -> [N, T-1, k]: predictions after t
+    labels = np.frompyfunc(names.__getitem__, 1, 1)(top).astype(str)  # [N, T-1, k]
+    probs = np.char.mod("%.3f", p["top_probs"][:, :Tm1])  # [N, T-1, k]
+    head = np.char.add(np.array([f"{d}<br>" for d in depths])[:, None],
+                       np.array([f"after {t} '{seen[t]}': next '{targets[t]}'" for t in range(Tm1)])[None, :])
+    line = np.char.add(head, "<br>top:")  # [N, T-1]
+    for j in range(labels.shape[-1]):
+        line = np.char.add(np.char.add(np.char.add(line, "  '"), labels[..., j]), np.char.add("' ", probs[..., j]))
+    return line
+
+
+def _stacked_layout(titles: Sequence[str], gap: float, *, xaxis: dict, yaxis: dict) -> dict:
+    """Layout (plain dicts) of panels stacked in one column, each titled above; x axes matched.
+
+    ``subplot_grid_layout`` with per-panel titles: ~4x faster than make_subplots + add_trace.
+    """
+    n = len(titles)
+    layout = subplot_grid_layout(n, 1, horizontal_spacing=0.0, vertical_spacing=gap, xaxis=xaxis, yaxis=yaxis)
+    for r in range(1, n):
+        layout[f"xaxis{r + 1}"]["matches"] = "x"
+    layout["annotations"] = [dict(text=html.escape(str(t)), x=0.5, xref="paper", xanchor="center", showarrow=False,
+                                  y=layout["yaxis" + ("" if r == 0 else str(r + 1))]["domain"][1], yref="paper",
+                                  yanchor="bottom", font=dict(size=14)) for r, t in enumerate(titles)]
+    return layout
 
 
 def _check_lens(fn: str, name: str, m: Mapping, n_depth: int, T: int) -> dict:
@@ -67,46 +107,48 @@ def fig_logit_lens(tokens: Sequence[str], depths: Sequence[str], models: Mapping
         return fig_empty("The prompt needs at least 2 tokens")
     panels = {str(k): _check_lens(fn, str(k), v, N, T) for k, v in models.items()}
     colors = theme.series_colors(list(panels))
-    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, subplot_titles=list(panels),
-                        vertical_spacing=0.16 / len(panels))
-    targets = [_label(t) for t in tokens[1:]]
-    seen = [_label(t) for t in tokens[:-1]]
+    names = _Labels()
+    targets = [names[t] for t in tokens[1:]]
+    seen = [names[t] for t in tokens[:-1]]
     ranks_max = max(float(p["rank"].max()) for p in panels.values())
-    for i, (name, p) in enumerate(panels.items(), start=1):
-        hover = np.empty((N, T - 1), dtype=object)
-        for d in range(N):
-            for t in range(T - 1):
-                hover[d, t] = (f"{name}, {depths[d]}<br>after {t} '{seen[t]}': next '{targets[t]}' "
-                               f"p {p['prob'][d, t]:.3f}, rank {int(p['rank'][d, t]) + 1}<br>top: "
-                               + _top_line(p["top_tokens"][d][t], p["top_probs"][d, t]))
+    zmax = 1 if scale == "prob" else max(float(np.log10(ranks_max + 1)), 1e-3)
+    depth_axis = dict(tickmode="array", tickvals=list(range(N)), ticktext=list(depths), range=[-0.5, N - 0.5])
+    x_axis = dict(range=[-0.5, T - 1.5], **token_ticks(tokens[1:], T - 1))
+    layout = _stacked_layout(list(panels), 0.16 / len(panels), xaxis=x_axis, yaxis=depth_axis)
+    traces = []
+    for i, (name, p) in enumerate(panels.items()):
+        hover = _lens_hover(p, depths, seen, targets, names)  # [N, T-1]
+        custom = np.stack([p["prob"], p["rank"] + 1.0], axis=-1)  # [N, T-1, 2]: numbers the template formats
+        template = (f"{names[name]}, %{{text}}<br>p(next) %{{customdata[0]:.3f}}, rank %{{customdata[1]}}"
+                    "<extra></extra>")
         z = p["prob"] if scale == "prob" else np.log10(p["rank"] + 1.0)
-        bar = _colour_bar(scale, ranks_max, y=1 - (i - 0.5) / len(panels), len=0.9 / len(panels))
-        fig.add_trace(go.Heatmap(z=z, x=np.arange(T - 1), y=np.arange(N), hovertext=hover,
-                                 hovertemplate="%{hovertext}<extra></extra>", name=name, xgap=0, ygap=1,
-                                 colorscale=theme.SEQUENTIAL, reversescale=scale == "rank", colorbar=bar,
-                                 zmin=0, zmax=1 if scale == "prob" else max(np.log10(ranks_max + 1), 1e-3),
-                                 showscale=i == 1), row=i, col=1)
+        axes = subplot_axes(len(panels), 1, i, 0)
+        traces.append(dict(type="heatmap", z=z, x=np.arange(T - 1), y=np.arange(N), customdata=custom,
+                           text=hover, hovertemplate=template, name=name, ygap=1,
+                           colorscale=theme.SEQUENTIAL, reversescale=scale == "rank", zmin=0, zmax=zmax,
+                           colorbar=_colour_bar(scale, ranks_max), showscale=i == 0, **axes))
         hit = np.flatnonzero(p["first"] >= 0)
-        fig.add_trace(go.Scatter(x=hit, y=p["first"][hit], mode="markers", hoverinfo="skip", showlegend=False,
-                                 marker=dict(size=5, color="#ffffff", line=dict(color=colors[name], width=1.5)),
-                                 name=f"{name}: first top-1"), row=i, col=1)
-        fig.update_yaxes(tickmode="array", tickvals=list(range(N)), ticktext=list(depths), range=[-0.5, N - 0.5],
-                         row=i, col=1)
-    fig.update_xaxes(range=[-0.5, T - 1.5], **token_ticks(tokens[1:], T - 1))
-    fig.update_xaxes(title_text="next token", row=len(panels), col=1)
+        traces.append(dict(type="scatter", x=hit, y=p["first"][hit], mode="markers", hoverinfo="skip",
+                           showlegend=False, name=f"{name}: first top-1", **axes,
+                           marker=dict(size=5, color="#ffffff", line=dict(color=colors[name], width=1.5))))
+    last = "xaxis" + ("" if len(panels) == 1 else str(len(panels)))
+    for r in range(len(panels) - 1):  # token labels under the bottom panel only
+        layout["xaxis" + ("" if r == 0 else str(r + 1))]["showticklabels"] = False
+    layout[last]["title"] = dict(text="next token")
+    fig = go.Figure(data=traces, layout=layout)
     fig.update_layout(height=content_height(len(panels) * N, DEPTH_ROW, 90 + 50 * len(panels)),
                       title=title, margin=dict(l=80, r=20, t=60 if title else 30, b=60))
     return fig
 
 
-def _colour_bar(scale: str, ranks_max: float, **place) -> dict:
+def _colour_bar(scale: str, ranks_max: float) -> dict:
     """Colour bar of the lens: probability 0..1, or rank + 1 on a log10 axis with count ticks."""
     if scale == "prob":
-        return dict(title="p(next)", thickness=12, **place)
+        return dict(title="p(next)", thickness=12)
     top = int(np.ceil(np.log10(ranks_max + 1))) if ranks_max > 0 else 1
     vals = list(range(0, top + 1))
     return dict(title="rank", thickness=12, tickmode="array", tickvals=vals,
-                ticktext=[format_count(10 ** v) for v in vals], **place)
+                ticktext=[format_count(10 ** v) for v in vals])
 
 
 @described("How many predicted tokens first become the most likely one at each depth (never: no depth ranks "
@@ -123,29 +165,31 @@ def fig_first_top1(depths: Sequence[str], firsts: Mapping[str, object], *, title
     N = len(depths)
     categories = list(depths) + ["never"]
     colors = theme.series_colors(list(rows))
-    fig = go.Figure()
+    traces = []
     for name, first in rows.items():
         if first.size and (first.max() >= N or first.min() < -1):
             raise FigureInputError(f"{fn}: firsts[{name!r}] holds depths outside -1..{N - 1}")
         counts = np.bincount(np.where(first < 0, N, first).astype(int), minlength=N + 1)  # [N + 1]: never last
-        share = counts / max(1, first.size)
-        fig.add_trace(go.Bar(x=categories, y=share, name=name, marker_color=colors[name], customdata=counts,
-                             hovertemplate=f"{name}<br>%{{x}}: %{{customdata}} tokens (%{{y:.1%}})<extra></extra>"))
-    fig.update_yaxes(title_text="share of positions", tickformat=".0%", rangemode="tozero")
-    fig.update_xaxes(title_text="first depth where the next token is top-1", type="category")
-    fig.update_layout(barmode="group", height=320, title=title, margin=dict(l=70, r=20, t=60 if title else 30, b=60),
-                      legend=dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom"))
+        traces.append(dict(type="bar", x=categories, y=counts / max(1, first.size), name=name, customdata=counts,
+                           marker=dict(color=colors[name]),
+                           hovertemplate=f"{html.escape(name)}<br>%{{x}}: %{{customdata}} tokens (%{{y:.1%}})<extra></extra>"))
+    fig = go.Figure(data=traces, layout=dict(  # dicts: no per-property validation round trips
+        barmode="group", height=320, title=title, margin=dict(l=70, r=20, t=60 if title else 30, b=60),
+        legend=dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom"),
+        yaxis=dict(title=dict(text="share of positions"), tickformat=".0%", rangemode="tozero"),
+        xaxis=dict(title=dict(text="first depth where the next token is top-1"), type="category")))
     return fig
 
 
 def _prediction_hover(tokens: Sequence[str], models: Mapping[str, Mapping]) -> list[str]:
     """Hover of each token i: per model its loss and the top-5 predictions made for it (at i - 1)."""
-    out = [f"0 '{_label(tokens[0])}': the first token has no prediction"]
+    names = _Labels()
+    out = [f"0 '{names[tokens[0]]}': the first token has no prediction"]
     for i in range(1, len(tokens)):
-        lines = [f"{i} '{_label(tokens[i])}'"]
+        lines = [f"{i} '{names[tokens[i]]}'"]
         for name, m in models.items():
-            lines.append(f"<b>{html.escape(name)}</b> loss {m['loss'][i - 1]:.2f} nats; top: "
-                         + _top_line(m["pred_tokens"][i - 1], m["pred_probs"][i - 1]))
+            lines.append(f"<b>{names[name]}</b> loss {m['loss'][i - 1]:.2f} nats; top: "
+                         + _top_line(m["pred_tokens"][i - 1], m["pred_probs"][i - 1], names))
         out.append("<br>".join(lines))
     return out
 
@@ -183,20 +227,23 @@ def fig_token_loss(tokens: Sequence[str], models: Mapping[str, Mapping], *, zmax
     colors = theme.series_colors(names)
     panel_px, top, bottom = n_lines * TEXT_ROW, 30, 10
     height = content_height(len(panels), panel_px + PANEL_GAP, top + bottom - PANEL_GAP)
-    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=list(panels),
-                        vertical_spacing=PANEL_GAP / (height - top - bottom) if len(panels) > 1 else 0.0)
-    for i, (name, values) in enumerate(panels.items(), start=1):
+    per_panel = (height - top - bottom - PANEL_GAP * (len(panels) - 1)) / len(panels)  # px, after clipping
+    lines = max(n_lines, per_panel / TEXT_ROW)  # a short prompt keeps its line height: blank lines below
+    layout = _stacked_layout(list(panels), PANEL_GAP / (height - top - bottom) if len(panels) > 1 else 0.0,
+                             xaxis=dict(visible=False, range=[-0.5, per_row - 0.5]),
+                             yaxis=dict(visible=False, range=[lines - 0.5, -0.5]))
+    traces = []
+    for i, (name, values) in enumerate(panels.items()):
         z = np.concatenate([[np.nan], values, np.full(pad, np.nan)]).reshape(n_lines, per_row)  # token i: loss[i-1]
         is_diff = name not in losses
         scale = theme.DIVERGING if is_diff else [[0, "#ffffff"], [1, theme.with_alpha(colors[name], 0.85)]]
-        bar = dict(title="Δ nats", thickness=12, lenmode="pixels", len=max(120, panel_px), yanchor="bottom", y=0, nticks=5)
-        fig.add_trace(go.Heatmap(
-            z=z, text=text, texttemplate="%{text}", hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
-            zmin=-diff_cap if is_diff else 0, zmax=diff_cap if is_diff else cap, colorscale=scale, xgap=1, ygap=2,
-            showscale=is_diff, colorbar=bar, textfont=MONO, name=name), row=i, col=1)
-    fig.update_xaxes(visible=False, range=[-0.5, per_row - 0.5])
-    per_panel = (height - top - bottom - PANEL_GAP * (len(panels) - 1)) / len(panels)  # px, after clipping
-    lines = max(n_lines, per_panel / TEXT_ROW)  # a short prompt keeps its line height: blank lines below
-    fig.update_yaxes(visible=False, range=[lines - 0.5, -0.5])
+        bar = dict(title="\u0394 nats", thickness=12, lenmode="pixels", len=max(120, panel_px), yanchor="bottom",
+                   y=0, nticks=5)
+        traces.append(dict(
+            type="heatmap", z=z, text=text, texttemplate="%{text}", hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>", zmin=-diff_cap if is_diff else 0,
+            zmax=diff_cap if is_diff else cap, colorscale=scale, xgap=1, ygap=2, showscale=is_diff, colorbar=bar,
+            textfont=MONO, name=name, **subplot_axes(len(panels), 1, i, 0)))
+    fig = go.Figure(data=traces, layout=layout)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=top, b=bottom))
     return fig
