@@ -87,7 +87,7 @@ def test_hardest_tokens_are_the_largest_positive_loss_differences():
     b = _view([1.0, 1.5, 1.9, 0.0], [0] * 4, [0] * 4)
     rows = hardest_tokens(a, b, n=3)
     assert [r["position"] for r in rows] == [4, 1, 3]  # diffs 4.0, 2.0, 0.1; position 2 is easier for a
-    assert rows[0]["token"] == "e" and rows[0]["diff"] == pytest.approx(4.0)
+    assert rows[0]["token"] == "e" and rows[0]["context"] == "abcd" and rows[0]["diff"] == pytest.approx(4.0)
     assert hardest_tokens(b, b) == []
 
 

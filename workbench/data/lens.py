@@ -126,11 +126,13 @@ def formation_depth(view: LensView) -> dict:
 def hardest_tokens(a: LensView, b: LensView, n: int = 10) -> list[dict]:
     """The positions where a's loss exceeds b's the most (largest a - b first, at most n, only a > b).
 
-    Each: {"position": index of the predicted token, "token", "loss_a", "loss_b", "diff"}.
+    Each: {"position": index of the predicted token, "token", "context" (the labels of the up to 8
+    tokens before it), "loss_a", "loss_b", "diff"}.
     """
     if a.loss.shape != b.loss.shape:
         raise ConfigError(f"{a.run} and {b.run} cut the prompt into {a.T} and {b.T} tokens")
     diff = a.loss - b.loss  # [T-1]
     order = np.argsort(-diff, kind="stable")[:n]
-    return [{"position": int(t) + 1, "token": a.tokens[t + 1], "loss_a": float(a.loss[t]),
+    return [{"position": int(t) + 1, "token": a.tokens[t + 1], "context": "".join(a.tokens[max(0, t - 7): t + 1]),
+             "loss_a": float(a.loss[t]),
              "loss_b": float(b.loss[t]), "diff": float(diff[t])} for t in order if diff[t] > 0]

@@ -124,7 +124,8 @@ def hardest_list(a, b, rows: list[dict]):
     head = html.Div([html.B(f"{a.run} vs {b.run}"), f": mean loss {a.mean_loss:.3f} vs {b.mean_loss:.3f} nats. "
                      + (f"Hardest for {a.run} relative to {b.run}:" if rows else
                         f"{a.run} has no token with a higher loss than {b.run}.")])
-    items = [html.Li(f"{r['position']} '{r['token']}': {r['loss_a']:.2f} vs {r['loss_b']:.2f} (+{r['diff']:.2f})")
+    items = [html.Li(f"{r['position']} '{r['token']}' after '{r['context']}': {r['loss_a']:.2f} vs "
+                     f"{r['loss_b']:.2f} nats (+{r['diff']:.2f})")
              for r in rows]
     return [head, html.Ol(items, className="lens-hardest-list")] if items else [head]
 
