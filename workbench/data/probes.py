@@ -162,8 +162,8 @@ class ProbeStore:
         if not self.same_tokens(run, compare):
             raise ConfigError(f"{run} ({self.tokenizer_for(run).name} tokens) and {compare} "
                               f"({self.tokenizer_for(compare).name} tokens) cut the prompt into different tokens, "
-                              "so their attention maps and predictions are not compared position by position; compare their "
-                              "bits per byte on the Training page")
+                              "so their attention maps and predictions are not compared position by position; "
+                              "compare their bits per byte on the Training page")
 
     def js_divergence(self, a: ProbeView, b: ProbeView) -> np.ndarray:
         """Per-head JS divergence [L, H] between two probes of the same prompt (same shape needed)."""

@@ -76,7 +76,8 @@ def _check_lens(fn: str, name: str, m: Mapping, n_depth: int, T: int) -> dict:
     first = as_array(m["first_top1"], f"{name}.first_top1", fn, shape=(T - 1,))
     top_probs = as_array(m["top_probs"], f"{name}.top_probs", fn, ndim=3)
     if top_probs.shape[:2] != (n_depth, T) or len(m["top_tokens"]) != n_depth:
-        raise FigureInputError(f"{fn}: {name}.top_probs / top_tokens must be [{n_depth}, {T}, k], got {top_probs.shape}")
+        raise FigureInputError(f"{fn}: {name}.top_probs / top_tokens must be [{n_depth}, {T}, k], "
+                               f"got {top_probs.shape}")
     return dict(prob=prob, rank=rank, first=first, top_probs=top_probs, top_tokens=m["top_tokens"])
 
 
@@ -172,7 +173,8 @@ def fig_first_top1(depths: Sequence[str], firsts: Mapping[str, object], *, title
         counts = np.bincount(np.where(first < 0, N, first).astype(int), minlength=N + 1)  # [N + 1]: never last
         traces.append(dict(type="bar", x=categories, y=counts / max(1, first.size), name=name, customdata=counts,
                            marker=dict(color=colors[name]),
-                           hovertemplate=f"{html.escape(name)}<br>%{{x}}: %{{customdata}} tokens (%{{y:.1%}})<extra></extra>"))
+                           hovertemplate=(f"{html.escape(name)}<br>%{{x}}: %{{customdata}} tokens "
+                                          "(%{y:.1%})<extra></extra>")))
     fig = go.Figure(data=traces, layout=dict(  # dicts: no per-property validation round trips
         barmode="group", height=320, title=title, margin=dict(l=70, r=20, t=60 if title else 30, b=60),
         legend=dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom"),

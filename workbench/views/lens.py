@@ -115,7 +115,8 @@ def update_loss(workspace: Workspace, run, step, compare, prompt):
     cap = float(np.quantile(losses, 0.99)) if losses.size else None
     fig = fig_token_loss(a.tokens, {v.run: loss_input(v) for v in views}, zmax=cap)
     if b is None:
-        return fig, f"Mean loss of {a.run}: {a.mean_loss:.3f} nats. Pick a run in 'Compare with' to see which tokens it finds hard."
+        return fig, (f"Mean loss of {a.run}: {a.mean_loss:.3f} nats. "
+                     "Pick a run in 'Compare with' to see which tokens it finds hard.")
     return fig, hardest_list(a, b, lens_data().hardest_tokens(a, b, HARDEST))
 
 
