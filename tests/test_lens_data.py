@@ -116,3 +116,15 @@ def test_a_bpe_run_is_labelled_with_its_pieces_and_not_paired_with_a_byte_run(bp
     assert view.pred_tokens == view.top_tokens[-1]
     with pytest.raises(ConfigError, match="different tokens"):
         lens_pair(ws.probes, "tau-bpe", None, "tau", PROMPT)
+
+
+def test_the_page_says_why_runs_with_different_tokenizers_are_not_compared(bpe_workspace):
+    from workbench.views import lens as page
+
+    ws, _ = bpe_workspace
+    heat, formed, note = page.update_lens(ws, "tau-bpe", 1, "tau", PROMPT, "prob")
+    assert heat.layout.meta["empty"] and formed.layout.meta["empty"] and "different tokens" in note
+    loss, listed = page.update_loss(ws, "tau-bpe", 1, "tau", PROMPT)
+    assert loss.layout.meta["empty"] and "different tokens" in loss.layout.annotations[0].text and listed == ""
+    heat, _, _ = page.update_lens(ws, "tau-bpe", 1, "__none__", PROMPT, "rank")
+    assert [t.name for t in heat.data if t.type == "heatmap"] == ["tau-bpe (tau, step 1)"]
