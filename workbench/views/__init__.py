@@ -27,6 +27,7 @@ PAGE_MODULES = (
     "workbench.views.why",
     "workbench.views.whatif",
     "workbench.views.training",
+    "workbench.views.runs",
     "workbench.views.study",
     "workbench.views.memory",
 )
