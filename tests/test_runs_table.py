@@ -127,8 +127,11 @@ def test_two_picked_rows_set_run_step_and_compare(ws):
 def test_the_layout_ticks_the_url_rows_or_the_pickers(ws):
     grid = find(page.layout(ws), page.GRID)
     assert grid.selectedRows == {"ids": ["tau@1500", "dot@1500"]} and len(grid.rowData) == 9
-    grid = find(page.layout(ws, rows="dot@500,tau-reference@1000"), page.GRID)
-    assert grid.selectedRows == {"ids": ["dot@500", "tau-reference@1000"]}
+    grid = find(page.layout(ws, run="dot", step="500", compare="tau-reference", rows="dot@500,tau-reference@1000"),
+                page.GRID)
+    assert grid.selectedRows == {"ids": ["dot@500", "tau-reference@1000"]}  # the compared run's own step
+    grid = find(page.layout(ws, rows="dot@500,tau-reference@1000"), page.GRID)  # rows that are not the pickers
+    assert grid.selectedRows == {"ids": ["tau@1500", "dot@1500"]}
     grid = find(page.layout(ws, run="tau-reference", step="700", compare="__none__"), page.GRID)
     assert grid.selectedRows == {"ids": ["tau-reference@500"]}
     assert "Tick two rows" in str(page.diff_view(ws, ["tau-reference@500"]))
