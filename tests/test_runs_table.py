@@ -149,3 +149,19 @@ def test_bench_cases_run(ws):
 def test_without_runs_the_page_says_so(tmp_path):
     empty = Workspace(runs=[], domains=[], cache_dir=tmp_path)
     assert "No training runs" in str(page.layout(empty).to_plotly_json())
+
+
+def test_a_chain_run_and_a_bpe_tokenizer_are_named_from_the_config(tmp_path):
+    shutil.copytree(DEMO_DIR / "tau", tmp_path / "tau-chain", ignore=shutil.ignore_patterns("model.safetensors"))
+    config = tmp_path / "tau-chain" / "ckpt-1500" / "config.json"
+    data = json.loads(config.read_text())
+    data.update(domain={"laplacian": "chain"}, tokenizer={"kind": "bpe", "vocab_size": 200, "sha256": "ab" * 32})
+    config.write_text(json.dumps(data))
+    ws = Workspace(runs=[tmp_path], domains=[], cache_dir=tmp_path / "cache")
+    by_id = {r["id"]: r for r in rt.checkpoint_rows(ws)}
+    chain, domain = by_id["tau-chain@1500"], by_id["tau-chain@1000"]
+    assert (chain["laplacian"], chain["domain_fingerprint"], chain["domain_name"]) == ("chain", None, None)
+    assert (chain["tokenizer"], chain["vocab_size"]) == ("bpe", 200)
+    assert (domain["laplacian"], domain["tokenizer"], domain["vocab_size"]) == ("domain", "bytes", 256)
+    diff = {d["setting"] for d in rt.settings_diff(rt.settings_of(ws, "tau-chain@1000"), rt.settings_of(ws, "tau-chain@1500"))}
+    assert {"domain.laplacian", "tokenizer.kind", "tokenizer.vocab_size", "domain.params.k"} <= diff
