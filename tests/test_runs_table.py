@@ -124,6 +124,15 @@ def test_two_picked_rows_set_run_step_and_compare(ws):
     assert page.pickers_for(ws, ["gone@5", "tau@500"], "dot", 1500, "tau") == (no_update,) * 3
 
 
+def test_pickers_changed_in_their_dropdowns_tick_their_rows(ws):
+    assert page.follow_pickers(ws, "dot", 1000, "tau", ["tau@1500", "dot@1500"]) == (
+        {"ids": ["dot@1000", "tau@1000"]}, ["dot@1000", "tau@1000"])
+    assert page.follow_pickers(ws, "tau", 1500, "__none__", ["tau@1500", "dot@1500"]) == (no_update, no_update)
+    assert page.follow_pickers(ws, "tau", 500, "dot", ["tau@500", "dot@1500"]) == (no_update, no_update)
+    assert page.follow_pickers(ws, "tau", 500, "dot", ["tau@500", "tau@1000"]) == (no_update, no_update)
+    assert page.follow_pickers(ws, "tau", None, "dot", []) == (no_update, no_update)
+
+
 def test_the_layout_ticks_the_url_rows_or_the_pickers(ws):
     grid = find(page.layout(ws), page.GRID)
     assert grid.selectedRows == {"ids": ["tau@1500", "dot@1500"]} and len(grid.rowData) == 9

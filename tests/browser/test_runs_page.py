@@ -1,4 +1,5 @@
-"""The Runs page in a real browser: ticking two rows sets Run, Checkpoint and Compare with."""
+"""The Runs page in a real browser: ticking two rows sets Run, Checkpoint and Compare with, and a
+picker changed in its dropdown ticks its rows."""
 
 from urllib.parse import parse_qs, urlparse
 
@@ -50,6 +51,17 @@ def test_ticking_two_rows_sets_run_and_compare(demo_app, page):
     assert (q["run"], q["step"], q["compare"]) == ("tau-reference", "500", "tau")
     diff = p.locator("#runs-diff").inner_text()
     assert "model.tau_mode" in diff and "calibrated" in diff and "fixed" in diff
+
+    p.click("#step-picker")  # a picker changed in its dropdown ticks the rows it names
+    p.get_by_role("option", name="step 1000").click()
+    wait_status(p, "Run tau-reference (tau) at step 1000")
+    p.wait_for_function("() => document.querySelector('#runs-diff thead').innerText.includes('tau-reference@1000')",
+                        timeout=30_000)
+    page.wait_idle()
+    ticked = p.locator(".ag-pinned-left-cols-container .ag-row-selected").evaluate_all(
+        "rows => rows.map(r => r.getAttribute('row-id'))")
+    assert sorted(ticked) == ["tau-reference@1000", "tau@1000"]
+    assert query(p)["rows"] == "tau-reference@1000,tau@1000"
 
     with p.expect_download() as download:
         p.click("#runs-csv-button")

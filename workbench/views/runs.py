@@ -2,7 +2,8 @@
 
 The table is a Dash AG Grid filled from the checkpoints' JSON (workbench.data.runs_table); no
 weights are loaded. Ticking two rows sets the global pickers -- the first row picked becomes
-Run and Checkpoint, the second Compare with -- and lists the settings that differ between them.
+Run and Checkpoint, the second Compare with -- and lists the settings that differ between them;
+a picker changed in its dropdown ticks the rows it names.
 The picked rows live in the URL (``rows=tau@1500,dot@1500``, beside the pickers), so the view can be
 bookmarked.
 """
@@ -211,6 +212,21 @@ def pickers_for(workspace: Workspace, picked, run_now, step_now, compare_now):
             compare if compare != compare_now else no_update)
 
 
+def follow_pickers(workspace: Workspace, run, step, compare, picked):
+    """(grid selection, picked store) when the pickers were changed elsewhere (the dropdowns):
+    tick Run at Checkpoint and Compare with at its nearest step. Nothing changes while a picker is
+    still empty or when the ticks already name them (the first row Run at Checkpoint, the second
+    the compared run -- or another checkpoint of Run)."""
+    if run is None or step is None or run not in workspace.runs.names():
+        return no_update, no_update
+    pair = [runs_table.parse_row_id(p) for p in (picked or [])]
+    if pair and pair[0] == (run, step) and (compare in (None, NONE) or (len(pair) == 2 and pair[1][0] in (compare, run))):
+        return no_update, no_update
+    ids = {r["id"] for r in table_rows(workspace)}
+    ticks = initial_pick(workspace, {"run": run, "step": step, "compare": compare}, ids)
+    return ({"ids": ticks}, ticks) if ticks != list(picked or []) else (no_update, no_update)
+
+
 def diff_view(workspace: Workspace, picked) -> list:
     """The differing settings of the two picked rows as a table (a hint with fewer than two)."""
     ids = [p for p in (picked or []) if isinstance(p, str)]
@@ -256,6 +272,9 @@ def register_callbacks(app, workspace: Workspace) -> None:
                  Output("compare-picker", "value", allow_duplicate=True),
                  Input(PICKED, "data"), State("run-picker", "value"), State("step-picker", "value"),
                  State("compare-picker", "value"), prevent_initial_call=True)(ms.bind(workspace, pickers_for))
+    app.callback(Output(GRID, "selectedRows", allow_duplicate=True), Output(PICKED, "data", allow_duplicate=True),
+                 Input("run-picker", "value"), Input("step-picker", "value"), Input("compare-picker", "value"),
+                 State(PICKED, "data"), prevent_initial_call=True)(ms.bind(workspace, follow_pickers))
     app.callback(Output("runs-diff", "children"), Input(PICKED, "data"),
                  prevent_initial_call=True)(ms.bind(workspace, diff_view))
     app.callback(Output("runs-csv", "data"), Input("runs-csv-button", "n_clicks"),
@@ -273,6 +292,8 @@ def bench_cases(workspace: Workspace) -> list:
         ("runs: page layout", lambda: layout(workspace)),
         ("runs: tick a second row", lambda: on_select(workspace, [{"id": first}, {"id": second}], [first])),
         ("runs: set the pickers", lambda: pickers_for(workspace, [first, second], None, None, None)),
+        ("runs: follow the pickers", lambda: follow_pickers(
+            workspace, names[0], workspace.runs.info(names[0]).steps[0], names[-1], [first])),
         ("runs: settings diff", lambda: diff_view(workspace, [first, second])),
         ("runs: CSV download", lambda: csv_download(workspace, 1)),
     ]
