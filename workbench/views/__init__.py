@@ -28,6 +28,7 @@ PAGE_MODULES = (
     "workbench.views.whatif",
     "workbench.views.lens",
     "workbench.views.training",
+    "workbench.views.runs",
     "workbench.views.study",
     "workbench.views.memory",
 )
