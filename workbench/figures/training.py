@@ -25,9 +25,8 @@ from workbench.figures._common import (
     described,
     fig_empty,
     new_figure,
-    ui_note,
 )
-from workbench.figures.training_dynamics import shared_divisor, x_title, x_values
+from workbench.figures.training_dynamics import add_note, shared_divisor, x_title, x_values
 
 
 def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
@@ -162,8 +161,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
                               marker=dict(symbol="circle-open", size=18, color="black",
                                           line=dict(width=2)),
                               hovertemplate="selected checkpoint<extra></extra>"))
-    if note:
-        fig.add_annotation(**ui_note(note, x=0.0, xanchor="left"))
+    add_note(fig, note, width=140)
     fig.update_xaxes(title_text=x_title(x_axis, time_unit))
     title = "loss (bits / byte)" if unit == "bpb" else "loss (nats / token)"
     fig.update_yaxes(title_text=title, type="log" if log_y else "linear")

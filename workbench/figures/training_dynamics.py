@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import textwrap
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -47,6 +49,20 @@ def shared_divisor(series: list, x_axis: str) -> tuple[float, str]:
         return 1.0, "s"
     peaks = [float(np.nanmax(e)) for e in series if e is not None and np.size(e) and np.isfinite(e).any()]
     return time_unit(max(peaks) if peaks else float("nan"))
+
+
+NOTE_WIDTH = 90  # characters per line of an on-screen note
+LEGEND_BELOW = dict(orientation="h", x=0.0, xanchor="left", y=-0.2, yanchor="top")
+
+
+def add_note(fig: go.Figure, text: str, *, width: int = NOTE_WIDTH) -> None:
+    """An on-screen note (screen only: paper export drops it) above the plot's top-left corner,
+    wrapped to ``width`` characters, with the top margin grown to hold it."""
+    if not text:
+        return
+    lines = textwrap.wrap(text, width) or [""]
+    fig.add_annotation(**ui_note("<br>".join(lines), x=0.0, xanchor="left", y=1.02, align="left"))
+    fig.update_layout(margin=dict(t=30 + 16 * len(lines)))
 
 
 def _run_colors(runs: Mapping[str, Mapping]) -> dict[str, str]:
@@ -100,7 +116,7 @@ def fig_tau_energy(runs: Mapping[str, Mapping], *, layer: int | None = None, x_a
             x = x_values(steps, r.get("elapsed_s"), x_axis, divisor)
             label = "tau" if r.get("tau_mode") in (None, "calibrated") else f"tau ({r['tau_mode']})"
             fig.add_trace(go.Scatter(x=x, y=_layer_pick(tau, layer, fn, f"{run}.tau"), mode="lines",
-                                     name=f"{run} {label}", legendgroup=run, line=dict(color=color, width=2),
+                                     name=f"{run}: {label}", legendgroup=run, line=dict(color=color, width=2),
                                      customdata=steps, hovertemplate=f"{run} step %{{customdata}}<br>{label} "
                                                                      "%{y:.4f}<extra></extra>"))
             drawn += 1
@@ -118,18 +134,18 @@ def fig_tau_energy(runs: Mapping[str, Mapping], *, layer: int | None = None, x_a
                 raise FigureInputError(f"{fn}: {run}.{name} has {e.shape[0]} steps, step has {e_steps.size}")
             fig.add_trace(go.Scatter(
                 x=ex, y=_layer_pick(e, layer, fn, f"{run}.{name}"), mode="lines+markers",
-                name=f"{run} mean E({name[-1]}){where}", legendgroup=run,
+                name=f"{run}: mean E({name[-1]}){where}", legendgroup=run,
                 line=dict(color=color, width=1.5, dash=dash), marker=dict(size=6, symbol=symbol, color=color),
                 customdata=e_steps, hovertemplate=f"{run} step %{{customdata}}<br>mean E({name[-1]}){where} "
                                                   "%{y:.4f}<extra></extra>"))
             drawn += 1
     if not drawn:
         return fig_empty("No tau run logged tau or energies")
-    if note:
-        fig.add_annotation(**ui_note(note))
+    add_note(fig, note)
+    fig.update_layout(height=520, legend=LEGEND_BELOW)
     fig.update_xaxes(title_text=x_title(x_axis, unit))
     scope = f"layer {layer}, mean of heads" if layer is not None else "mean of layers and heads"
-    fig.update_yaxes(title_text=f"tau and Rayleigh energy ({scope})", rangemode="tozero")
+    fig.update_yaxes(title_text=f"tau, energy ({scope})", rangemode="tozero")
     return fig
 
 
@@ -186,8 +202,8 @@ def fig_lambda_runs(runs: Mapping[str, Mapping], *, quantity: str = "lambda_q", 
         drawn += 1
     if not drawn:
         return fig_empty("No tau run logged lambda statistics")
-    if note:
-        fig.add_annotation(**ui_note(note))
+    add_note(fig, note)
+    fig.update_layout(height=520, legend=LEGEND_BELOW)
     which = ", ".join(p for p in (f"layer {layer}" if layer is not None else "mean of layers",
                                   f"head {head}" if head is not None else "mean of heads"))
     fig.update_xaxes(title_text=x_title(x_axis, unit))

@@ -178,7 +178,7 @@ def update_lambda(workspace: Workspace, run, quantity, head, show=RUNS, layer="a
         ms.no_lambda(run) if h["kind"] != "tau" else f"{run} logged no lambda statistics.")
     if show == LAYERS:
         if key not in h:
-            return ms.empty(note), note
+            return ms.empty(f"{run} has no lambda statistics.<br>Pick a tau run, or show every tau run."), note
         return fig_lambda_over_steps(h["step"], h[key], h[f"{quantity}_p05"], h[f"{quantity}_p95"],
                                      head=_index(head), quantity=quantity), note
     taus, skipped = _fitting(dynamics.tau_runs(histories(workspace)), _index(layer), _index(head), key)
