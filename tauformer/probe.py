@@ -21,6 +21,7 @@ from .ablation import ablate
 from .attention import TauAttention, repeat_kv
 from .kernels import causal_mask, tau_attention_weights
 from .runtime import eval_mode
+from .taumode import rayleigh_energy
 
 CAPTURED = ("q", "k", "v", "lambda_q", "lambda_k")
 
@@ -133,6 +134,59 @@ def head_statistics(model, idx: torch.Tensor) -> dict:
             stats[name]["p05"].append(p05.tolist())
             stats[name]["p95"].append(p95.tolist())
     return stats
+
+
+class EnergyMeans:
+    """Running mean of the Rayleigh energy E(x) = x^T L x / (x^T x + eps) of q and of k, per layer
+    and head, over the forward passes of a tau model added to it (SPEC section 2).
+
+    The energy is what calibrated tau tracks (its running median) and what lambda bounds, so its
+    mean over training shows how the heads' vectors move on the Laplacian. k's energy is reported
+    per query head (repeated for GQA, as the lambda_k statistics are).
+    """
+
+    def __init__(self):
+        self.sums: torch.Tensor | None = None  # [2, L, H] float64: q, k
+        self.count = 0
+
+    def add(self, model, cap: Capture) -> None:
+        """Add the vectors one `capture` block recorded (a tau model's forward pass)."""
+        laplacian = model.laplacian
+        n_rep = model.config.n_head // model.config.n_kv_head
+        per_layer = []
+        for block, layer in zip(model.transformer.h, cap.layers):
+            eps = block.attn.taumode.eps
+            e_q = rayleigh_energy(layer.q, laplacian, eps=eps)  # [B,H,T]
+            e_k = repeat_kv(rayleigh_energy(layer.k, laplacian, eps=eps), n_rep)  # [B,H_kv,T] -> [B,H,T]
+            per_layer.append(torch.stack([e_q, e_k]).double().sum(dim=(1, 3)))  # [2, H]
+        sums = torch.stack(per_layer, dim=1)  # [2, L, H]
+        self.sums = sums if self.sums is None else self.sums + sums
+        self.count += cap.layers[0].q.shape[0] * cap.layers[0].q.shape[2]  # B * T vectors per head
+
+    def result(self) -> dict:
+        """{"energy_q": [layer][head], "energy_k": [layer][head]} means (empty before any add)."""
+        if self.sums is None:
+            return {}
+        means = (self.sums / self.count).tolist()
+        return {"energy_q": means[0], "energy_k": means[1]}
+
+
+@torch.no_grad()
+def head_energies(model, batches) -> dict:
+    """Mean Rayleigh energy of q and k per layer and head of a tau model over token batches.
+
+    ``batches``: tensors idx [B, T] or (x, y) pairs (x is used). One eval-mode forward pass per
+    batch; returns EnergyMeans.result() ({} for a dot-product model).
+    """
+    if model.config.attention != "tau":
+        return {}
+    meter = EnergyMeans()
+    for batch in batches:
+        idx = batch[0] if isinstance(batch, (tuple, list)) else batch
+        with eval_mode(model), capture(model) as cap:
+            model(idx)
+        meter.add(model, cap)
+    return meter.result()
 
 
 @dataclass

@@ -47,7 +47,7 @@ from .fsutil import atomic_write_json
 from .model import GPT
 from .parallel import (all_reduce_mean, full_optimizer_state, full_state_dict, load_optimizer_state, sync_buffers,
                        wrap_model)
-from .probe import head_statistics
+from .probe import EnergyMeans, capture, head_statistics
 from .runtime import Distributed, autocast, eval_mode, init_distributed
 
 STATS_SEQUENCES = 4  # validation sequences used for the lambda / entropy statistics
@@ -149,16 +149,21 @@ def accumulation_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, mi
 
 @torch.no_grad()
 def evaluate(model: GPT, eval_batches: list, device: torch.device, target_bytes: list[int] | None = None) -> dict:
-    """Validation loss on fixed batches, and lambda / entropy statistics on a few sequences.
+    """Validation loss on fixed batches, lambda / entropy statistics on a few sequences, and for a
+    tau model the mean Rayleigh energy of q and k per layer and head over all the batches.
 
     val_loss is in nats per token; val_bpb = (sum of token losses) / (ln 2 * UTF-8 bytes the target
     tokens cover), from target_bytes per batch (None: one byte per token).
     """
+    is_tau = model.config.attention == "tau"
+    energy = EnergyMeans() if is_tau else None
     with eval_mode(model):
         losses, n_tokens = [], []
         for x, y in eval_batches:
-            with autocast(device):
+            with autocast(device), (capture(model) if is_tau else contextlib.nullcontext()) as cap:
                 _, loss = model(x, y)
+            if energy is not None:
+                energy.add(model, cap)
             losses.append(float(loss))
             n_tokens.append(y.numel())
         stats = head_statistics(model, eval_batches[0][0][:STATS_SEQUENCES])
@@ -170,10 +175,11 @@ def evaluate(model: GPT, eval_batches: list, device: torch.device, target_bytes:
         record["val_bpb"] = nats / (math.log(2) * max(1, sum(target_bytes)))
         record["val_bytes_per_token"] = sum(target_bytes) / sum(n_tokens)
     record.update(stats)
-    if model.config.attention == "tau":
+    if is_tau:
         attns = [block.attn for block in model.transformer.h]
         record["temperature"] = [a.temperature().tolist() for a in attns]
         record["tau"] = [float(a.taumode.tau_running) for a in attns]
+        record.update(energy.result())  # energy_q / energy_k [layer][head] over every eval batch
     return record
 
 
@@ -249,6 +255,7 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
     start_step = 0
     gen = torch.Generator().manual_seed(train_cfg.seed)  # alike on every rank: each takes its slice
     optimizer_state = None
+    elapsed_before = 0.0  # wall-clock seconds of earlier sessions of a resumed run
     if resume and existing:
         meta = read_meta(existing[-1][1])
         if meta.model_config != model_cfg:
@@ -258,6 +265,7 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
         model, _ = load_checkpoint(meta.path)
         optimizer_state, trainer_state = load_training_state(meta.path)
         rng = trainer_state.get("rng_state")
+        elapsed_before = _elapsed_at_save(trainer_state, history)
         if rng:
             gen.set_state(torch.frombuffer(bytearray(base64.b64decode(rng)), dtype=torch.uint8))
         log(f"resuming {run_dir} from step {start_step}")
@@ -296,7 +304,8 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
         optimizer_state = full_optimizer_state(wrapped, optimizer) if train_cfg.save_optimizer else None
         if dist.is_main:
             target = model if not wrapped.sharded else _plain_model(model_cfg, state)
-            trainer = {"rng_state": base64.b64encode(gen.get_state().numpy().tobytes()).decode("ascii"), "step": step}
+            trainer = {"rng_state": base64.b64encode(gen.get_state().numpy().tobytes()).decode("ascii"), "step": step,
+                       "elapsed_s": elapsed()}
             save_checkpoint(checkpoint_dir(run_dir, step), target, step=step, train_config=train_cfg, history=history,
                             domain=domain_record, optimizer_state=optimizer_state,
                             trainer_state=trainer, save_dtype=train_cfg.save_dtype, tokenizer=tokenizer)
@@ -311,6 +320,10 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
     bar = tqdm(total=train_cfg.steps, initial=start_step, disable=not (progress and dist.is_main),
                desc=f"train {model_cfg.attention}", unit="step", file=sys.stderr, dynamic_ncols=True)
     interval_losses, interval_time, started = [], 0.0, time.perf_counter()
+
+    def elapsed() -> float:  # wall-clock seconds since the run first started, across resumes
+        return elapsed_before + time.perf_counter() - started
+
     step = start_step
     try:
         for step in range(start_step, train_cfg.steps):
@@ -337,7 +350,7 @@ def _train(model_cfg, train_cfg, run_dir, resume, log, progress, dist: Distribut
                     eval_model = _plain_model(model_cfg, state).to(device) if dist.is_main else None
                 if dist.is_main:
                     record = {"step": done, "train_loss": train_loss, "lr": lr, "tokens_per_s": tokens_per_s,
-                              "tokens_seen": done * tokens_per_step, "elapsed_s": time.perf_counter() - started,
+                              "tokens_seen": done * tokens_per_step, "elapsed_s": elapsed(),
                               "flops_per_s": token_flops * tokens_per_s,
                               "mfu": token_flops * tokens_per_s / (peak * world) if peak else None}
                     record.update(evaluate(eval_model, eval_batches, device, eval_bytes))
@@ -366,6 +379,18 @@ def progress_line(record: dict) -> str:
     return (f"step {record['step']}: train {record['train_loss']:.4f}  val {record['val_loss']:.4f} nats/token "
             f"({record['val_bpb']:.3f} bits/byte)  {record['tokens_per_s']:,.0f} tok/s, "
             f"{record['flops_per_s'] / 1e12:.3g} TFLOP/s{mfu}")
+
+
+def _elapsed_at_save(trainer_state: dict, history: list) -> float:
+    """Wall-clock seconds a resumed run had trained when its checkpoint was saved (older checkpoints
+    without the figure: the last evaluation's elapsed_s, else 0)."""
+    value = trainer_state.get("elapsed_s")
+    if value is None and history:
+        value = history[-1].get("elapsed_s")
+    try:
+        return max(0.0, float(value)) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _plain_model(model_cfg: ModelConfig, state: dict) -> GPT:

@@ -134,17 +134,17 @@ def test_export_renders_the_server_built_figure_not_the_clients(app, renderer):
     evil = go.Figure(go.Bar(x=[1], y=[1])).update_layout(title_text=EVIL_TITLE)
     evil.add_layout_image(source="file:///etc/passwd", x=0, y=1, sizex=1, sizey=1)
     sent = [{"id": {"type": "figure", "id": card}, "property": "figure", "value": evil.to_plotly_json()}]
-    _post_export(app, card, "svg", {"smoothing": 0.5}, sent, status=500)  # Dash takes no extra state
+    _post_export(app, card, "svg", {"smoothing": 0.5, "x_axis": "step"}, sent, status=500)  # Dash takes no extra state
 
     def server_svg(smoothing):
-        fig = made.figure(app.workspace, card, cards.app_values(made, [smoothing]))
+        fig = made.figure(app.workspace, card, cards.app_values(made, [smoothing, "step"]))
         return _uid_free(export.figure_to_bytes(fig, "svg", scale=2, columns=1))
 
-    svg, filename = _svg_of(_post_export(app, card, "svg", {"smoothing": 0.5}), card)
+    svg, filename = _svg_of(_post_export(app, card, "svg", {"smoothing": 0.5, "x_axis": "step"}), card)
     assert filename == "train-speed.svg"
     assert _uid_free(svg) == server_svg(0.5) != server_svg(0.0)  # the keys chose the figure
     # a figure sent in place of a key is only a bad key: the page's default figure comes back
-    svg, _ = _svg_of(_post_export(app, card, "svg", {"smoothing": evil.to_plotly_json()}), card)
+    svg, _ = _svg_of(_post_export(app, card, "svg", {"smoothing": evil.to_plotly_json(), "x_axis": "step"}), card)
     assert EVIL_TITLE.encode() not in svg and b"passwd" not in svg and b"<image" not in svg
     assert _uid_free(svg) == server_svg(0.0)
 

@@ -8,6 +8,8 @@ import torch
 from tauformer.__main__ import main
 from tauformer.checkpoint import list_checkpoints, load_checkpoint
 from tauformer.config import TrainConfig
+from tauformer.data import load_batches
+from tauformer.probe import head_energies
 from tauformer.train import lr_at, train
 
 from conftest import tiny_config
@@ -43,6 +45,29 @@ def test_short_training_lowers_the_loss_and_records_history(tmp_path, attention)
     run_history = json.loads((tmp_path / attention / "history.json").read_text())
     assert run_history == json.loads(json.dumps(result.history))
     assert [s for s, _ in list_checkpoints(tmp_path / attention)] == [20, 40]
+
+
+def test_history_records_the_mean_energy_of_every_head_and_the_elapsed_time(tmp_path):
+    result = short_run(tmp_path, "tau")
+    L, H = 2, 4
+    elapsed = [r["elapsed_s"] for r in result.history]
+    assert 0 < elapsed[0] < elapsed[1]
+    last = result.history[-1]
+    energy_q, energy_k = torch.tensor(last["energy_q"]), torch.tensor(last["energy_k"])
+    assert energy_q.shape == energy_k.shape == (L, H) and (energy_q > 0).all() and (energy_k > 0).all()
+    assert (energy_q <= 4.0).all()  # the chain Laplacian's eigenvalues lie in [0, 4]
+    # the last evaluation ran on the saved model: its energies are those of the checkpoint on the same batches
+    model, meta = load_checkpoint(tmp_path / "tau")
+    cfg = meta.train_config
+    batches = load_batches(cfg.data, block_size=model.config.block_size, val_fraction=cfg.val_fraction)
+    again = head_energies(model, batches.eval_batches(cfg.eval_batches, cfg.batch_size, seed=cfg.seed))
+    torch.testing.assert_close(torch.tensor(again["energy_q"]), energy_q, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(again["energy_k"]), energy_k, rtol=1e-5, atol=1e-6)
+
+
+def test_a_dot_history_has_elapsed_time_but_no_energy(tmp_path):
+    last = short_run(tmp_path, "dot", steps=20).history[-1]
+    assert last["elapsed_s"] > 0 and "energy_q" not in last and "energy_k" not in last
 
 
 def test_calibrated_tau_is_trained_and_saved(tmp_path):
@@ -82,6 +107,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkey
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(pa, pb, atol=1e-5), name
     assert straight.history[-1]["val_loss"] == pytest.approx(resumed.history[-1]["val_loss"], abs=1e-5)
+    # the wall clock runs on across the interruption: step 40 was reached after step 20
+    assert resumed.history[1]["elapsed_s"] > resumed.history[0]["elapsed_s"] > 0
 
 
 def test_existing_run_is_not_overwritten_without_resume(tmp_path):

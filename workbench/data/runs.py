@@ -194,7 +194,8 @@ class RunStore:
         return self.cache.get_or_compute("histories", key, compute)
 
     def history_arrays(self, name: str) -> dict:
-        """History as arrays: step, losses, lr, tokens/s [S]; lambda stats and entropy [S, L, H]."""
+        """History as arrays: step, losses, lr, tokens/s, elapsed_s [S]; lambda stats, entropy and
+        energies [S, L, H] (NaN at evaluations that did not log them)."""
         records = self.history(name)
         try:
             return self._arrays(name, records)
@@ -204,7 +205,7 @@ class RunStore:
 
     def _arrays(self, name: str, records: list[dict]) -> dict:
         out: dict = {"kind": self.info(name).attention, "checkpoints": list(self.info(name).steps)}
-        for key in ("step", "train_loss", "val_loss", "val_bpb", "lr", "tokens_per_s"):
+        for key in ("step", "train_loss", "val_loss", "val_bpb", "lr", "tokens_per_s", "elapsed_s"):
             out[key] = np.array([r.get(key, np.nan) for r in records], dtype=float)
         if records and "entropy" in records[0]:
             out["entropy"] = np.array([r["entropy"] for r in records], dtype=float)
@@ -212,6 +213,11 @@ class RunStore:
             if records and name_ in records[0]:
                 for stat in ("mean", "std", "p05", "p95"):
                     out[f"{name_}_{stat}"] = np.array([r[name_][stat] for r in records], dtype=float)
+        logged = [r for r in records if "energy_q" in r]  # runs trained before energies were logged have none
+        if logged:
+            blank = np.full(np.shape(logged[0]["energy_q"]), np.nan)
+            for name_ in ("energy_q", "energy_k"):
+                out[name_] = np.array([r.get(name_, blank) for r in records], dtype=float)  # [S, L, H]
         if records and "temperature" in records[0]:
             out["temperature"] = np.array([r["temperature"] for r in records], dtype=float)
             out["tau"] = np.array([r["tau"] for r in records], dtype=float)

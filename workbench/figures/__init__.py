@@ -7,7 +7,7 @@ points that a click callback must identify carry ``customdata``.
 Modules, one per subject: :mod:`.domain` (domain memory items and feature graph), :mod:`.spectrum`
 (its Laplacian), :mod:`.lambdas` and :mod:`.attention` (lambda and attention of a checkpoint),
 :mod:`.tokens` (the prompt shaded by weights), :mod:`.whatif` (a change and its effect),
-:mod:`.training` (histories), :mod:`.memory` (cache and latency measurements), :mod:`.study`;
+:mod:`.training` and :mod:`.training_dynamics` (histories), :mod:`.memory` (cache and latency measurements), :mod:`.study`;
 :mod:`.ticks` holds the one tick-label rule for bytes and counts.
 """
 
@@ -41,6 +41,7 @@ from workbench.figures.training import (
     fig_loss_curves,
     fig_tokens_per_second,
 )
+from workbench.figures.training_dynamics import fig_lambda_runs, fig_tau_energy
 from workbench.figures.whatif import fig_whatif
 
 
@@ -54,8 +55,8 @@ __all__ = [
     "fig_attention_difference", "fig_attention_grid", "fig_attention_pair", "fig_decode_latency",
     "fig_eigen_density", "fig_empty", "fig_entropy_bars", "fig_entropy_over_steps",
     "fig_feature_graph", "fig_item_map", "fig_js_divergence", "fig_kv_cache",
-    "fig_lambda_distributions", "fig_lambda_over_steps", "fig_lambda_resolution",
+    "fig_lambda_distributions", "fig_lambda_over_steps", "fig_lambda_resolution", "fig_lambda_runs",
     "fig_lambda_strip", "fig_loss_curves", "fig_sorted_attention", "fig_sparsity",
-    "fig_spectral_decomposition", "fig_spectrum", "fig_tokens_per_second", "fig_whatif",
+    "fig_spectral_decomposition", "fig_spectrum", "fig_tau_energy", "fig_tokens_per_second", "fig_whatif",
     "item_selection_shapes",
 ]

@@ -26,6 +26,7 @@ from workbench.figures._common import (
     fig_empty,
     new_figure,
 )
+from workbench.figures.training_dynamics import add_note, shared_divisor, x_title, x_values
 
 
 def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
@@ -53,7 +54,7 @@ def _history(run: str, h: Mapping, fn: str) -> dict[str, np.ndarray]:
         raise FigureInputError(f"{fn}: history of run {run!r} must be a dict with a 'step' array")
     step = as_array(h["step"], f"{run}.step", fn, ndim=1)
     out = {"step": step}
-    for key in ("train_loss", "tokens_per_s"):
+    for key in ("train_loss", "tokens_per_s", "elapsed_s"):
         if key in h and h[key] is not None:
             out[key] = as_array(h[key], f"{run}.{key}", fn, shape=(step.size,))
     if h.get("val_loss") is not None:
@@ -62,6 +63,15 @@ def _history(run: str, h: Mapping, fn: str) -> dict[str, np.ndarray]:
         keep = np.isfinite(val)
         out["val_step"], out["val_loss"] = val_step[keep], val[keep]
     return out
+
+
+def _elapsed_at(h: dict[str, np.ndarray], steps: np.ndarray) -> np.ndarray | None:
+    """Elapsed seconds at ``steps`` (interpolated in the history's elapsed_s), None if unrecorded."""
+    t = h.get("elapsed_s")
+    if t is None or not np.isfinite(t).any():
+        return None
+    ok = np.isfinite(t)
+    return np.interp(steps, h["step"][ok], t[ok])
 
 
 def _kinds(histories: Mapping[str, Mapping]) -> dict[str, str | None]:
@@ -74,7 +84,8 @@ def _kinds(histories: Mapping[str, Mapping]) -> dict[str, str | None]:
 def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
                     log_y: bool = False, selected_step: int | None = None,
                     selected_run: str | None = None,
-                    checkpoints: Mapping[str, list[int]] | None = None, unit: str = "nats") -> go.Figure:
+                    checkpoints: Mapping[str, list[int]] | None = None, unit: str = "nats",
+                    x_axis: str = "step", note: str = "") -> go.Figure:
     """Train (dotted) and validation (solid) loss per run, with checkpoint markers.
 
     Parameters
@@ -90,6 +101,9 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
         Steps with a saved checkpoint, drawn as diamonds on the validation curve.
     unit : "nats" (per token) or "bpb" (bits per UTF-8 byte: comparable across tokenizers)
         What the losses are in; only the axis title changes.
+    x_axis : "step", or "time" (wall-clock: each history's ``elapsed_s``, required then)
+    note : str
+        An on-screen line above the plot.
 
     Every point's ``customdata`` is ``[run, step]`` so a click selects a checkpoint.
     """
@@ -101,47 +115,54 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
     colors = theme.series_colors(list(runs), _kinds(histories))
     total = sum(h["step"].size + h.get("val_step", np.empty(0)).size for h in runs.values())
     cls = go.Scattergl if total >= GL_THRESHOLD else go.Scatter
+    divisor, time_unit = shared_divisor([h.get("elapsed_s") for h in runs.values()], x_axis)
+
+    def x_of(h, steps):  # the x of points at these steps of run h
+        return x_values(steps, _elapsed_at(h, steps) if x_axis == "time" else None, x_axis, divisor)
+
     fig = new_figure(hovermode="closest", uirevision="loss-curves")
     for run, h in runs.items():
         color = colors[run]
         if "train_loss" in h:
             y = ema(h["train_loss"], smoothing)
-            fig.add_trace(cls(x=h["step"], y=y, mode="lines", name=f"{run} train",
+            fig.add_trace(cls(x=x_of(h, h["step"]), y=y, mode="lines", name=f"{run} train",
                               legendgroup=run, line=dict(color=color, width=1.2, dash="dot"),
                               customdata=[[run, int(s)] for s in h["step"]],
-                              hovertemplate=f"{run}<br>step %{{x}}<br>train %{{y:.4f}}<extra></extra>"))
+                              hovertemplate=f"{run}<br>step %{{customdata[1]}}<br>train %{{y:.4f}}<extra></extra>"))
         if h.get("val_step") is not None and h["val_step"].size:
-            fig.add_trace(cls(x=h["val_step"], y=h["val_loss"], mode="lines+markers",
+            fig.add_trace(cls(x=x_of(h, h["val_step"]), y=h["val_loss"], mode="lines+markers",
                               name=f"{run} val", legendgroup=run,
                               line=dict(color=color, width=2), marker=dict(size=5),
                               customdata=[[run, int(s)] for s in h["val_step"]],
-                              hovertemplate=f"{run}<br>step %{{x}}<br>val %{{y:.4f}}<extra></extra>"))
+                              hovertemplate=f"{run}<br>step %{{customdata[1]}}<br>val %{{y:.4f}}<extra></extra>"))
     for run, steps in (checkpoints or {}).items():
         h = runs.get(str(run))
         if h is None or not len(steps):
             continue
         steps = np.asarray(sorted(steps), dtype=float)
-        fig.add_trace(cls(x=steps, y=_loss_at(h, steps), mode="markers",
+        fig.add_trace(cls(x=x_of(h, steps), y=_loss_at(h, steps), mode="markers",
                           name=f"{run} checkpoints ({steps.size})", legendgroup=str(run),
                           customdata=[[str(run), int(s)] for s in steps],
                           marker=dict(symbol="diamond", size=10, color=colors[str(run)],
                                       line=dict(color="white", width=1)),
-                          hovertemplate=f"{run}<br>checkpoint at step %{{x}}<br>loss %{{y:.4f}}"
+                          hovertemplate=f"{run}<br>checkpoint at step %{{customdata[1]}}<br>loss %{{y:.4f}}"
                                         "<br><i>click to load</i><extra></extra>"))
-    if selected_step is not None:  # screen-only: paper export drops UI_ONLY items
-        fig.add_shape(type="line", xref="x", yref="paper", x0=selected_step, x1=selected_step,
+    h = runs.get(str(selected_run)) if selected_run is not None else None
+    if selected_step is not None and (x_axis == "step" or h is not None):  # screen-only: paper export drops UI_ONLY
+        at = float(x_of(h, np.array([selected_step], float))[0]) if h is not None else float(selected_step)
+        fig.add_shape(type="line", xref="x", yref="paper", x0=at, x1=at,
                       y0=0, y1=1, name=UI_ONLY, line=dict(color="black", dash="dash", width=1))
-        fig.add_annotation(xref="x", yref="paper", x=selected_step, y=1.0, yanchor="bottom",
+        fig.add_annotation(xref="x", yref="paper", x=at, y=1.0, yanchor="bottom",
                            showarrow=False, text=f"step {selected_step}", name=UI_ONLY)
-        h = runs.get(str(selected_run)) if selected_run is not None else None
         if h is not None:
-            fig.add_trace(cls(x=[selected_step], y=_loss_at(h, np.array([selected_step], float)),
+            fig.add_trace(cls(x=[at], y=_loss_at(h, np.array([selected_step], float)),
                               mode="markers", name=f"selected: {selected_run} @ {selected_step}",
                               customdata=[[str(selected_run), int(selected_step)]], meta=UI_ONLY,
                               marker=dict(symbol="circle-open", size=18, color="black",
                                           line=dict(width=2)),
                               hovertemplate="selected checkpoint<extra></extra>"))
-    fig.update_xaxes(title_text="step")
+    add_note(fig, note, width=140)
+    fig.update_xaxes(title_text=x_title(x_axis, time_unit))
     title = "loss (bits / byte)" if unit == "bpb" else "loss (nats / token)"
     fig.update_yaxes(title_text=title, type="log" if log_y else "linear")
     return fig
@@ -212,18 +233,21 @@ def fig_lambda_over_steps(steps, mean, p05=None, p95=None, *, head: int | None =
 
 @described("Attention entropy (fraction of uniform) during training: a run stuck at 1.0 "
            "attends uniformly; the band spans the heads.")
-def fig_entropy_over_steps(runs: Mapping[str, Mapping], *, layer: int | None = None) -> go.Figure:
+def fig_entropy_over_steps(runs: Mapping[str, Mapping], *, layer: int | None = None,
+                           x_axis: str = "step") -> go.Figure:
     """Mean normalised attention entropy per run over steps, with the min-max band over heads.
 
     Parameters
     ----------
-    runs : dict run name -> {"step": [S], "entropy": [S, L, H]}
+    runs : dict run name -> {"step": [S], "entropy": [S, L, H], "elapsed_s": [S] (for x_axis "time")}
         Entropy as a fraction of the uniform distribution's (1.0 = uniform).
     layer : int, optional
         Restrict to one layer (default: all layers).
+    x_axis : "step" or "time"
     """
     fn = "fig_entropy_over_steps"
     colors = theme.series_colors([str(r) for r in runs], _kinds(runs))
+    divisor, time_unit = shared_divisor([r.get("elapsed_s") for r in runs.values() if isinstance(r, Mapping)], x_axis)
     fig = new_figure(hovermode="x unified")
     drawn = 0
     for run, r in runs.items():
@@ -243,6 +267,7 @@ def fig_entropy_over_steps(runs: Mapping[str, Mapping], *, layer: int | None = N
             ent = ent[:, layer : layer + 1]
         flat = ent.reshape(ent.shape[0], -1)  # [S, L*H]
         color = colors[run]
+        steps = x_values(steps, r.get("elapsed_s"), x_axis, divisor)
         fig.add_trace(go.Scatter(
             x=np.concatenate([steps, steps[::-1]]),
             y=np.concatenate([flat.max(axis=1), flat.min(axis=1)[::-1]]), fill="toself", mode="none",
@@ -256,15 +281,15 @@ def fig_entropy_over_steps(runs: Mapping[str, Mapping], *, layer: int | None = N
         return fig_empty("No entropy logged yet")
     fig.add_hline(y=1.0, line=dict(dash="dash", color="black", width=1),
                   annotation_text="uniform", annotation_position="bottom right")
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=x_title(x_axis, time_unit))
     scope = f"layer {layer}" if layer is not None else "all layers"
     fig.update_yaxes(title_text=f"entropy / uniform ({scope})")
     return fig
 
 
 @described("Training throughput of each run in tokens per second (median in the legend).")
-def fig_tokens_per_second(histories: Mapping[str, Mapping], *, smoothing: float = 0.0
-                          ) -> go.Figure:
+def fig_tokens_per_second(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
+                          x_axis: str = "step") -> go.Figure:
     """Tokens/s over steps, from each history's ``tokens_per_s`` array.
 
     Parameters
@@ -272,6 +297,7 @@ def fig_tokens_per_second(histories: Mapping[str, Mapping], *, smoothing: float 
     histories : dict run name -> history (module docstring)
     smoothing : float in [0, 1)
         EMA smoothing.
+    x_axis : "step" or "time" (each history's ``elapsed_s``)
     """
     fn = "fig_tokens_per_second"
     runs = {str(r): _history(str(r), h, fn) for r, h in histories.items()}
@@ -279,14 +305,16 @@ def fig_tokens_per_second(histories: Mapping[str, Mapping], *, smoothing: float 
     if not runs:
         return fig_empty("No throughput logged yet")
     colors = theme.series_colors(list(runs), _kinds(histories))
+    divisor, time_unit = shared_divisor([h.get("elapsed_s") for h in runs.values()], x_axis)
     fig = new_figure(hovermode="x unified")
     for run, h in runs.items():
         tps = h["tokens_per_s"]
         median = float(np.nanmedian(tps))
-        fig.add_trace(go.Scatter(x=h["step"], y=ema(tps, smoothing), mode="lines",
+        x = x_values(h["step"], h.get("elapsed_s"), x_axis, divisor)
+        fig.add_trace(go.Scatter(x=x, y=ema(tps, smoothing), mode="lines",
                                  name=f"{run} (median {median:,.0f} tok/s)",
                                  line=dict(color=colors[run], width=1.5),
                                  hovertemplate=f"{run}: %{{y:,.0f}} tok/s<extra></extra>"))
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=x_title(x_axis, time_unit))
     fig.update_yaxes(title_text="tokens / s", rangemode="tozero")
     return fig
