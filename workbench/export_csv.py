@@ -353,14 +353,14 @@ def _panel_title(layout, x_id: str, y_id: str) -> str:
     for ann in layout.annotations:
         if ann.xref != "paper" or ann.yref != "paper" or ann.name == theme.UI_ONLY or not ann.text:
             continue
-        if ann.textangle == 90 and _near(ann.x, x1) and _near(ann.y, middle_y):
+        if ann.textangle == 90 and ann.x is not None and ann.x >= x1 - 1e-6 and _near(ann.y, middle_y):
             row = ann.text
         elif ann.yanchor == "bottom" and _near(ann.x, centre_x):
             if _near(ann.y, y1):
                 over = ann.text
             elif ann.y is not None and ann.y > y1:
                 column = column or ann.text
-    title = _title(over or ", ".join(t for t in (column, row) if t))
+    title = _title(", ".join(t for t in (over or column, row) if t))
     return title or _axis_name(layout, y_id, None, "") or _axis_name(layout, x_id, None, "") or f"{x_id} {y_id}"
 
 
