@@ -198,7 +198,7 @@ def test_the_html_page_holds_the_figure_data_and_fetches_nothing():
     z = rng.random((6, 6))
     fig = F.fig_attention_difference(z, z / 2, title="tau − dot <b>L0 H0</b>")
     fig.add_layout_image(source="https://example.com/x.png", x=0, y=1, sizex=1, sizey=1)
-    page = figure_to_html(fig).decode("utf-8")
+    page = figure_to_html(fig, export.figure_title(fig)).decode("utf-8")
     assert "<title>tau − dot L0 H0</title>" in page
     assert not re.search(r"<script[^>]*\bsrc=", page, flags=re.I)  # plotly.js is inline
     assert "example.com" not in page  # a layout image that would be fetched is dropped

@@ -10,7 +10,8 @@ so a file is the figure the page shows for those keys. Placeholder figures ("not
 compare", "not a tau model") are skipped and listed in the manifest. Files are named by
 :func:`workbench.views.cards.export_file_name` (as the Export button names its download):
 ``<card>_<run>_step<N>_L<layer>_H<head>`` (the parts the figure depends on), rendered in
-the paper theme; ``manifest.json`` records the checkpoint, the domain memory, the Laplacian
+the paper theme (CSV: the figure's numbers, by the card's own table where its recipe names one;
+HTML: the screen figure as an interactive page); ``manifest.json`` records the checkpoint, the domain memory, the Laplacian
 the model figures use, the prompt text, each figure's keys and the code version. Without
 --run and --domain it exports the bundled demo.
 """

@@ -35,6 +35,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from workbench import theme
+from workbench.export_html import inline_image
 from workbench.export_renderer import ExportError, Renderer, find_browser  # noqa: F401  (re-exported)
 from workbench.pdf_info import set_pdf_title
 
@@ -140,11 +141,6 @@ def prepare_figure(fig: go.Figure, fmt: str, *, paper: bool = True, columns: int
         h = height or out.layout.height or DEFAULT_SCREEN_SIZE[1]
     out.update_layout(width=int(w), height=int(h))
     return out, int(w), int(h)
-
-
-def inline_image(source) -> bool:
-    """Whether a layout image's source is inline data (a URL or file path would be fetched)."""
-    return isinstance(source, str) and source.lstrip().lower().startswith("data:image/")
 
 
 def figure_title(fig: go.Figure, name: str = "") -> str:
