@@ -14,10 +14,8 @@ mislabel give their own table (``{column: values}``) through their card's recipe
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 
@@ -25,6 +23,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from workbench import theme
+from workbench.export_csv_values import all_colours, array, cells, missing, shown
 
 Table = Mapping[str, Sequence]
 """A figure's own table: column name -> values, every column of one length."""
@@ -32,7 +31,6 @@ Table = Mapping[str, Sequence]
 PANEL, SERIES, SEGMENT = "panel", "series", "segment"
 _PLACEHOLDER = re.compile(r"%\{([^}:|]+)(?:[:|][^}]*)?\}")
 _TAG = re.compile(r"<[^>]+>")
-_COLOUR = re.compile(r"^(#[0-9a-fA-F]{3,8}|rgba?\(.*\)|hsla?\(.*\))$")
 _HEATMAP_TYPES = ("heatmap", "heatmapgl", "contour", "histogram2d", "histogram2dcontour")
 _MAX_LABEL = 40
 
@@ -79,7 +77,7 @@ def table_to_csv(table: Table) -> bytes:
     """CSV bytes of a ``{column: values}`` table (columns of one length, at least one row)."""
     if not isinstance(table, Mapping) or not table:
         raise CsvError("a figure's table must be a non-empty {column: values} mapping")
-    columns = {str(k): _cells(_array(v).ravel()) for k, v in table.items()}
+    columns = {str(k): cells(array(v).ravel()) for k, v in table.items()}
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
         raise CsvError(f"a figure's table has columns of different lengths {sorted(lengths)}")
@@ -97,16 +95,16 @@ def _trace_block(layout, trace) -> dict[str, np.ndarray] | None:
     """Columns (name -> 1-D array, one length) of one trace, or None if it carries no numbers."""
     labels = _hover_labels(getattr(trace, "hovertemplate", None), trace.name)
     kind = trace.type
-    if kind in _HEATMAP_TYPES and trace.z is not None and _array(trace.z).ndim == 2:
+    if kind in _HEATMAP_TYPES and trace.z is not None and array(trace.z).ndim == 2:
         return _heatmap_block(layout, trace, labels)
     if kind in ("pie", "funnelarea", "treemap", "sunburst") and getattr(trace, "values", None) is not None:
-        return {"label": _array(trace.labels), "value": _array(trace.values)}
+        return {"label": array(trace.labels), "value": array(trace.values)}
     return _points_block(layout, trace, labels)
 
 
 def _points_block(layout, trace, labels) -> dict[str, np.ndarray] | None:
-    x = _array(getattr(trace, "x", None))
-    y = _array(getattr(trace, "y", None))
+    x = array(getattr(trace, "x", None))
+    y = array(getattr(trace, "y", None))
     if x.size == 0 and y.size == 0:
         return None
     n = max(x.size, y.size)
@@ -137,7 +135,7 @@ def _points_block(layout, trace, labels) -> dict[str, np.ndarray] | None:
             cols.add(f"{name} error high", low_high[1])
     _add_point_extras(cols, trace, labels, n)
     data = cols.data
-    keep = _shown(x if x.size else None, y if y.size else None, n)
+    keep = shown(x if x.size else None, y if y.size else None, n)
     if not keep.all():
         mode = str(getattr(trace, "mode", "") or "")
         segment = np.cumsum(~keep)[keep]  # a new segment after every gap
@@ -150,18 +148,18 @@ def _points_block(layout, trace, labels) -> dict[str, np.ndarray] | None:
 def _add_point_extras(cols: _Columns, trace, labels: dict, n: int) -> None:
     """Per-point values the figure shows beside x and y: colour values, text, hover text, customdata."""
     marker = getattr(trace, "marker", None)
-    colour = _array(getattr(marker, "color", None)) if marker is not None else _array(None)
-    if colour.size == n and colour.ndim == 1 and not _all_colours(colour):
+    colour = array(getattr(marker, "color", None)) if marker is not None else array(None)
+    if colour.size == n and colour.ndim == 1 and not all_colours(colour):
         scale_title = _title(getattr(getattr(marker, "colorbar", None), "title", None))
         cols.add(scale_title or labels.get("marker.color") or "colour value", colour)
-    size = _array(getattr(marker, "size", None)) if marker is not None else _array(None)
+    size = array(getattr(marker, "size", None)) if marker is not None else array(None)
     if size.size == n and size.ndim == 1 and size.dtype.kind in "iuf" and n > 1:
         cols.add(labels.get("marker.size") or "marker size", size)
     for prop, default in (("text", "text"), ("hovertext", "hover text")):
-        values = _array(getattr(trace, prop, None))
+        values = array(getattr(trace, prop, None))
         if values.ndim == 1 and values.size == n:
             cols.add(labels.get(prop) or default, values)
-    custom = _array(getattr(trace, "customdata", None))
+    custom = array(getattr(trace, "customdata", None))
     if custom.size and custom.shape[0] == n:
         table = custom.reshape(n, -1)
         for k in range(table.shape[1]):
@@ -173,13 +171,13 @@ def _add_point_extras(cols: _Columns, trace, labels: dict, n: int) -> None:
 
 def _heatmap_block(layout, trace, labels) -> dict[str, np.ndarray]:
     """Long form: row label, column label, value (and per-cell text / customdata), NaN cells left out."""
-    z = _array(trace.z)
+    z = array(trace.z)
     transpose = bool(getattr(trace, "transpose", False))
     if transpose:
         z = z.T
     n_rows, n_cols = z.shape
-    row = _cell_coords(_array(trace.y), n_rows, trace, "y")
-    col = _cell_coords(_array(trace.x), n_cols, trace, "x")
+    row = _cell_coords(array(trace.y), n_rows, trace, "y")
+    col = _cell_coords(array(trace.x), n_cols, trace, "x")
     cols = _Columns()
     cols.add(_axis_name(layout, trace.yaxis or "y", labels.get("y"), "row"), np.repeat(row, n_cols))
     cols.add(_axis_name(layout, trace.xaxis or "x", labels.get("x"), "column"), np.tile(col, n_rows))
@@ -189,12 +187,12 @@ def _heatmap_block(layout, trace, labels) -> dict[str, np.ndarray]:
         colorbar = _title(getattr(getattr(layout[axis], "colorbar", None), "title", None))
     cols.add(colorbar or labels.get("z") or "value", z.reshape(-1))
     for prop, default in (("text", "text"), ("hovertext", "hover text")):
-        values = _array(getattr(trace, prop, None))
+        values = array(getattr(trace, prop, None))
         if values.ndim == 2:
             values = values.T if transpose else values
             if values.shape == (n_rows, n_cols):
                 cols.add(labels.get(prop) or default, values.reshape(-1))
-    custom = _array(getattr(trace, "customdata", None))
+    custom = array(getattr(trace, "customdata", None))
     if custom.ndim >= 2:
         custom = np.swapaxes(custom, 0, 1) if transpose else custom
         if custom.shape[:2] == (n_rows, n_cols):
@@ -204,7 +202,7 @@ def _heatmap_block(layout, trace, labels) -> dict[str, np.ndarray]:
                     name = labels.get(f"customdata[{k}]") or labels.get("customdata")
                     cols.add(name or f"customdata {k}", table[:, k])
     data = cols.data
-    keep = ~_missing(z.reshape(-1))
+    keep = ~missing(z.reshape(-1))
     return data if keep.all() else {k: v[keep] for k, v in data.items()}
 
 
@@ -242,10 +240,10 @@ def _error_ends(error, values: np.ndarray):
     kind = error.type or ("data" if error.array is not None else None)
     v = values.astype(float)
     if kind == "data":
-        plus = _array(error.array).astype(float)
+        plus = array(error.array).astype(float)
         if plus.size != v.size:
             return None
-        minus = plus if error.symmetric is not False or error.arrayminus is None else _array(error.arrayminus).astype(float)
+        minus = plus if error.symmetric is not False or error.arrayminus is None else array(error.arrayminus).astype(float)
     elif kind in ("constant", "percent"):
         size = float(error.value or 0.0)
         plus = np.full(v.size, size) if kind == "constant" else np.abs(v) * size / 100
@@ -368,79 +366,6 @@ def _near(a, b) -> bool:
     return a is not None and abs(float(a) - float(b)) < 1e-6
 
 
-# ----------------------------------------------------------------- values
-def _array(value) -> np.ndarray:
-    """A trace property as a numpy array (lists, tuples, numpy and plotly's base64 typed arrays)."""
-    if value is None or isinstance(value, (str, bytes)):
-        return np.asarray([], dtype=object)
-    if isinstance(value, Mapping) and "bdata" in value:
-        raw = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value.get("dtype", "f8")))
-        shape = value.get("shape")
-        if shape:
-            raw = raw.reshape([int(s) for s in str(shape).split(",")])
-        return raw
-    if isinstance(value, np.ndarray):
-        return value
-    try:
-        arr = np.asarray(value)
-    except ValueError:  # ragged
-        arr = np.asarray(list(value), dtype=object)
-    if arr.dtype.kind in "US" and _has_numbers(value):  # mixed numbers and labels stay apart
-        arr = np.asarray(value, dtype=object)
-    return arr
-
-
-def _has_numbers(value) -> bool:
-    flat = value
-    while isinstance(flat, (list, tuple)) and flat and isinstance(flat[0], (list, tuple)):
-        flat = flat[0]
-    return isinstance(flat, (list, tuple)) and any(isinstance(v, (int, float, np.number)) for v in flat)
-
-
-def _missing(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind == "f":
-        return np.isnan(values)
-    if values.dtype.kind == "O":
-        return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values], dtype=bool)
-    return np.zeros(values.shape, dtype=bool)
-
-
-def _shown(x, y, n: int) -> np.ndarray:
-    keep = np.ones(n, dtype=bool)
-    for values in (x, y):
-        if values is not None and values.size == n:
-            keep &= ~_missing(values)
-    return keep
-
-
-def _all_colours(values: np.ndarray) -> bool:
-    return values.dtype.kind in "USO" and all(isinstance(v, str) and _COLOUR.match(v.strip()) for v in values)
-
-
-def _cells(values: np.ndarray) -> list[str]:
-    """CSV cells: shortest round-trip numbers, '' for missing values."""
-    kind = values.dtype.kind
-    if kind == "f":
-        cells = values.astype(str)
-        cells[np.isnan(values)] = ""
-        return cells.tolist()
-    if kind in "iub":
-        return values.astype(str).tolist()
-    if kind in "US":
-        return values.astype(str).tolist()
-    return [_cell(v) for v in values]
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, (float, np.floating)):
-        return str(np.float64(value)) if isinstance(value, float) else str(value)
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return " ".join(_cell(v) for v in value)
-    return str(value)
-
-
 # ----------------------------------------------------------------- output
 def _merge(blocks: list[dict[str, np.ndarray]]) -> tuple[list[str], list[list[str]]]:
     """One header (columns in order of first appearance) and every block's rows under it."""
@@ -451,7 +376,7 @@ def _merge(blocks: list[dict[str, np.ndarray]]) -> tuple[list[str], list[list[st
     for block in blocks:
         n = len(next(iter(block.values())))
         empty = [""] * n
-        columns = [_cells(block[name]) if name in block else empty for name in header]
+        columns = [cells(block[name]) if name in block else empty for name in header]
         rows.extend(zip(*columns))
     return header, rows
 
