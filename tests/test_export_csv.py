@@ -143,6 +143,12 @@ def test_a_filled_band_gives_low_and_high_edges_and_broken_lines_give_segments()
                                                                  ("1", "2", "1"), ("1", "3", "0")]
 
 
+def test_a_table_trace_gives_its_own_columns():
+    fig = go.Figure(go.Table(header=dict(values=["<b>head</b>", "importance"]),
+                             cells=dict(values=[["L0 H0", "L0 H1"], [0.25, 0.75]])))
+    assert figure_to_csv(fig) == b"head,importance\nL0 H0,0.25\nL0 H1,0.75\n"
+
+
 def test_figures_sent_as_json_give_the_same_csv():
     """plotly's base64 typed arrays (a figure read back from JSON) decode to the same numbers."""
     rng = np.random.default_rng(3)

@@ -99,6 +99,13 @@ def _trace_block(layout, trace) -> dict[str, np.ndarray] | None:
         return _heatmap_block(layout, trace, labels)
     if kind in ("pie", "funnelarea", "treemap", "sunburst") and getattr(trace, "values", None) is not None:
         return {"label": array(trace.labels), "value": array(trace.values)}
+    if kind == "table" and trace.cells.values is not None:  # a table trace: its own columns
+        names = [_title(h) or f"column {i}" for i, h in enumerate(array(trace.header.values).ravel())]
+        columns = [array(c).ravel() for c in trace.cells.values]
+        names += [f"column {i}" for i in range(len(names), len(columns))]
+        return dict(zip(names, columns)) if columns and len({c.size for c in columns}) == 1 else None
+    if kind in ("scatterpolar", "scatterpolargl", "barpolar") and trace.r is not None:
+        return {"theta": array(trace.theta), "r": array(trace.r)} if trace.theta is not None else {"r": array(trace.r)}
     return _points_block(layout, trace, labels)
 
 
