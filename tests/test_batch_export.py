@@ -186,3 +186,20 @@ def test_bench_collects_and_times_every_pages_interactions(small_domain, capsys)
     rows = [tuple(map(float, line.rsplit(None, 3)[1:])) for line in lines[1:]]
     assert all(first >= 0 and warm >= 0 and size >= 0 for first, warm, size in rows)
     assert sum(first for first, _, _ in rows) > 1  # the figures take real time to build
+
+
+def test_the_cli_writes_csv_and_html_without_a_browser(small_domain, tmp_path, monkeypatch, capsys):
+    domain, cache = small_domain
+    monkeypatch.setattr(export, "_RENDERER", None)  # CSV and HTML never start Chromium
+    out = tmp_path / "data"
+    code = batch_export.main(["--domain", str(domain), "--out", str(out), "--formats", "csv,html",
+                              "--cache-dir", str(cache), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    names = {"domain-feature-graph", "domain-item-map", "spectrum-eigenvalues", "spectrum-density", "spectrum-sparsity"}
+    assert {p.name for p in out.iterdir()} == {f"{n}.{f}" for n in names for f in ("csv", "html")} | {"manifest.json"}
+    eigen = (out / "spectrum-eigenvalues.csv").read_text().splitlines()
+    assert eigen[0].startswith("series,mode index (ascending eigenvalue),eigenvalue") and len(eigen) > 8
+    page = (out / "spectrum-eigenvalues.html").read_text()
+    assert page.startswith("<!doctype html>") and "<script src" not in page
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {f["format"] for f in manifest["files"]} == {"csv", "html"}

@@ -1,6 +1,6 @@
 """Batch export of every page's figures, for a paper: ``python -m workbench export``.
 
-    python -m workbench export --run DIR --domain FILE --out DIR [--formats pdf,svg,png]
+    python -m workbench export --run DIR --domain FILE --out DIR [--formats pdf,svg,png,csv,html]
         [--prompt TEXT] [--step N] [--compare RUN|none] [--layer L] [--head H] [--token T]
         [--eig 1] [--color lambda] [--columns 1] [--scale 2]
 
@@ -10,7 +10,8 @@ so a file is the figure the page shows for those keys. Placeholder figures ("not
 compare", "not a tau model") are skipped and listed in the manifest. Files are named by
 :func:`workbench.views.cards.export_file_name` (as the Export button names its download):
 ``<card>_<run>_step<N>_L<layer>_H<head>`` (the parts the figure depends on), rendered in
-the paper theme; ``manifest.json`` records the checkpoint, the domain memory, the Laplacian
+the paper theme (CSV: the figure's numbers, by the card's own table where its recipe names one;
+HTML: the screen figure as an interactive page); ``manifest.json`` records the checkpoint, the domain memory, the Laplacian
 the model figures use, the prompt text, each figure's keys and the code version. Without
 --run and --domain it exports the bundled demo.
 """
@@ -51,7 +52,8 @@ def register(subparsers) -> None:
     p.add_argument("--domain", default=None, metavar="FILE",
                    help="a domain-memory file or directory (default: the demo's, unless --run is given)")
     p.add_argument("--out", required=True, metavar="DIR", help="where the figures and manifest.json go")
-    p.add_argument("--formats", default="pdf", help="comma-separated: pdf, svg, png")
+    p.add_argument("--formats", default="pdf",
+                   help="comma-separated: pdf, svg, png (paper figures), csv (the numbers), html (interactive page)")
     p.add_argument("--prompt", default=None, help="the prompt the model pages analyse (default: validation text)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     p.add_argument("--compare", default=None, metavar="RUN",
@@ -270,6 +272,7 @@ def run(args: argparse.Namespace) -> int:
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     try:
         from workbench.data import open_workspace
+        from workbench.views import cards
 
         # --domain alone exports that domain memory's figures only (the app keeps the demo runs)
         runs = [args.run] if args.run is not None else ([] if args.domain is not None else None)
@@ -282,9 +285,10 @@ def run(args: argparse.Namespace) -> int:
         if not figures:
             raise TauformerError("no page had a figure to export for this run / domain")
         titles = {name: entry["title"] for name, entry in entries.items()}
+        tables = {name: cards.RECIPES[entry["card"]].table(entry["card"]) for name, entry in entries.items()}
         written = export_figures(figures, args.out, formats, manifest=manifest(workspace, state, args, entries, skipped),
                                  progress=False if args.quiet else None, columns=args.columns, scale=args.scale,
-                                 titles=titles)
+                                 titles=titles, tables=tables)
     except (TauformerError, ExportError, KeyError) as err:
         print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
         return 2

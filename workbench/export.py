@@ -1,4 +1,6 @@
-"""Static export of figures (PNG / SVG / PDF) through kaleido and a headless Chromium.
+"""Export of figures: PNG / SVG / PDF through kaleido and a headless Chromium, and the
+figure's numbers as CSV (:mod:`workbench.export_csv`) or the figure as a standalone
+interactive HTML page (:mod:`workbench.export_html`), neither of which needs Chromium.
 
 One Chromium process is started on the first export and reused (start-up costs a few
 seconds, a render about half a second); :func:`stop_renderer` ends it, and it is also
@@ -33,10 +35,13 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from workbench import theme
+from workbench.export_html import inline_image
 from workbench.export_renderer import ExportError, Renderer, find_browser  # noqa: F401  (re-exported)
 from workbench.pdf_info import set_pdf_title
 
-FORMATS = ("png", "svg", "pdf")
+RENDERED_FORMATS = ("png", "svg", "pdf")
+DATA_FORMATS = ("csv", "html")  # written from the figure itself, without Chromium
+FORMATS = RENDERED_FORMATS + DATA_FORMATS
 RESERVED_MANIFEST_KEYS = ("versions", "files", "exported_at")
 DEFAULT_SCREEN_SIZE = (900, 600)
 
@@ -113,12 +118,12 @@ def prepare_figure(fig: go.Figure, fmt: str, *, paper: bool = True, columns: int
     :data:`workbench.theme.PAPER_SIZES` and height from ``layout.meta["aspect"]``
     (height / width) when the figure states one.
     """
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt not in RENDERED_FORMATS:
+        raise ExportError(f"unknown export format {fmt!r} to render; use one of {', '.join(RENDERED_FORMATS)}")
     if columns not in theme.PAPER_SIZES:
         raise ExportError(f"columns must be 1 or 2, got {columns!r}")
     out = to_svg_traces(fig) if fmt in ("svg", "pdf") else go.Figure(fig)
-    out.layout.images = [im for im in out.layout.images if _inline_image(im.source)]
+    out.layout.images = [im for im in out.layout.images if inline_image(im.source)]
     if paper:
         size = theme.paper_size(columns)
         out.update_layout(template=theme.build_paper_template(columns), title_text=None)
@@ -136,11 +141,6 @@ def prepare_figure(fig: go.Figure, fmt: str, *, paper: bool = True, columns: int
         h = height or out.layout.height or DEFAULT_SCREEN_SIZE[1]
     out.update_layout(width=int(w), height=int(h))
     return out, int(w), int(h)
-
-
-def _inline_image(source) -> bool:
-    """Whether a layout image's source is inline data (a URL or file path would be fetched)."""
-    return isinstance(source, str) and source.lstrip().lower().startswith("data:image/")
 
 
 def figure_title(fig: go.Figure, name: str = "") -> str:
@@ -166,13 +166,14 @@ def _check_output(data: bytes, fmt: str) -> None:
 def figure_to_bytes(fig: go.Figure, fmt: str = "png", *, width: int | None = None,
                     height: int | None = None, scale: float = 1, paper: bool = True,
                     columns: int = 1, timeout: float = 60.0, name: str = "",
-                    title: str | None = None) -> bytes:
-    """Render ``fig`` as PNG, SVG or PDF bytes.
+                    title: str | None = None, table: Callable | None = None) -> bytes:
+    """Render ``fig`` as PNG, SVG or PDF bytes, or write its numbers (CSV) or an HTML page of it.
 
     Parameters
     ----------
     fig : plotly Figure
-    fmt : "png" | "svg" | "pdf"
+    fmt : "png" | "svg" | "pdf" | "csv" | "html"
+        CSV and HTML ignore the size, scale, paper and column arguments (HTML is the screen figure).
     width, height : int, optional
         Pixels at 96 dpi (paper default: the column width and the figure's aspect).
     scale : 1..4
@@ -186,13 +187,20 @@ def figure_to_bytes(fig: go.Figure, fmt: str = "png", *, width: int | None = Non
     name : str
         Label for the timing record.
     title : str, optional
-        The PDF's /Title (default: the figure's screen title, else ``name``).
+        The PDF's /Title and the HTML page's title (default: the figure's screen title, else ``name``).
+    table : callable, optional
+        ``table(fig) -> {column: values}``: the figure's own CSV table, for figures the generic
+        walk of :mod:`workbench.export_csv` would mislabel.
 
     Raises
     ------
     ExportError
         Bad arguments, no Chromium, a render failure or timeout.
     """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt in DATA_FORMATS:
+        return _data_bytes(fig, fmt, name=name, title=title, table=table)
     if not 1 <= scale <= 4:
         raise ExportError(f"scale must be between 1 and 4, got {scale}")
     prepared, w, h = prepare_figure(fig, fmt, paper=paper, columns=columns, width=width,
@@ -215,6 +223,21 @@ def figure_to_bytes(fig: go.Figure, fmt: str = "png", *, width: int | None = Non
     TIMINGS.append(ExportTiming(label, fmt, seconds, len(data), started))
     log.info("exported %s as %s (%d bytes) in %.2f s%s", label or "figure", fmt, len(data),
              seconds, " including browser start" if started else "")
+    return data
+
+
+def _data_bytes(fig: go.Figure, fmt: str, *, name: str, title: str | None, table: Callable | None) -> bytes:
+    """CSV or HTML bytes of ``fig`` (see :func:`figure_to_bytes`)."""
+    from workbench.export_csv import CsvError, figure_to_csv
+    from workbench.export_html import figure_to_html
+
+    t0 = time.perf_counter()
+    try:
+        data = figure_to_csv(fig, table) if fmt == "csv" else figure_to_html(fig, title or figure_title(fig, name))
+    except (CsvError, ValueError) as exc:
+        raise ExportError(f"writing {fmt} failed: {exc}") from None
+    label = name or str(_meta(fig).get("figure", ""))
+    TIMINGS.append(ExportTiming(label, fmt, time.perf_counter() - t0, len(data), False))
     return data
 
 
@@ -288,7 +311,8 @@ def export_figures(named_figs: Mapping[str, go.Figure], out_dir: str | os.PathLi
                    formats: Iterable[str] = ("pdf",), *, manifest: Mapping | None = None,
                    progress: Callable[[int, int, str], None] | bool | None = None,
                    paper: bool = True, columns: int = 1, scale: float = 2,
-                   titles: Mapping[str, str] | None = None) -> list[Path]:
+                   titles: Mapping[str, str] | None = None,
+                   tables: Mapping[str, Callable] | None = None) -> list[Path]:
     """Write every figure in every format into ``out_dir``, plus ``manifest.json``.
 
     Parameters
@@ -297,7 +321,7 @@ def export_figures(named_figs: Mapping[str, go.Figure], out_dir: str | os.PathLi
         Names become file stems (unsafe characters replaced by "_").
     out_dir : path
         Created if missing; existing files of the same names are replaced atomically.
-    formats : iterable of "png" | "svg" | "pdf"
+    formats : iterable of "png" | "svg" | "pdf" | "csv" | "html"
     manifest : dict, optional
         JSON-serialisable facts about the figures (run, checkpoint, prompt...); written
         with the package versions, the time and each file's size and render time
@@ -305,7 +329,9 @@ def export_figures(named_figs: Mapping[str, go.Figure], out_dir: str | os.PathLi
     progress : None (tqdm bar), False (silent) or callable(done, total, label)
     paper, columns, scale : see :func:`figure_to_bytes`
     titles : dict name -> str, optional
-        Each PDF's /Title (default: the figure's screen title, else its name).
+        Each PDF's /Title and HTML page's title (default: the figure's screen title, else its name).
+    tables : dict name -> callable, optional
+        The CSV table function of the figures that have their own (see :func:`figure_to_bytes`).
 
     Returns
     -------
@@ -339,7 +365,8 @@ def export_figures(named_figs: Mapping[str, go.Figure], out_dir: str | os.PathLi
                 t0 = time.perf_counter()
                 try:
                     data = figure_to_bytes(fig, fmt, paper=paper, columns=columns, scale=scale,
-                                           name=name, title=(titles or {}).get(name))
+                                           name=name, title=(titles or {}).get(name),
+                                           table=(tables or {}).get(name))
                 except ExportError as exc:
                     raise ExportError(f"figure {name!r} as {fmt}: {exc}") from None
                 write_atomic(path, data)

@@ -129,3 +129,31 @@ def fig_study_differences(summary: Mapping) -> go.Figure:
                            f"better in {st.get('n_better', 0)}, sign test p = {pval}<extra></extra>")))
     fig.update_yaxes(categoryorder="array", categoryarray=names)
     return fig
+
+
+def table_study_differences(fig: go.Figure) -> dict[str, list]:
+    """The CSV table of a :func:`fig_study_differences` figure: each seed's paired difference and
+    each variant's mean with its 95% interval.
+
+    Its traces are unnamed (the variant is the y category), so the generic CSV walk could not
+    tell a seed's dot from a variant's mean; this table says which row is which.
+    """
+    value = " ".join(str(fig.layout.xaxis.title.text or "difference").split())
+    table: dict[str, list] = {"variant": [], "row": [], "seed": [], value: [], "ci95 low": [], "ci95 high": []}
+
+    def add(variant, row, seed, x, low=None, high=None):
+        for column, cell in zip(table, (variant, row, seed, x, low, high)):
+            table[column].append(cell)
+
+    for trace in fig.data:
+        if trace.customdata is not None:  # one marker per seed: customdata [variant, seed]
+            for (variant, seed), x in zip(trace.customdata, trace.x):
+                add(str(variant), "seed", int(seed), float(x))
+        elif trace.x is not None and len(trace.x) == 1:  # the variant's mean and its interval
+            mean, error = float(trace.x[0]), trace.error_x
+            low = high = None
+            if error is not None and error.array is not None:
+                minus = error.arrayminus if error.arrayminus is not None else error.array
+                low, high = mean - float(minus[0]), mean + float(error.array[0])
+            add(str(trace.y[0]), "mean", None, mean, low, high)
+    return table

@@ -72,3 +72,27 @@ def fig_token_weights(tokens: Sequence[str], weights: Mapping[str, object], quer
     fig.update_layout(height=content_height(len(rows), n_lines * ROW_HEIGHT + 40, 30),
                       margin=dict(l=10, r=10, t=30, b=10), meta=dict(aspect=0.3))
     return fig
+
+
+def table_token_weights(fig: go.Figure) -> dict[str, list]:
+    """The CSV table of a :func:`fig_token_weights` figure: one row per model and key.
+
+    The heatmap's x and y are places in the wrapped lines of text, not data, so the generic
+    CSV walk would write them; this table gives the key position, its token and its weight.
+    """
+    table: dict[str, list] = {"model": [], "key": [], "token": [], "weight": [], "weight / row maximum": []}
+    for trace in fig.data:
+        if trace.type != "heatmap" or trace.customdata is None:
+            continue
+        custom = np.asarray(trace.customdata, dtype=float).reshape(-1, 2)  # [lines * per_row, (position, weight)]
+        pieces = np.asarray(trace.hovertext, dtype=object).reshape(-1)
+        share = np.asarray(trace.z, dtype=float).reshape(-1)
+        for (position, weight), token, value in zip(custom, pieces, share):
+            if np.isnan(position):  # padding after the query
+                continue
+            table["model"].append(str(trace.name))
+            table["key"].append(int(position))
+            table["token"].append(str(token))
+            table["weight"].append(float(weight))
+            table["weight / row maximum"].append(float(value))
+    return table

@@ -15,7 +15,7 @@ from workbench.figures import (
     fig_js_divergence,
     fig_sorted_attention,
 )
-from workbench.figures.tokens import fig_token_weights
+from workbench.figures.tokens import fig_token_weights, table_token_weights
 
 from . import model_shared as ms
 from .cards import Key, recipe, register_page_callback
@@ -210,7 +210,8 @@ MODEL_KEYS = (ms.RUN, ms.STEP, ms.COMPARE, ms.PROMPT_KEY)
 HEAD_KEYS = (Key("layer", "attn-layer", default=0), Key("head", "attn-head", default=0))
 GRIDS = recipe("attention", ("attn-grid-a", "attn-grid-b"), update_grids, MODEL_KEYS)
 PAIR = recipe("attention", ("attn-pair", "attn-tokens"), update_pair,
-              (*MODEL_KEYS, *HEAD_KEYS, Key("token", "attn-token")), extra=[("attn-topkeys", "children")])
+              (*MODEL_KEYS, *HEAD_KEYS, Key("token", "attn-token")), extra=[("attn-topkeys", "children")],
+              tables={"attn-tokens": table_token_weights})
 HEAD_MAPS = recipe("attention", ("attn-difference", "attn-sorted"), update_head_maps, (*MODEL_KEYS, *HEAD_KEYS))
 SUMMARY = recipe("attention", ("attn-entropy", "attn-js"), update_summary,
                  (*MODEL_KEYS, Key("entropy_kind", "attn-entropy-kind", default="bars")))

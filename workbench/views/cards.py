@@ -11,7 +11,9 @@ The same recipe then serves
   rebuilds the figure on the server -- the browser's copy of a figure is never rendered (it
   could point Chromium at ``file://`` or ``http://`` sources);
 - the batch export (``python -m workbench export``): :func:`build_for_state` fills the keys
-  from the export's own state (``Key.batch`` or the key's default where the state is silent).
+  from the export's own state (``Key.batch`` or the key's default where the state is silent);
+- the CSV export: a card whose numbers the generic walk of :mod:`workbench.export_csv` would
+  mislabel names its own ``table(fig) -> {column: values}`` in ``tables``.
 
 Keys are small JSON values (names, steps, indices, prompt text); builders validate them as
 the page callbacks always have, so a key the browser changed only picks another figure.
@@ -19,7 +21,7 @@ the page callbacks always have, so a key the browser changed only picks another 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +55,8 @@ class Recipe:
 
     ``build(workspace, *values)`` returns the figure of each card in ``cards`` (a single
     figure when there is one card and no ``extra``), then one value per ``extra`` output
-    (component id, property) such as a facts table or a note.
+    (component id, property) such as a facts table or a note. ``tables`` pairs a card with the
+    function that reads its CSV table off its figure (cards not named there use the generic walk).
     """
 
     page: str
@@ -62,6 +65,7 @@ class Recipe:
     build: Callable = field(compare=False)
     extra: tuple[tuple[str, str], ...] = ()
     in_batch: bool = True
+    tables: tuple[tuple[str, Callable], ...] = field(default=(), compare=False)
 
     def outputs(self, workspace: Workspace, values: dict) -> tuple:
         """Every output of the builder for key ``values`` (a dict by key name), as a tuple."""
@@ -72,15 +76,27 @@ class Recipe:
         """The figure of ``card`` for key ``values``."""
         return self.outputs(workspace, values)[self.cards.index(card)]
 
+    def table(self, card: str) -> Callable | None:
+        """``card``'s own CSV table function, or None (the generic walk)."""
+        return dict(self.tables).get(card)
+
 
 RECIPES: dict[str, Recipe] = {}
 """card id -> its recipe (filled when the page modules are imported)."""
 
 
-def recipe(page: str, cards, build: Callable, keys, *, extra=(), in_batch: bool = True) -> Recipe:
-    """Register (or re-register, on a module reload) the recipe of ``cards`` and return it."""
+def recipe(page: str, cards, build: Callable, keys, *, extra=(), in_batch: bool = True,
+           tables: Mapping[str, Callable] | None = None) -> Recipe:
+    """Register (or re-register, on a module reload) the recipe of ``cards`` and return it.
+
+    ``tables`` maps a card to ``table(fig) -> {column: values}``, its CSV when the generic walk
+    over the figure's traces would mislabel the numbers.
+    """
     made = Recipe(page, (cards,) if isinstance(cards, str) else tuple(cards), tuple(keys), build,
-                  tuple(tuple(e) for e in extra), in_batch)
+                  tuple(tuple(e) for e in extra), in_batch, tuple((tables or {}).items()))
+    unknown = [card for card, _ in made.tables if card not in made.cards]
+    if unknown:
+        raise ValueError(f"tables name cards {unknown} that the recipe does not fill {list(made.cards)}")
     for card in made.cards:
         known = RECIPES.get(card)
         if known is not None and known.page != page:

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 FRIENDLY_ERRORS = (TauformerError, KeyError, FigureInputError, ValueError)
-EXPORT_FORMATS = [{"label": "PDF", "value": "pdf"}, {"label": "SVG", "value": "svg"}, {"label": "PNG", "value": "png"}]
+EXPORT_FORMATS = [{"label": "PDF", "value": "pdf"}, {"label": "SVG", "value": "svg"}, {"label": "PNG", "value": "png"},
+                  {"label": "CSV", "value": "csv"}, {"label": "HTML", "value": "html"}]
+PAPER_FORMATS = ("pdf", "svg", "png")  # the column width applies to these; CSV and HTML are the screen figure
 
 
 def figure_id(name: str) -> dict:
@@ -57,7 +59,8 @@ def figure_card(name: str, title: str, *, description: str | None = None, figure
                              options=[{"label": "1 column", "value": 1}, {"label": "2 columns", "value": 2}],
                              className="export-columns"),
                 html.Button("Export", id={"type": "export-button", "id": name}, className="export-button",
-                            title="Render this figure for a paper (server-side, paper theme)"),
+                            title="PDF / SVG / PNG: this figure for a paper (paper theme); CSV: its numbers; "
+                                  "HTML: an interactive page of it (built on the server)"),
                 dcc.Download(id={"type": "export-download", "id": name}),
             ]),
         ]),
@@ -84,6 +87,10 @@ def register_export(app, workspace: Workspace, pages=None) -> None:
         "function(fmt) { return fmt !== 'png'; }",
         Output({"type": "export-scale", "id": MATCH}, "disabled"),
         Input({"type": "export-format", "id": MATCH}, "value"))
+    app.clientside_callback(  # CSV and HTML have no paper width
+        f"function(fmt) {{ return !{json.dumps(list(PAPER_FORMATS))}.includes(fmt); }}",
+        Output({"type": "export-columns", "id": MATCH}, "disabled"),
+        Input({"type": "export-format", "id": MATCH}, "value"))
 
 
 def _register_card_export(app, workspace: Workspace, card: str) -> None:
@@ -107,14 +114,16 @@ def _register_card_export(app, workspace: Workspace, card: str) -> None:
 def export_download(workspace: Workspace, card: str, values: dict, fmt: str, scale, columns):
     """(dcc.Download data, message) for one export of ``card`` with key ``values``.
 
-    The figure is built here, from the keys, by the card's recipe; errors and placeholder
+    The figure is built here, from the keys, by the card's recipe (CSV: the numbers of that
+    figure, by the recipe's table for the card or the generic walk); errors and placeholder
     figures become a message, never a traceback.
     """
     from workbench.export import ExportError, figure_to_bytes
 
     start = time.perf_counter()
     try:
-        fig = cards.RECIPES[card].figure(workspace, card, values)
+        made = cards.RECIPES[card]
+        fig = made.figure(workspace, card, values)
     except PreventUpdate:
         return no_update, "Nothing to export yet."
     except FRIENDLY_ERRORS as err:
@@ -123,7 +132,7 @@ def export_download(workspace: Workspace, card: str, values: dict, fmt: str, sca
         return no_update, f"Nothing to export: {cards.placeholder_text(fig)}"
     try:
         data = figure_to_bytes(fig, fmt, scale=int(scale or 1), paper=True, columns=int(columns or 1),
-                               name=card, title=cards.export_title(card, fig, values))
+                               name=card, title=cards.export_title(card, fig, values), table=made.table(card))
     except ExportError as err:
         return no_update, f"Export failed: {err}"
     seconds = time.perf_counter() - start

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from dash import dcc, html
 
-from workbench.figures.study import fig_study_curves, fig_study_differences, fig_study_finals
+from workbench.figures.study import fig_study_curves, fig_study_differences, fig_study_finals, table_study_differences
 
 from . import model_shared as ms
 from .cards import Key, recipe, register_page_callback
@@ -116,7 +116,8 @@ def _batch_study(workspace: Workspace, state: dict):
 
 
 STUDY = recipe("study", FIGURES, update_study, (Key("study", "study-picker", batch=_batch_study),),
-               extra=[("study-verdict", "children"), ("study-table", "children")])
+               extra=[("study-verdict", "children"), ("study-table", "children")],
+               tables={"study-diffs": table_study_differences})
 
 
 def register_callbacks(app, workspace: Workspace) -> None:
