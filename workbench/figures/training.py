@@ -24,6 +24,7 @@ from workbench.figures._common import (
     as_array,
     described,
     fig_empty,
+    make_compact,
     new_figure,
 )
 
@@ -74,7 +75,8 @@ def _kinds(histories: Mapping[str, Mapping]) -> dict[str, str | None]:
 def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
                     log_y: bool = False, selected_step: int | None = None,
                     selected_run: str | None = None,
-                    checkpoints: Mapping[str, list[int]] | None = None, unit: str = "nats") -> go.Figure:
+                    checkpoints: Mapping[str, list[int]] | None = None, unit: str = "nats",
+                    compact: bool = False) -> go.Figure:
     """Train (dotted) and validation (solid) loss per run, with checkpoint markers.
 
     Parameters
@@ -90,6 +92,9 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
         Steps with a saved checkpoint, drawn as diamonds on the validation curve.
     unit : "nats" (per token) or "bpb" (bits per UTF-8 byte: comparable across tokenizers)
         What the losses are in; only the axis title changes.
+    compact : bool
+        Draw it small (:func:`~workbench.figures._common.make_compact`), with one legend entry
+        per run (its validation curve) and the selected checkpoint marked but not listed.
 
     Every point's ``customdata`` is ``[run, step]`` so a click selects a checkpoint.
     """
@@ -97,7 +102,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
     runs = {str(r): _history(str(r), h, fn) for r, h in histories.items()}
     runs = {r: h for r, h in runs.items() if h["step"].size}
     if not runs:
-        return fig_empty("No training history yet")
+        return fig_empty("No training history yet", compact=compact)
     colors = theme.series_colors(list(runs), _kinds(histories))
     total = sum(h["step"].size + h.get("val_step", np.empty(0)).size for h in runs.values())
     cls = go.Scattergl if total >= GL_THRESHOLD else go.Scatter
@@ -108,6 +113,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
             y = ema(h["train_loss"], smoothing)
             fig.add_trace(cls(x=h["step"], y=y, mode="lines", name=f"{run} train",
                               legendgroup=run, line=dict(color=color, width=1.2, dash="dot"),
+                              showlegend=not compact or not h.get("val_step", np.empty(0)).size,
                               customdata=[[run, int(s)] for s in h["step"]],
                               hovertemplate=f"{run}<br>step %{{x}}<br>train %{{y:.4f}}<extra></extra>"))
         if h.get("val_step") is not None and h["val_step"].size:
@@ -123,6 +129,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
         steps = np.asarray(sorted(steps), dtype=float)
         fig.add_trace(cls(x=steps, y=_loss_at(h, steps), mode="markers",
                           name=f"{run} checkpoints ({steps.size})", legendgroup=str(run),
+                          showlegend=not compact,
                           customdata=[[str(run), int(s)] for s in steps],
                           marker=dict(symbol="diamond", size=10, color=colors[str(run)],
                                       line=dict(color="white", width=1)),
@@ -137,6 +144,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
         if h is not None:
             fig.add_trace(cls(x=[selected_step], y=_loss_at(h, np.array([selected_step], float)),
                               mode="markers", name=f"selected: {selected_run} @ {selected_step}",
+                              showlegend=not compact,
                               customdata=[[str(selected_run), int(selected_step)]], meta=UI_ONLY,
                               marker=dict(symbol="circle-open", size=18, color="black",
                                           line=dict(width=2)),
@@ -144,7 +152,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
     fig.update_xaxes(title_text="step")
     title = "loss (bits / byte)" if unit == "bpb" else "loss (nats / token)"
     fig.update_yaxes(title_text=title, type="log" if log_y else "linear")
-    return fig
+    return make_compact(fig) if compact else fig
 
 
 def _loss_at(h: dict[str, np.ndarray], steps: np.ndarray) -> np.ndarray:
