@@ -106,10 +106,12 @@ def settle_height(fig: go.Figure) -> None:
 def make_compact(fig: go.Figure) -> go.Figure:
     """Shrink a finished figure to a preview, from inside its figure function (``compact=True``).
 
-    :data:`COMPACT_HEIGHT`, narrow margins, a smaller font and the legend in one row above the
-    plot, so three previews fit side by side on the overview page; the data are unchanged.
+    :data:`COMPACT_HEIGHT`, narrow margins, a smaller font and the legend (shown even for one
+    series, to name it) in one row above the plot, so three previews fit side by side on the
+    overview page; the data are unchanged.
     """
     fig.update_layout(height=COMPACT_HEIGHT, margin=dict(l=48, r=10, t=30, b=36), font=dict(size=11),
+                      showlegend=True,  # even for one run: the legend names it
                       legend=dict(orientation="h", x=0.0, xanchor="left", y=1.0, yanchor="bottom",
                                   traceorder="normal", font=dict(size=10), bgcolor="rgba(0,0,0,0)"))
     fig.update_xaxes(title_font=dict(size=11), tickfont=dict(size=10), title_standoff=2)
