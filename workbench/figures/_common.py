@@ -17,6 +17,7 @@ GL_THRESHOLD = 5000  # points in one figure from which traces switch to WebGL
 MAX_HEATMAP_SIDE = 512  # heatmaps larger than this are block-averaged down to it
 HOVER_TEXT_LIMIT = 80  # characters of item text shown on hover
 SCREEN_HEIGHT = 450  # px: a figure that does not size itself to its content
+COMPACT_HEIGHT = 240  # px: a figure drawn small (``compact=True``: the overview's previews)
 MIN_HEIGHT, MAX_HEIGHT = 160, 2400  # px: no figure is drawn shorter or taller than this
 UI_ONLY = theme.UI_ONLY
 
@@ -100,6 +101,22 @@ def settle_height(fig: go.Figure) -> None:
     """
     height = fig.layout.height
     fig.layout.height = SCREEN_HEIGHT if height is None else int(np.clip(height, MIN_HEIGHT, MAX_HEIGHT))
+
+
+def make_compact(fig: go.Figure) -> go.Figure:
+    """Shrink a finished figure to a preview, from inside its figure function (``compact=True``).
+
+    :data:`COMPACT_HEIGHT`, narrow margins, a smaller font and the legend (shown even for one
+    series, to name it) in one row above the plot, so three previews fit side by side on the
+    overview page; the data are unchanged.
+    """
+    fig.update_layout(height=COMPACT_HEIGHT, margin=dict(l=48, r=10, t=30, b=36), font=dict(size=11),
+                      showlegend=True,  # even for one run: the legend names it
+                      legend=dict(orientation="h", x=0.0, xanchor="left", y=1.0, yanchor="bottom",
+                                  traceorder="normal", font=dict(size=10), bgcolor="rgba(0,0,0,0)"))
+    fig.update_xaxes(title_font=dict(size=11), tickfont=dict(size=10), title_standoff=2)
+    fig.update_yaxes(title_font=dict(size=11), tickfont=dict(size=10), title_standoff=2)
+    return fig
 
 
 # ---------------------------------------------------------------- input checking
@@ -305,7 +322,7 @@ def symmetric_range(*arrays: np.ndarray) -> float:
 
 # --------------------------------------------------------------- empty state
 @described("A placeholder shown while there is nothing to plot yet.")
-def fig_empty(message: str = "No data yet", *, height: int | None = None) -> go.Figure:
+def fig_empty(message: str = "No data yet", *, height: int | None = None, compact: bool = False) -> go.Figure:
     """A clean empty-state figure: no axes, ``message`` centred.
 
     Parameters
@@ -314,8 +331,10 @@ def fig_empty(message: str = "No data yet", *, height: int | None = None) -> go.
         What to tell the user (e.g. "Pick a checkpoint to see its attention").
     height : int, optional
         Figure height in pixels (the app's default when None).
+    compact : bool
+        The height of a compact figure (:data:`COMPACT_HEIGHT`) when ``height`` is None.
     """
-    fig = new_figure(height=height)
+    fig = new_figure(height=height if height is not None or not compact else COMPACT_HEIGHT)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.add_annotation(text=str(message), x=0.5, y=0.5, xref="paper", yref="paper",

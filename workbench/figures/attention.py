@@ -24,6 +24,7 @@ from workbench.figures._common import (
     described,
     downsample_note,
     fig_empty,
+    make_compact,
     new_figure,
     subplot_axes,
     subplot_grid_layout,
@@ -225,7 +226,7 @@ def _model_grids(data: Mapping[str, object], fn: str) -> dict[str, np.ndarray]:
 
 @described("Attention entropy of each head as a fraction of the uniform distribution's; "
            "bars reaching the dashed line at 1.0 mean the head attends (almost) uniformly.")
-def fig_entropy_bars(entropy: Mapping[str, object], *, kind: str = "bars") -> go.Figure:
+def fig_entropy_bars(entropy: Mapping[str, object], *, kind: str = "bars", compact: bool = False) -> go.Figure:
     """Per-head normalised attention entropy for each model.
 
     Parameters
@@ -235,13 +236,15 @@ def fig_entropy_bars(entropy: Mapping[str, object], *, kind: str = "bars") -> go
     kind : "bars" | "heatmap" | "deficit"
         Grouped bars per head; one heatmap per model; or ``1 - fraction`` on a log axis
         (separates 0.9999 from 0.99, which bars cannot).
+    compact : bool
+        Draw it small (:func:`~workbench.figures._common.make_compact`).
     """
     fn = "fig_entropy_bars"
     if kind not in ("bars", "heatmap", "deficit"):
         raise FigureInputError(f"{fn}: kind must be 'bars', 'heatmap' or 'deficit', got {kind!r}")
     grids = _model_grids(entropy, fn)
     if not grids:
-        return fig_empty("No attention entropy computed yet")
+        return fig_empty("No attention entropy computed yet", compact=compact)
     n_layers, n_heads = next(iter(grids.values())).shape
     colors = theme.series_colors(list(grids))
     if kind == "heatmap":
@@ -256,7 +259,7 @@ def fig_entropy_bars(entropy: Mapping[str, object], *, kind: str = "bars") -> go
         fig.update_yaxes(autorange="reversed")
         fig.update_layout(coloraxis=dict(colorscale=theme.SEQUENTIAL, cmin=0, cmax=1,
                                          colorbar=dict(title=dict(text="H / H_uniform"))))
-        return fig
+        return make_compact(fig) if compact else fig
     labels = [f"L{l}\u00b7H{h}" for l in range(n_layers) for h in range(n_heads)]
     fig = new_figure(barmode="group", bargap=0.15)
     for name, g in grids.items():
@@ -275,7 +278,7 @@ def fig_entropy_bars(entropy: Mapping[str, object], *, kind: str = "bars") -> go
         fig.update_yaxes(title_text="1 \u2212 entropy / uniform (log)", type="log",
                          **count_ticks(np.concatenate(deficits)))
     fig.update_xaxes(title_text="layer \u00b7 head", tickangle=-60)
-    return fig
+    return make_compact(fig) if compact else fig
 
 
 @described("Jensen-Shannon divergence between the two models' attention, head by head: "

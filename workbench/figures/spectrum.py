@@ -16,6 +16,7 @@ from workbench.figures._common import (
     downsample_note,
     fig_empty,
     log_hline,
+    make_compact,
     new_figure,
     ui_note,
 )
@@ -37,7 +38,8 @@ def _series(series: Mapping[str, object], fn: str) -> dict[str, np.ndarray]:
 @described("Sorted eigenvalues of one or more Laplacians on shared axes; crosses mark zero "
            "eigenvalues (one per connected component), dotted lines the spectral gap.")
 def fig_spectrum(series: Mapping[str, object], *, log: bool = False,
-                 gap: Mapping[str, float] | None = None, zero_tol: float = 1e-8) -> go.Figure:
+                 gap: Mapping[str, float] | None = None, zero_tol: float = 1e-8,
+                 compact: bool = False) -> go.Figure:
     """Index versus eigenvalue for each Laplacian (e.g. the domain memory and a chain).
 
     Parameters
@@ -51,11 +53,14 @@ def fig_spectrum(series: Mapping[str, object], *, log: bool = False,
         Spectral gap per series, drawn as a dotted horizontal line with a label.
     zero_tol : float
         Eigenvalues with ``|mu| <= zero_tol * max(1, max|mu|)`` count as zero.
+    compact : bool
+        Draw it small (:func:`~workbench.figures._common.make_compact`); the zero eigenvalues
+        keep their crosses but leave the legend.
     """
     fn = "fig_spectrum"
     data = _series(series, fn)
     if not data:
-        return fig_empty("No spectrum computed yet")
+        return fig_empty("No spectrum computed yet", compact=compact)
     colors = theme.series_colors(list(data))
     positives = [v[v > 0] for v in data.values()]
     smallest = min((p.min() for p in positives if p.size), default=1.0)
@@ -73,7 +78,7 @@ def fig_spectrum(series: Mapping[str, object], *, log: bool = False,
         if is_zero.any():
             fig.add_trace(go.Scatter(
                 x=idx[is_zero], y=shown[is_zero], mode="markers", legendgroup=name,
-                name=f"{name}: {int(is_zero.sum())} zero eigenvalue(s)",
+                name=f"{name}: {int(is_zero.sum())} zero eigenvalue(s)", showlegend=not compact,
                 marker=dict(symbol="x", size=9, color=colors[name], line=dict(width=1)),
                 hovertemplate=(f"{name}<br>mode %{{x}}: 0"
                                + (" (drawn at the floor)" if log else "") + "<extra></extra>")))
@@ -84,7 +89,7 @@ def fig_spectrum(series: Mapping[str, object], *, log: bool = False,
     fig.update_xaxes(title_text="mode index (ascending eigenvalue)")
     fig.update_yaxes(title_text="eigenvalue", type="log" if log else "linear",
                      exponentformat="power", **(count_ticks(shown_values) if log else {}))
-    return fig
+    return make_compact(fig) if compact else fig
 
 
 def gap_label_positions(gap: Mapping[str, float | None], shown: np.ndarray, *, log: bool,

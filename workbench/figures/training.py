@@ -24,6 +24,7 @@ from workbench.figures._common import (
     as_array,
     described,
     fig_empty,
+    make_compact,
     new_figure,
 )
 from workbench.figures.training_dynamics import add_note, shared_divisor, x_title, x_values
@@ -85,7 +86,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
                     log_y: bool = False, selected_step: int | None = None,
                     selected_run: str | None = None,
                     checkpoints: Mapping[str, list[int]] | None = None, unit: str = "nats",
-                    x_axis: str = "step", note: str = "") -> go.Figure:
+                    x_axis: str = "step", note: str = "", compact: bool = False) -> go.Figure:
     """Train (dotted) and validation (solid) loss per run, with checkpoint markers.
 
     Parameters
@@ -104,6 +105,9 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
     x_axis : "step", or "time" (wall-clock: each history's ``elapsed_s``, required then)
     note : str
         An on-screen line above the plot.
+    compact : bool
+        Draw it small (:func:`~workbench.figures._common.make_compact`), with one legend entry
+        per run (its validation curve) and the selected checkpoint marked but not listed.
 
     Every point's ``customdata`` is ``[run, step]`` so a click selects a checkpoint.
     """
@@ -111,7 +115,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
     runs = {str(r): _history(str(r), h, fn) for r, h in histories.items()}
     runs = {r: h for r, h in runs.items() if h["step"].size}
     if not runs:
-        return fig_empty("No training history yet")
+        return fig_empty("No training history yet", compact=compact)
     colors = theme.series_colors(list(runs), _kinds(histories))
     total = sum(h["step"].size + h.get("val_step", np.empty(0)).size for h in runs.values())
     cls = go.Scattergl if total >= GL_THRESHOLD else go.Scatter
@@ -127,6 +131,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
             y = ema(h["train_loss"], smoothing)
             fig.add_trace(cls(x=x_of(h, h["step"]), y=y, mode="lines", name=f"{run} train",
                               legendgroup=run, line=dict(color=color, width=1.2, dash="dot"),
+                              showlegend=not compact or not h.get("val_step", np.empty(0)).size,
                               customdata=[[run, int(s)] for s in h["step"]],
                               hovertemplate=f"{run}<br>step %{{customdata[1]}}<br>train %{{y:.4f}}<extra></extra>"))
         if h.get("val_step") is not None and h["val_step"].size:
@@ -142,6 +147,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
         steps = np.asarray(sorted(steps), dtype=float)
         fig.add_trace(cls(x=x_of(h, steps), y=_loss_at(h, steps), mode="markers",
                           name=f"{run} checkpoints ({steps.size})", legendgroup=str(run),
+                          showlegend=not compact,
                           customdata=[[str(run), int(s)] for s in steps],
                           marker=dict(symbol="diamond", size=10, color=colors[str(run)],
                                       line=dict(color="white", width=1)),
@@ -157,6 +163,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
         if h is not None:
             fig.add_trace(cls(x=[at], y=_loss_at(h, np.array([selected_step], float)),
                               mode="markers", name=f"selected: {selected_run} @ {selected_step}",
+                              showlegend=not compact,
                               customdata=[[str(selected_run), int(selected_step)]], meta=UI_ONLY,
                               marker=dict(symbol="circle-open", size=18, color="black",
                                           line=dict(width=2)),
@@ -165,7 +172,7 @@ def fig_loss_curves(histories: Mapping[str, Mapping], *, smoothing: float = 0.0,
     fig.update_xaxes(title_text=x_title(x_axis, time_unit))
     title = "loss (bits / byte)" if unit == "bpb" else "loss (nats / token)"
     fig.update_yaxes(title_text=title, type="log" if log_y else "linear")
-    return fig
+    return make_compact(fig) if compact else fig
 
 
 def _loss_at(h: dict[str, np.ndarray], steps: np.ndarray) -> np.ndarray:

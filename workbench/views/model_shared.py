@@ -64,7 +64,7 @@ MESSAGE = object()
 
 
 def model_callback(*, figures: int = 1, extra: tuple = (), requires: tuple[str, ...] = ("run", "step"),
-                   tau_only: str | None = None):
+                   tau_only: str | None = None, compact: bool = False):
     """The one opening of a model page's callback ``fn(workspace, ...)``.
 
     The decorated function skips the update (PreventUpdate) while an argument named in
@@ -74,13 +74,14 @@ def model_callback(*, figures: int = 1, extra: tuple = (), requires: tuple[str, 
     other outputs (:data:`MESSAGE` stands for the message). ``tau_only`` (a sentence to append,
     "" for none) answers a dot-product run the same way with :func:`no_lambda` before ``fn`` runs.
     Card recipes call the decorated function for export, so they get the same answers.
+    ``compact`` draws those empty figures at the height of a compact figure (the overview's).
     """
 
     def decorate(fn):
         signature = inspect.signature(fn)
 
         def failed(text: str):
-            out = tuple(empty(text) for _ in range(figures)) + tuple(text if d is MESSAGE else d for d in extra)
+            out = tuple(empty(text, compact=compact) for _ in range(figures)) + tuple(text if d is MESSAGE else d for d in extra)
             return out[0] if len(out) == 1 else out
 
         @functools.wraps(fn)
@@ -145,8 +146,8 @@ def card(name: str, title: str, **kwargs):
     return figure_card(name, title, figure=_LOADING[0], **kwargs)
 
 
-def empty(text: str):
-    return fig_empty(text)
+def empty(text: str, *, compact: bool = False):
+    return fig_empty(text, compact=compact)
 
 
 def compare_run(workspace: Workspace, run: str, compare: str | None) -> str | None:
