@@ -66,7 +66,7 @@ def test_the_cli_writes_every_pages_figures_and_a_manifest(small_domain, extra_p
                               "--prompt", "the cat sat", "--eig", "2", "--cache-dir", str(cache)])
     export.stop_renderer()
     assert code == 0, capsys.readouterr().err
-    names = {"domain-feature-graph", "domain-item-map", "spectrum-eigenvalues", "spectrum-density",
+    names = {"domain-feature-graph", "domain-item-map", "domain-degrees", "spectrum-eigenvalues", "spectrum-density",
              "spectrum-sparsity", "extra-prompt"}
     assert {p.name for p in out.iterdir()} == {f"{n}.pdf" for n in names} | {"manifest.json"}
     manifest = json.loads((out / "manifest.json").read_text())
