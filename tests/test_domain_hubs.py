@@ -59,7 +59,9 @@ def test_one_spoke_edge_breaks_the_hub_and_spoke_summary(hubs_ws):
     s = dstruct.structure(hubs_ws, "broken")
     assert s["hubs"].tolist() == HUBS and not s["hub_bipartite"] and s["spoke_spoke_edges"] == 1
     line = dp.structure_line(s)
-    assert "of edges touch a hub" in line and "other\u2013other 1" in line and "1 component" in line
+    assert "of edges touch a hub" in line and "other\u2013other 1" in line and "components of" not in line
+    split = dp.structure_line(dict(s, components=3, component_sizes=[90, 5, 1], isolated=1))
+    assert split.endswith("; components of 90, 5, 1 features (1 isolated)")
     good = dp.structure_line(dstruct.structure(hubs_ws, "hubs"))
     assert "every edge touches a hub" in good and f"every other node has degree {SPOKE_DEGREE}" in good
     assert "other\u2013other 0" in good
@@ -146,3 +148,14 @@ def test_degree_card_on_the_page_and_in_the_export(hubs_ws):
     assert sum(hub_bar.y) == N_HUBS
     assert page.DEGREES.cards == ("domain-degrees",)
     assert "domain: degree distribution" in page.bench_cases(hubs_ws)
+
+
+def test_hub_rings_use_the_trace_class_of_a_big_graph():
+    """WebGL traces cover SVG ones: on a graph drawn in WebGL the rings must be WebGL too."""
+    n = 2001  # a star: 2,000 edges, drawn in WebGL
+    edges = np.stack([np.zeros(n - 1, dtype=int), np.arange(1, n)], axis=1)
+    pos = np.random.default_rng(1).normal(size=(n, 2))
+    degree = np.r_[n - 1, np.ones(n - 1, dtype=int)]
+    fig = fig_feature_graph(pos, edges, np.ones(n - 1), degree=degree, hubs=[0])
+    types = {t.name: t.type for t in fig.data}
+    assert types["features"] == "scattergl" and types["hubs (1)"] == "scattergl"

@@ -322,7 +322,7 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     cls = scatter_class(max(d, 3 * len(edges)))
     fig = new_figure(hovermode="closest", uirevision="feature-graph", height=GRAPH_HEIGHT)
     touches = is_hub[edges[:, 0]] | is_hub[edges[:, 1]] if len(edges) else np.zeros(0, dtype=bool)
-    alpha = float(np.clip(0.55 * np.sqrt(400 / max(len(edges), 1)), 0.12, 0.55))  # thousands overlap
+    alpha = float(np.clip(0.55 * np.sqrt(200 / max(len(edges), 1)), 0.1, 0.55))  # thousands overlap
     bins = _width_bins(weights, n_width_bins)
     for hub_kind, rgb, prefix in ((False, OTHER_EDGE_RGB, ""), (True, HUB_EDGE_RGB, "hub edges, ")):
         for b, in_bin in enumerate(bins):
@@ -355,7 +355,7 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     fig.add_trace(cls(x=pos[:, 0], y=pos[:, 1], mode="markers", name="features",
                       customdata=_ids(np.arange(d)), hovertext=labels, marker=marker,
                       hovertemplate=hover + "<extra></extra>", showlegend=False))
-    _add_hubs(fig, pos, np.flatnonzero(is_hub), sizes, labels)
+    _add_hubs(fig, cls, pos, np.flatnonzero(is_hub), sizes, labels)
     if len(edges) == 0:
         fig.add_annotation(**ui_note("No edges: every feature is isolated (L is all zeros)"))
     fig.update_xaxes(visible=False)
@@ -367,13 +367,14 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     return fig
 
 
-def _add_hubs(fig, pos, hub_idx, sizes, labels) -> None:
-    """Vermillion rings around the hub nodes (on top), named when there are few."""
+def _add_hubs(fig, cls, pos, hub_idx, sizes, labels) -> None:
+    """Vermillion rings around the hub nodes (on top, so of the edges' trace class: WebGL traces
+    cover SVG ones), named when there are few."""
     if hub_idx.size == 0:
         return
     ring = (np.asarray(sizes, dtype=float)[hub_idx] if not np.isscalar(sizes) else np.full(hub_idx.size, sizes)) + 8
     named = hub_idx.size <= MAX_HUB_LABELS
-    fig.add_trace(go.Scatter(
+    fig.add_trace(cls(
         x=pos[hub_idx, 0], y=pos[hub_idx, 1], mode="markers+text" if named else "markers",
         name=f"hubs ({hub_idx.size})", customdata=_ids(hub_idx), hovertext=[labels[i] for i in hub_idx],
         text=[str(int(i)) for i in hub_idx] if named else None,

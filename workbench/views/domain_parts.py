@@ -84,12 +84,17 @@ def degree_figure(workspace: Workspace, domain):
 
 def structure_line(shape: dict) -> str:
     """'Structure: 16 hubs (...); every edge touches a hub; ...; edges hub-hub 68 / hub-other 2,944 /
-    other-other 0; 1 component' from :func:`workbench.data.domain_structure.structure`."""
-    plural = "s" if shape["components"] != 1 else ""
+    other-other 0' (then the component sizes when there are several) from
+    :func:`workbench.data.domain_structure.structure`."""
     split = (f"; edges hub\u2013hub {shape['hub_hub_edges']:,} / hub\u2013other {shape['hub_spoke_edges']:,}"
              f" / other\u2013other {shape['spoke_spoke_edges']:,}") if shape["n_hubs"] else ""
-    isolated = f", {shape['isolated']} isolated" if shape["isolated"] else ""
-    return f"Structure: {shape['describe']}{split}; {shape['components']} component{plural}{isolated}"
+    parts = ""  # the header's first line counts the components; this one gives their sizes
+    if shape["components"] > 1:
+        sizes = ", ".join(f"{n:,}" for n in shape["component_sizes"][:6])
+        more = ", ..." if len(shape["component_sizes"]) > 6 else ""
+        parts = f"; components of {sizes}{more} features"
+    isolated = f" ({shape['isolated']} isolated)" if shape["isolated"] else ""
+    return f"Structure: {shape['describe']}{split}{parts}{isolated}"
 
 
 def page_link(path: str, run, step, compare, domain, **extra) -> str:
