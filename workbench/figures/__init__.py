@@ -5,7 +5,8 @@ No torch, no Dash, no I/O. Each ``fig_*`` function has a one-sentence descriptio
 points that a click callback must identify carry ``customdata``.
 
 Modules, one per subject: :mod:`.domain` (domain memory items and feature graph), :mod:`.spectrum`
-(its Laplacian), :mod:`.structure` (its degrees and hubs), :mod:`.lambdas` and :mod:`.attention` (lambda and attention of a checkpoint),
+(its Laplacian), :mod:`.structure` (its degrees and hubs), :mod:`.lambdas` and :mod:`.attention`
+(lambda and attention of a checkpoint),
 :mod:`.tokens` (the prompt shaded by weights), :mod:`.whatif` (a change and its effect),
 :mod:`.training` (histories), :mod:`.memory` (cache and latency measurements), :mod:`.study`;
 :mod:`.ticks` holds the one tick-label rule for bytes and counts.
