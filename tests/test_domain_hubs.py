@@ -159,3 +159,13 @@ def test_hub_rings_use_the_trace_class_of_a_big_graph():
     fig = fig_feature_graph(pos, edges, np.ones(n - 1), degree=degree, hubs=[0])
     types = {t.name: t.type for t in fig.data}
     assert types["features"] == "scattergl" and types["hubs (1)"] == "scattergl"
+
+
+def test_shell_layout_keeps_the_spokes_of_one_hub_apart():
+    edges = np.array([[0, i] for i in range(1, 8)] + [[8, 9], [9, 10]])  # a star and a separate chain
+    pos = dstruct.shell_layout(11, edges, np.ones(len(edges)), np.array([0]))
+    np.testing.assert_allclose(pos[0], [0.0, 1.0])  # the hub at the top of the ring
+    inner = pos[1:]
+    gaps = np.linalg.norm(inner[:, None] - inner[None], axis=-1)[np.triu_indices(10, 1)]
+    assert gaps.min() > 1e-3  # no two features on one spot, though the star's spokes share a neighbour
+    assert np.linalg.norm(inner, axis=1).max() == pytest.approx(dstruct.SHELL_INNER_RADIUS)

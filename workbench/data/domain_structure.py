@@ -58,9 +58,10 @@ def edge_kinds(edges: np.ndarray, hubs: np.ndarray, n_nodes: int) -> np.ndarray:
 def shell_layout(n: int, edges: np.ndarray, weights: np.ndarray, hubs: np.ndarray) -> np.ndarray:
     """Positions [n, 2]: hubs evenly on the unit circle (ascending index, the first at the top),
     every other node at the weighted mean of its neighbours' positions with the hubs held fixed
-    (a Tutte embedding), the non-hub cloud then scaled to fill a disc of radius
-    :data:`SHELL_INNER_RADIUS`. Nodes that reach no hub keep their start on a small circle by
-    index; without hubs every node sits on the unit circle by index. Deterministic.
+    (a Tutte embedding), blended one fifth with an even spread of the disc (so nodes with the same
+    neighbours stay apart) and scaled to a disc of radius :data:`SHELL_INNER_RADIUS`. Nodes that
+    reach no hub start on a small circle by index; without hubs every node sits on the unit
+    circle by index. Deterministic.
     """
     hubs = np.asarray(hubs, dtype=np.int64)
     start = 2 * np.pi * np.arange(n) / max(n, 1)
@@ -80,8 +81,23 @@ def shell_layout(n: int, edges: np.ndarray, weights: np.ndarray, hubs: np.ndarra
     moving = free & (strength > 0)
     for _ in range(SHELL_ITERATIONS):
         pos[moving] = (A @ pos)[moving] / strength[moving, None]
-    centre = pos[free].mean(axis=0) if free.any() else np.zeros(2)
-    radius = np.linalg.norm(pos[free] - centre, axis=1).max() if free.any() else 0.0
-    if radius > 1e-12:
-        pos[free] = (pos[free] - centre) * (SHELL_INNER_RADIUS / radius)
+    if free.any():
+        pos[free] = SHELL_INNER_RADIUS * _unit_disc(0.8 * _unit_disc(pos[free]) + 0.2 * _sunflower(int(free.sum())))
     return pos
+
+
+def _unit_disc(xy: np.ndarray) -> np.ndarray:
+    """``xy`` [m, 2] centred and scaled so its farthest point is at distance 1 (all zeros if it is one point)."""
+    centred = xy - xy.mean(axis=0)
+    radius = np.linalg.norm(centred, axis=1).max()
+    return centred / radius if radius > 1e-12 else np.zeros_like(xy)
+
+
+def _sunflower(m: int) -> np.ndarray:
+    """[m, 2] points filling the unit disc evenly (Vogel's spiral), in order: blended into the
+    neighbour means so that features with the same neighbours (every spoke of a star) do not
+    coincide."""
+    k = np.arange(m)
+    r = np.sqrt((k + 0.5) / max(m, 1))
+    theta = k * np.pi * (3 - np.sqrt(5))  # the golden angle
+    return np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
