@@ -110,7 +110,7 @@ def test_layouts_restore_their_state_from_the_url(ws):
     assert "none" in [o["value"] for o in found["spectrum-vs"].options]
     found.clear()
     walk(page.layout(ws, eig="x", flayout="bogus"), keep)  # malformed values fall back
-    assert found["domain-eig"].value == 1 and found["domain-feature-layout"].value == "spring"
+    assert found["domain-eig"].value == 1 and found["domain-feature-layout"].value == "auto"
     assert found["domain-edges"].value == ["edges"]
     found.clear()
     walk(page.layout(ws, edges=""), keep)  # the URL of a map with its edges switched off
@@ -270,7 +270,7 @@ def test_no_domain_loaded_shows_an_empty_state(tmp_path):
     assert text.count(domain_parts.NO_DOMAIN) == 2
     graphs = []
     walk([page.layout(ws), spectrum.layout(ws)], lambda c: graphs.append(c) if type(c).__name__ == "Graph" else None)
-    assert len(graphs) == 6  # every card says so rather than "Loading..." forever
+    assert len(graphs) == 7  # every card says so rather than "Loading..." forever
     assert all(g.figure.layout.meta["empty"] and "No domain memory" in g.figure.layout.annotations[0].text
                for g in graphs)
 
@@ -293,7 +293,7 @@ def test_warm_up_computes_the_first_views(tmp_path):
 
 def test_export_and_bench_hooks(ws):
     figs = cards.build_for_state(ws, "domain", {"domain": "demo", "eig": 2})
-    assert set(figs) == {"domain-feature-graph", "domain-item-map"}
+    assert set(figs) == {"domain-feature-graph", "domain-item-map", "domain-degrees"}
     assert figs["domain-feature-graph"][0].layout.meta["eigenvector"] == 2
     assert figs["domain-item-map"][1]["status"].startswith("ready:demo:")
     assert set(cards.build_for_state(ws, "spectrum", {"domain": "demo"})) == {

@@ -29,7 +29,7 @@ def traces_of(fig: go.Figure, cls: type) -> list:
 # ---------------------------------------------------------------- descriptions
 def test_every_figure_function_has_a_description_stamped_on_its_figures():
     names = [n for n in F.__all__ if n.startswith("fig_")]
-    assert len(names) == 25
+    assert len(names) == 26
     for name in names:
         text = F.DESCRIPTIONS[name]
         assert text.endswith(".") and len(text.split()) >= 6, name

@@ -158,3 +158,17 @@ def test_uploading_an_embedding_builds_and_selects_its_domain(domain_app, page, 
     assert "my-topics" in page.page.locator("#domain-picker").inner_text()
     assert "80 items" in page.page.locator("#domain-summary").inner_text()
     page.assert_healthy()
+
+
+def test_the_degree_card_draws_and_the_summary_names_the_structure(domain_app, page):
+    page.open(domain_app + "domain", 3)
+    degrees = "#card-domain-degrees .js-plotly-plot"
+    page.page.wait_for_selector(f"{degrees} .barlayer .point", timeout=30_000)
+    counts = page.page.locator(degrees).evaluate(
+        "gd => gd._fullData.filter(d => d.type === 'bar').map(d => Array.from(d.y).reduce((a, b) => a + b, 0))")
+    assert sum(counts) == 32  # every feature of the demo's domain memory is counted once
+    summary = page.page.locator("#domain-summary .structure-line").inner_text()
+    assert summary.startswith("Structure: no hubs (degree")  # the demo's graph is not hub-and-spoke
+    sizes = last_trace(page, FEATURES, "marker.size")
+    assert len(sizes) == 32 and max(sizes) > min(sizes)  # node size follows degree
+    page.assert_healthy()

@@ -15,7 +15,7 @@ import numpy as np
 from .cache import content_key
 from .identity import items_key  # re-exported: views key item results by it
 
-FEATURE_LAYOUTS = ("spring", "kamada-kawai", "spectral")
+FEATURE_LAYOUTS = ("auto", "spring", "kamada-kawai", "spectral", "shell")  # auto: shell with hubs, else spring
 CHAIN = "chain"
 ITEM_KNN_K = 10
 INPROCESS_KNN_MAX = 4096  # exact item kNN in the server up to this many items (fast, no numba)
@@ -142,19 +142,29 @@ def _layout_positions(n: int, edges: np.ndarray, weights: np.ndarray, method: st
     return np.array([pos[i] for i in range(n)], dtype=np.float64)
 
 
-def feature_graph(workspace, name: str, method: str = "spring", seed: int = 0) -> dict:
-    """Node positions [D, 2] (networkx, seeded), edges [E, 2] and weights [E] of the feature graph.
+def feature_graph(workspace, name: str, method: str = "auto", seed: int = 0) -> dict:
+    """Node positions [D, 2] (seeded), edges [E, 2] and weights [E] of the feature graph.
 
     ``method`` is "spring" (Fruchterman-Reingold, weight pulls), "kamada-kawai" (distance
-    1 / weight) or "spectral" (eigenvectors 1 and 2).
+    1 / weight), "spectral" (eigenvectors 1 and 2), "shell" (hubs on a ring, the rest inside:
+    :func:`workbench.data.domain_structure.shell_layout`) or "auto" (shell when the graph has
+    hubs, else spring); the returned ``method`` is the one used.
     """
+    from . import domain_structure
+
     if method not in FEATURE_LAYOUTS:
-        method = "spring"
+        method = "auto"
+    hubs = domain_structure.structure(workspace, name)["hubs"]
+    if method == "auto":
+        method = "shell" if len(hubs) else "spring"
     memory = load(workspace, name)
     key = content_key("feature-graph", memory.fingerprint, method, int(seed))
 
     def compute():
         edges, weights = feature_edges(memory.laplacian)
+        if method == "shell":
+            pos = domain_structure.shell_layout(memory.dim, edges, weights, hubs)
+            return {"pos": pos, "edges": edges, "weights": weights, "method": method}
         vectors = spectrum(workspace, name)["eigenvectors"] if method == "spectral" else None
         pos = _layout_positions(memory.dim, edges, weights, method, seed, vectors)
         return {"pos": pos, "edges": edges, "weights": weights, "method": method}
@@ -302,7 +312,7 @@ def warm_up(workspace) -> None:
         if memory is None:
             continue
         spectrum(workspace, name)
-        feature_graph(workspace, name)
+        feature_graph(workspace, name)  # computes the graph structure too
         if item_data(workspace, name) is not None:
             item_edges(workspace, name)
             item_layout.request(workspace, memory)

@@ -255,11 +255,35 @@ def _width_bins(weights: np.ndarray, n_bins: int) -> list[np.ndarray]:
     return [np.flatnonzero(which == b) for b in range(edges.size - 1) if np.any(which == b)]
 
 
+HUB_EDGE_RGB = "0,114,178"  # Okabe-Ito blue: edges with a hub end; the others stay grey
+OTHER_EDGE_RGB = "90,90,90"
+MAX_HUB_LABELS = 32  # hubs named on the graph up to this many (hover names them all)
+
+
+def node_sizes(degree, d: int, fn: str):
+    """Marker sizes [D] in px growing with the square root of the degree (area ~ degree), or 10 for all."""
+    if degree is None:
+        return 10
+    degree = as_array(degree, "degree", fn, shape=(d,))
+    top = max(float(degree.max()), 1.0) if d else 1.0
+    return (5.0 + 15.0 * np.sqrt(np.clip(degree, 0, None) / top)).tolist()
+
+
+def _hub_mask(hubs, d: int, fn: str) -> np.ndarray:
+    is_hub = np.zeros(d, dtype=bool)
+    idx = np.asarray([] if hubs is None else hubs, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= d):
+        raise FigureInputError(f"{fn}: hubs must be node indices in 0..{d - 1}")
+    is_hub[idx] = True
+    return is_hub
+
+
 @described("The domain memory as a graph over head-vector features: edge width is the "
-           "weight, node colour the chosen Laplacian eigenvector (0 = white).")
+           "weight, node colour the chosen Laplacian eigenvector (0 = white), node size the "
+           "degree; hubs are ringed and their edges drawn in blue.")
 def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "eigenvector",
                       node_labels: Sequence[str] | None = None, n_width_bins: int = 4,
-                      eigenvector: int | None = None) -> go.Figure:
+                      eigenvector: int | None = None, degree=None, hubs=None) -> go.Figure:
     """Nodes = features of the Laplacian, edges = its non-zero off-diagonal weights.
 
     Parameters
@@ -269,7 +293,8 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     edges : int array [E, 2]
         Node index pairs (each undirected edge once).
     weights : array [E]
-        Edge weights; widths come from ``n_width_bins`` quantile bins, one trace per bin.
+        Edge weights; widths come from ``n_width_bins`` quantile bins, one trace per bin (and
+        per kind: edges touching a hub are blue, the others grey).
     color : array [D], optional
         An eigenvector; diverging scale with ``cmin = -cmax`` so 0 sits at the centre.
     node_labels : list of D str, optional
@@ -277,6 +302,11 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     eigenvector : int, optional
         Index of the eigenvector ``color`` is, kept as ``layout.meta["eigenvector"]`` so the
         export and the links between pages name it.
+    degree : int array [D], optional
+        Neighbours per node: marker area grows with it (:func:`node_sizes`), hover shows it.
+    hubs : int array, optional
+        Hub node indices: ringed in vermillion in a "hubs" trace, named up to
+        :data:`MAX_HUB_LABELS` of them; ``layout.meta["hubs"]`` is their number.
 
     Node points carry ``customdata`` = feature index.
     """
@@ -287,21 +317,32 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
         return fig_empty("The domain memory has no features")
     edges = _check_edges(edges, d, fn)
     weights = as_array(weights, "weights", fn, shape=(len(edges),))
+    is_hub = _hub_mask(hubs, d, fn)
+    sizes = node_sizes(degree, d, fn)
     cls = scatter_class(max(d, 3 * len(edges)))
     fig = new_figure(hovermode="closest", uirevision="feature-graph", height=GRAPH_HEIGHT)
+    touches = is_hub[edges[:, 0]] | is_hub[edges[:, 1]] if len(edges) else np.zeros(0, dtype=bool)
+    alpha = float(np.clip(0.55 * np.sqrt(200 / max(len(edges), 1)), 0.1, 0.55))  # thousands overlap
     bins = _width_bins(weights, n_width_bins)
-    for b, idx in enumerate(bins):
-        lo, hi = weights[idx].min(), weights[idx].max()
-        ex, ey = _segments(pos, edges[idx])
-        width = 0.6 + 3.0 * b / max(1, len(bins) - 1)
-        fig.add_trace(cls(x=ex, y=ey, mode="lines", hoverinfo="skip", legendgroup="edges",
-                          name=f"w {lo:.3g}\u2013{hi:.3g} ({idx.size})",
-                          line=dict(color="rgba(90,90,90,0.55)", width=width)))
+    for hub_kind, rgb, prefix in ((False, OTHER_EDGE_RGB, ""), (True, HUB_EDGE_RGB, "hub edges, ")):
+        for b, in_bin in enumerate(bins):
+            idx = in_bin[touches[in_bin] == hub_kind]
+            if idx.size == 0:
+                continue
+            lo, hi = weights[idx].min(), weights[idx].max()
+            ex, ey = _segments(pos, edges[idx])
+            width = 0.6 + 3.0 * b / max(1, len(bins) - 1)
+            fig.add_trace(cls(x=ex, y=ey, mode="lines", hoverinfo="skip", legendgroup=f"edges-{hub_kind}",
+                              name=f"{prefix}w {lo:.3g}\u2013{hi:.3g} ({idx.size})",
+                              line=dict(color=f"rgba({rgb},{alpha:.2f})", width=width)))
     labels = [f"feature {i}" for i in range(d)] if node_labels is None else \
         [truncate(s, 40) for s in node_labels]
     if len(labels) != d:
         raise FigureInputError(f"{fn}: got {len(labels)} node labels for {d} nodes")
-    marker = dict(size=10, line=dict(color="#333333", width=0.5))
+    if degree is not None:
+        labels = [f"{text}{' (hub)' if is_hub[i] else ''}<br>degree {int(k)}"
+                  for i, (text, k) in enumerate(zip(labels, np.asarray(degree).tolist()))]
+    marker = dict(size=sizes, line=dict(color="#333333", width=0.5))
     hover = "%{hovertext}"
     if color is not None:
         values = as_array(color, "color", fn, shape=(d,))
@@ -314,10 +355,30 @@ def fig_feature_graph(pos, edges, weights, *, color=None, color_label: str = "ei
     fig.add_trace(cls(x=pos[:, 0], y=pos[:, 1], mode="markers", name="features",
                       customdata=_ids(np.arange(d)), hovertext=labels, marker=marker,
                       hovertemplate=hover + "<extra></extra>", showlegend=False))
+    _add_hubs(fig, cls, pos, np.flatnonzero(is_hub), sizes, labels)
     if len(edges) == 0:
         fig.add_annotation(**ui_note("No edges: every feature is isolated (L is all zeros)"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
-    meta = dict(aspect=1.0) if eigenvector is None else dict(aspect=1.0, eigenvector=int(eigenvector))
+    meta = dict(aspect=1.0, hubs=int(is_hub.sum()))
+    if eigenvector is not None:
+        meta["eigenvector"] = int(eigenvector)
     fig.update_layout(legend=dict(title=dict(text="edge weight"), **LEGEND_ON_TOP), meta=meta)
     return fig
+
+
+def _add_hubs(fig, cls, pos, hub_idx, sizes, labels) -> None:
+    """Vermillion rings around the hub nodes (on top, so of the edges' trace class: WebGL traces
+    cover SVG ones), named when there are few."""
+    if hub_idx.size == 0:
+        return
+    ring = (np.asarray(sizes, dtype=float)[hub_idx] if not np.isscalar(sizes) else np.full(hub_idx.size, sizes)) + 8
+    named = hub_idx.size <= MAX_HUB_LABELS
+    fig.add_trace(cls(
+        x=pos[hub_idx, 0], y=pos[hub_idx, 1], mode="markers+text" if named else "markers",
+        name=f"hubs ({hub_idx.size})", customdata=_ids(hub_idx), hovertext=[labels[i] for i in hub_idx],
+        text=[str(int(i)) for i in hub_idx] if named else None,
+        textposition=np.where(pos[hub_idx, 1] >= pos[:, 1].mean(), "top center", "bottom center").tolist(),
+        textfont=dict(size=10, color=theme.HIGHLIGHT),
+        marker=dict(size=ring.tolist(), symbol="circle-open", color=theme.HIGHLIGHT, line=dict(width=2.5)),
+        hovertemplate="%{hovertext}<extra>hub</extra>"))

@@ -3,7 +3,9 @@
 Clicking an item marks it and its nearest neighbours on the map (shapes laid over the drawn
 map in the browser, so it stays quick with 50,000 items) and lists their texts beside it. The feature graph is the
 Laplacian's own graph, its nodes painted with a chosen eigenvector (the Fiedler vector by
-default, shared with the Spectrum page through the ``eig`` URL parameter).
+default, shared with the Spectrum page through the ``eig`` URL parameter), its nodes sized by
+degree and its hubs ringed; beside it the degree distribution, and the header says whether the
+graph is hub-and-spoke.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ PAGE = dict(id="domain", requires="domain", path="/domain", name="Domain graph",
                         "feature graph painted with a Laplacian eigenvector.")
 POLL_MS = 1500
 MAX_LEGEND_CATEGORIES = 16
+LAYOUT_LABELS = {"auto": "auto (shell with hubs)", "shell": "shell (hubs outside)"}
 EDGE_COLOR = "rgba(120, 120, 120, 0.16)"  # lighter than the figure default: thousands of edges overlap
 DRAW_SELECTION = """
 function(shapes) {
@@ -55,10 +58,10 @@ def layout(workspace: Workspace, **query):
     item = dp.from_query(query, "item", None, int)
     eig = dp.from_query(query, "eig", 1, int)
     color = dp.from_query(query, "color", "lambda")
-    method = dp.from_query(query, "flayout", "spring")
+    method = dp.from_query(query, "flayout", "auto")
     edges = query.get("edges") is None or "edges" in str(query.get("edges"))  # "edges=" means off
     if method not in dv.FEATURE_LAYOUTS:
-        method = "spring"
+        method = "auto"
     has_domains = bool(workspace.domains.names())
     domain = dp.initial_domain(workspace, query)
     memory = dp.safe_load(workspace, domain)[0] if domain else None
@@ -104,12 +107,15 @@ def layout(workspace: Workspace, **query):
                             html.Label(["Layout", dcc.Dropdown(
                                 id="domain-feature-layout", value=method, clearable=False,
                                 searchable=False, className="control-dropdown",
-                                options=[{"label": m, "value": m} for m in dv.FEATURE_LAYOUTS])]),
+                                options=[{"label": LAYOUT_LABELS.get(m, m), "value": m}
+                                         for m in dv.FEATURE_LAYOUTS])]),
                             dcc.Link("Its eigenvalue on the Spectrum page \u2192", href="/spectrum",
                                      id="domain-to-spectrum", className="page-link"),
                         ]),
-            upload.upload_card(workspace),
+            figure_card("domain-degrees", "Degree distribution", figure_fn="fig_degree_distribution",
+                        figure=first),
         ]),
+        html.Div(className="row", children=[upload.upload_card(workspace)]),
     ])
 
 
@@ -288,7 +294,8 @@ ITEM_MAP = recipe("domain", "domain-item-map", item_map, (
     extra=[("domain-map-meta", "data"), ("domain-layout-note", "children")])
 FEATURES = recipe("domain", "domain-feature-graph", dp.feature_graph_figure, (
     Key("domain", "domain-picker"), Key("eig", "domain-eig", default=1),
-    Key("flayout", "domain-feature-layout", default="spring")))
+    Key("flayout", "domain-feature-layout", default="auto")))
+DEGREES = recipe("domain", "domain-degrees", dp.degree_figure, (Key("domain", "domain-picker"),))
 
 
 def register_callbacks(app, workspace: Workspace) -> None:
@@ -337,6 +344,7 @@ def register_callbacks(app, workspace: Workspace) -> None:
         return dp.eigen_choice(workspace, domain, eig_now)
 
     register_page_callback(app, workspace, FEATURES)
+    register_page_callback(app, workspace, DEGREES)
 
     register_url_sync(app, "domain-url-sync", [
         ("color", "domain-color", "value"), ("item", "domain-selected", "data"),
@@ -354,6 +362,7 @@ def warm_up(workspace: Workspace) -> None:
         status, _ = layout_status(workspace, names[0])
         item_map(workspace, status, "lambda")
         dp.feature_graph_figure(workspace, names[0], 1)
+        dp.degree_figure(workspace, names[0])
 
 
 # ------------------------------------------------------------- bench
@@ -372,6 +381,8 @@ def bench_cases(workspace: Workspace) -> dict:
         "domain: eigenvector options": lambda: dp.eigen_choice(workspace, domain, None),
         "domain: feature graph (eig 1)": lambda: dp.feature_graph_figure(workspace, domain, 1),
         "domain: feature graph (eig 5)": lambda: dp.feature_graph_figure(workspace, domain, 5),
+        "domain: feature graph (shell)": lambda: dp.feature_graph_figure(workspace, domain, 1, "shell"),
+        "domain: degree distribution": lambda: dp.degree_figure(workspace, domain),
     }
     data = dv.item_data(workspace, domain)
     if data is not None:

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from dash import Input, Output, html, no_update
 from dash.exceptions import PreventUpdate
 
+from workbench.data import domain_structure as dstruct
 from workbench.data import domain_views as dv
-from workbench.figures import fig_empty, fig_feature_graph
+from workbench.figures import fig_degree_distribution, fig_empty, fig_feature_graph
 
 from .common import as_int
 from .shell import global_query
@@ -54,19 +55,46 @@ def eigen_choice(workspace: Workspace, domain, eig_now, clicked_index=None):
     return options, unchanged_if(value, eig_now)
 
 
-def feature_graph_figure(workspace: Workspace, domain, eig, method: str = "spring"):
-    """The feature graph of ``domain`` painted with eigenvector ``eig``."""
+def feature_graph_figure(workspace: Workspace, domain, eig, method: str = "auto"):
+    """The feature graph of ``domain`` painted with eigenvector ``eig``, sized by degree, hubs ringed
+    (laid out with hubs apart when it has hubs, unless ``method`` says otherwise)."""
     domain = require_domain(workspace, domain)
     memory, problem = safe_load(workspace, domain)
     if memory is None:
         return fig_empty(f"Cannot read the domain memory: {problem}")
     facts = dv.spectrum(workspace, domain)
-    graph = dv.feature_graph(workspace, domain, method or "spring")
+    graph = dv.feature_graph(workspace, domain, method or "auto")
+    shape = dstruct.structure(workspace, domain)
     index = dv.default_eigenvector(facts, eig)
     vector = facts["eigenvectors"][:, index]
     label = f"eigenvector {index}<br>\u03bc = {facts['eigenvalues'][index]:.3g}"
     return fig_feature_graph(graph["pos"], graph["edges"], graph["weights"], color=vector,
-                             color_label=label, eigenvector=index)
+                             color_label=label, eigenvector=index, degree=shape["degree"], hubs=shape["hubs"])
+
+
+def degree_figure(workspace: Workspace, domain):
+    """The degree distribution of ``domain``'s feature graph with its hubs marked."""
+    domain = require_domain(workspace, domain)
+    memory, problem = safe_load(workspace, domain)
+    if memory is None:
+        return fig_empty(f"Cannot read the domain memory: {problem}")
+    shape = dstruct.structure(workspace, domain)
+    return fig_degree_distribution(shape["degree"], shape["hubs"])
+
+
+def structure_line(shape: dict) -> str:
+    """'Structure: 16 hubs (...); every edge touches a hub; ...; edges hub-hub 68 / hub-other 2,944 /
+    other-other 0' (then the component sizes when there are several) from
+    :func:`workbench.data.domain_structure.structure`."""
+    split = (f"; edges hub\u2013hub {shape['hub_hub_edges']:,} / hub\u2013other {shape['hub_spoke_edges']:,}"
+             f" / other\u2013other {shape['spoke_spoke_edges']:,}") if shape["n_hubs"] else ""
+    parts = ""  # the header's first line counts the components; this one gives their sizes
+    if shape["components"] > 1:
+        sizes = ", ".join(f"{n:,}" for n in shape["component_sizes"][:6])
+        more = ", ..." if len(shape["component_sizes"]) > 6 else ""
+        parts = f"; components of {sizes}{more} features"
+    isolated = f" ({shape['isolated']} isolated)" if shape["isolated"] else ""
+    return f"Structure: {shape['describe']}{split}{parts}{isolated}"
 
 
 def page_link(path: str, run, step, compare, domain, **extra) -> str:
@@ -111,6 +139,8 @@ def summary_line(workspace: Workspace, domain) -> list:
     if s["embedder"]:
         parts.append(f" ({s['embedder']})")
     parts.append(html.Span(f" fingerprint {s['fingerprint'][:12]}", className="muted mono"))
+    parts.append(html.Span(structure_line(dstruct.structure(workspace, domain)),
+                           className="structure-line"))
     return parts
 
 
