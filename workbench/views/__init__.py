@@ -26,6 +26,7 @@ PAGE_MODULES = (
     "workbench.views.attention",
     "workbench.views.why",
     "workbench.views.whatif",
+    "workbench.views.ablation",
     "workbench.views.training",
     "workbench.views.study",
     "workbench.views.memory",
