@@ -121,6 +121,7 @@ def test_panels_do_not_overlap_and_models_of_other_shapes_fit():
     assert len(fig.layout.shapes) == 1  # (5, 1) exists only in the second model
     tall = fig_ablation_heatmaps(models_of((12, 12)))
     assert tall.layout.height > fig.layout.height
+    assert tall.layout.xaxis2.domain[1] < 0.5  # a model alone keeps the width it has beside another
 
 
 def test_bad_figure_input_names_the_problem():
@@ -143,17 +144,26 @@ def test_the_page_draws_both_models_or_the_run_alone(ws):
     assert dot_first.data[0].name.startswith("dot (dot")
     short, ranked = page.update_ablation(ws, "tau", step, None, "a", "zero", "prompt", 0, 0)
     assert short.layout.meta["empty"] and ranked is None
+    one, _ = page.update_ablation(ws, "tau", step, None, "ab", "mean", "prompt", 0, 0)
+    assert "1 target token (the mean over one position" in one.layout.title.text
+    assert np.allclose(one.data[0].z, 0)  # mean-ablating a single position changes nothing
 
 
-def test_a_click_picks_the_head_and_the_links_carry_the_state():
+def test_a_click_picks_the_head_and_the_links_carry_the_state(ws):
     assert page.cell_from_click({"points": [{"customdata": [3, 1, 2.0]}]}) == (3, 1)
     layer, head = page.cell_from_click({"points": [{"customdata": [2, -1, 2.0]}]})
     assert layer == 2 and head is page.no_update  # a whole-layer cell sets the layer only
+    assert page.cell_from_click({"points": [{"customdata": {"0": 1, "1": 2, "2": 2.0}}]}) == (1, 2)
     assert page.cell_from_click(None) == (page.no_update, page.no_update)
-    links = page.head_links("tau", 1500, "dot", "a b", 2, 1)
+    links = page.head_links(ws, "tau", 1500, "dot", "a b", 2, 1)
     assert links[0].href == "/attention?run=tau&step=1500&compare=dot&prompt=a+b&layer=2&head=1"
-    assert links[1].href.startswith("/why?run=tau&")
-    assert "prompt" not in page.head_links("tau", 1500, "dot", None, 0, 0)[0].href
+    assert links[1].href == "/why?run=tau&step=1500&compare=dot&prompt=a+b&layer=2&head=1"
+    assert "prompt" not in page.head_links(ws, "tau", 1500, "dot", None, 0, 0)[0].href
+    from_dot = page.head_links(ws, "dot", 1500, None, None, 1, 2)  # Why opens the tau twin
+    assert from_dot[0].href.startswith("/attention?run=dot&") and from_dot[1].href.startswith("/why?run=tau&")
+    alone = page.head_links(ws, "dot", 1500, NONE, None, 1, 2)
+    assert len(alone) == 3 and "needs a tau run" in alone[1].children
+    assert page.head_links(ws, "no-such-run", 1, None, None, 0, 0) == []
 
 
 def test_the_page_module_does_not_import_torch():

@@ -34,8 +34,11 @@ def _model_parts(models: Mapping[str, Mapping], fn: str) -> dict[str, tuple[np.n
 
 
 def _domains(widths: list[int]) -> list[tuple[list[float], list[float]]]:
-    """x domains (heads panel, layer column) per model, in units of one head column."""
+    """x domains (heads panel, layer column) per model, in units of one head column; a model
+    shown alone takes the width it would have beside a second one of its shape."""
     total = sum(H + HEAD_GAP + 1 for H in widths) + MODEL_GAP * (len(widths) - 1)
+    if len(widths) == 1:
+        total = 2 * total + MODEL_GAP
     unit, x, out = PANEL_RIGHT / total, 0.0, []
     for H in widths:
         heads = [x * unit, (x + H) * unit]

@@ -74,7 +74,10 @@ def sweep_title(a, b, mode: str, source: str) -> str:
     """'zero-ablation on validation text: 2048 target tokens' (and the compared run's count if it differs)."""
     where = "validation text" if source == "validation" else "the prompt"
     counts = f"{a.n_tokens}" if b is None or b.n_tokens == a.n_tokens else f"{a.n_tokens} / {b.n_tokens}"
-    return f"{mode}-ablation on {where}: {counts} target tokens" + ("" if b is not None else "; nothing compared")
+    title = f"{mode}-ablation on {where}: {counts} target token{'' if counts == '1' else 's'}"
+    if mode == "mean" and source == "prompt" and a.n_tokens == 1:
+        title += " (the mean over one position is the head's own output: nothing changes)"
+    return title + ("" if b is not None else "; nothing compared")
 
 
 def ranked_list(sweep) -> html.Div:
@@ -82,7 +85,7 @@ def ranked_list(sweep) -> html.Div:
     items = [html.Li(f"layer {t['layer']}, head {t['head']}: {t['delta']:+.4f}") for t in top_heads(sweep, TOP)]
     layer = int(sweep.layer_delta.argmax())
     return html.Div(className="abl-model", children=[
-        html.H4(panel_name(sweep)),
+        html.H4(f"{panel_name(sweep)}: loss rise, nats/token"),
         html.Ol(items),
         html.P(f"Whole layer that matters most: layer {layer} ({sweep.layer_delta[layer]:+.4f}); "
                f"unablated loss {sweep.base_loss:.4f} nats/token.", className="muted"),
@@ -110,6 +113,8 @@ def cell_from_click(click) -> tuple:
     if not click or not click.get("points"):
         return no_update, no_update
     data = click["points"][0].get("customdata")
+    if isinstance(data, dict):  # a typed-array cell arrives as {"0": layer, "1": head, "2": loss}
+        data = [data.get("0"), data.get("1")]
     try:
         layer, head = int(data[0]), int(data[1])
     except (TypeError, ValueError, IndexError, KeyError):
@@ -117,20 +122,37 @@ def cell_from_click(click) -> tuple:
     return layer, (head if head >= 0 else no_update)
 
 
-def head_links(run, step, compare, prompt, layer, head) -> list:
+def head_query(**values) -> str:
+    """A URL query of the values that are set (the undecided prompt is left out)."""
+    return urlencode({k: v for k, v in values.items() if v not in (None, "", ms.PENDING)})
+
+
+def head_links(workspace: Workspace, run, step, compare, prompt, layer, head) -> list:
     """Links opening the selected head on the Attention and Why-this-lambda pages, with the
-    pickers and the prompt carried in their URLs."""
-    if run is None:
+    pickers and the prompt carried in their URLs; Why this lambda opens the tau model of the
+    two (the compared run when the run is a dot-product model)."""
+    if run is None or run not in workspace.runs.names():
         return []
-    query = {"run": run, "step": step, "compare": compare, "prompt": prompt, "layer": layer, "head": head}
-    clean = urlencode({k: v for k, v in query.items() if v not in (None, "", ms.PENDING)})
     where = f"layer {layer}, head {head}"
-    return [
-        dcc.Link(f"Attention of {where} \u2192", href=f"/attention?{clean}", id="abl-to-attention"),
-        dcc.Link(f"Why this lambda, {where} \u2192", href=f"/why?{clean}", id="abl-to-why"),
-        html.Span("" if compare != NONE else " (nothing compared: the other pages show the run alone)",
-                  className="muted"),
-    ]
+    links = [dcc.Link(f"Attention of {where} \u2192", id="abl-to-attention", href="/attention?" + head_query(
+        run=run, step=step, compare=compare, prompt=prompt, layer=layer, head=head))]
+    other = ms.compare_run(workspace, run, compare)
+    if workspace.runs.info(run).attention == "tau":
+        tau, tau_step, tau_compare = run, step, compare
+    elif other is not None and workspace.runs.info(other).attention == "tau":
+        tau, tau_step, tau_compare = other, workspace.runs.nearest_step(other, step), run
+    else:
+        tau = None
+    if tau is not None:
+        links.append(dcc.Link(f"Why this lambda ({tau}), {where} \u2192", id="abl-to-why", href="/why?" + head_query(
+            run=tau, step=tau_step, compare=tau_compare, prompt=prompt, layer=layer, head=head)))
+    else:
+        why_not = "nothing is compared" if other is None else f"neither is {other}"
+        links.append(html.Span(f"Why this lambda needs a tau run: {run} is a dot-product model and {why_not}.",
+                               className="muted"))
+    if compare == NONE:
+        links.append(html.Span("(nothing compared: the other pages show the run alone)", className="muted"))
+    return links
 
 
 # ------------------------------------------------------------------ cards: keys -> figures
@@ -148,7 +170,8 @@ def register_callbacks(app, workspace: Workspace) -> None:
                  Input(figure_id("abl-heatmaps"), "clickData"), prevent_initial_call=True)(cell_from_click)
     app.callback(Output("abl-links", "children"),
                  Input("run-picker", "value"), Input("step-picker", "value"), Input("compare-picker", "value"),
-                 Input(ms.PROMPT, "data"), Input("abl-layer", "value"), Input("abl-head", "value"))(head_links)
+                 Input(ms.PROMPT, "data"), Input("abl-layer", "value"),
+                 Input("abl-head", "value"))(ms.bind(workspace, head_links))
     register_url_sync(app, "abl-url", [
         ("prompt", ms.PROMPT, "data"), ("mode", "abl-mode", "value"), ("source", "abl-source", "value"),
         ("layer", "abl-layer", "value"), ("head", "abl-head", "value"),
