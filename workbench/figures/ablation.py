@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from workbench import theme
 
-from ._common import FigureInputError, as_array, content_height, described, fig_empty, new_figure, symmetric_range
+from ._common import FigureInputError, as_array, content_height, described, fig_empty, symmetric_range
 
 TEXT_CELLS = 150  # cells per model up to which each cell prints its value
 HEAD_GAP, MODEL_GAP = 0.35, 1.3  # gaps in head-column widths: heads | layer, and between models
@@ -82,46 +82,39 @@ def fig_ablation_heatmaps(models: Mapping[str, Mapping], *, zmax: float | None =
     peak = float(zmax) if zmax is not None and zmax > 0 else symmetric_range(
         *[a for heads, layers, _ in parts.values() for a in (heads, layers)])
     n_layer = max(h.shape[0] for h, _, _ in parts.values())
-    fig = new_figure(title=title, height=content_height(n_layer, 52, 170, minimum=300))
-    shapes, annotations, layout = [], [], {}
+    traces, shapes, annotations = [], [], []
+    layout: dict = dict(title=title, height=content_height(n_layer, 52, 170, minimum=300), margin=dict(t=90),
+                        coloraxis=dict(colorscale=theme.DIVERGING, cmin=-peak, cmax=peak, colorbar=dict(
+                            x=PANEL_RIGHT + 0.03, title=dict(text=f"loss change<br>({mode}-ablated,<br>nats/token)"))))
     for i, ((name, (heads, layers, base)), (x_heads, x_layer)) in enumerate(
             zip(parts.items(), _domains([h.shape[1] for h, _, _ in parts.values()]))):
         L, H = heads.shape
-        ax_h, ax_l = 2 * i + 1, 2 * i + 2
-        ids = {a: ("" if a == 1 else str(a)) for a in (ax_h, ax_l)}
+        ids = {a: ("" if a == 1 else str(a)) for a in (2 * i + 1, 2 * i + 2)}
+        sh, sl = ids[2 * i + 1], ids[2 * i + 2]  # axis suffixes of the heads panel and the layer column
         rows = np.arange(L)[:, None]
         head_data = np.stack(np.broadcast_arrays(rows, np.arange(H)[None], base + heads), axis=-1)  # [L, H, 3]
         layer_data = np.stack([np.arange(L), np.full(L, -1), base + layers], axis=-1)[:, None]  # [L, 1, 3]
-        text = "%{z:+.3f}" if L * H <= TEXT_CELLS else None
-        common = dict(coloraxis="coloraxis", xgap=2, ygap=2, texttemplate=text, y=np.arange(L))
-        fig.add_trace(go.Heatmap(z=heads, x=np.arange(H), customdata=head_data, name=name,
-                                 xaxis=f"x{ids[ax_h]}", yaxis=f"y{ids[ax_h]}",
-                                 hovertemplate=_cell_hover(name, base, "layer %{customdata[0]}, head %{customdata[1]}"),
-                                 **common))
-        fig.add_trace(go.Heatmap(z=layers[:, None], x=[0], customdata=layer_data, name=f"{name} layers",
-                                 xaxis=f"x{ids[ax_l]}", yaxis=f"y{ids[ax_l]}",
-                                 hovertemplate=_cell_hover(name, base, "every head of layer %{customdata[0]}"),
-                                 **common))
+        common = dict(type="heatmap", coloraxis="coloraxis", xgap=2, ygap=2, y=np.arange(L),
+                      texttemplate="%{z:+.3f}" if L * H <= TEXT_CELLS else None)
+        traces.append(dict(common, z=heads, x=np.arange(H), customdata=head_data, name=name, xaxis=f"x{sh}",
+                           yaxis=f"y{sh}", hovertemplate=_cell_hover(
+                               name, base, "layer %{customdata[0]}, head %{customdata[1]}")))
+        traces.append(dict(common, z=layers[:, None], x=[0], customdata=layer_data, name=f"{name} layers",
+                           xaxis=f"x{sl}", yaxis=f"y{sl}",
+                           hovertemplate=_cell_hover(name, base, "every head of layer %{customdata[0]}")))
         y_axis = dict(autorange="reversed", showgrid=False, zeroline=False, tickmode="array",
                       tickvals=list(range(L)), ticktext=[f"L{l}" for l in range(L)])
-        layout[f"xaxis{ids[ax_h]}"] = dict(domain=x_heads, anchor=f"y{ids[ax_h]}", showgrid=False, zeroline=False,
-                                           tickmode="array", tickvals=list(range(H)),
-                                           ticktext=[f"H{h}" for h in range(H)], title=dict(text="head"))
-        layout[f"yaxis{ids[ax_h]}"] = dict(anchor=f"x{ids[ax_h]}", title=dict(text="layer") if i == 0 else None,
-                                           **y_axis)
-        layout[f"xaxis{ids[ax_l]}"] = dict(domain=x_layer, anchor=f"y{ids[ax_l]}", showgrid=False, zeroline=False,
-                                           tickmode="array", tickvals=[0], ticktext=["all"],
-                                           title=dict(text="whole layer"))
-        layout[f"yaxis{ids[ax_l]}"] = dict(anchor=f"x{ids[ax_l]}", matches=f"y{ids[ax_h]}", showticklabels=False,
-                                           **y_axis)
+        layout[f"xaxis{sh}"] = dict(domain=x_heads, anchor=f"y{sh}", showgrid=False, zeroline=False, tickmode="array",
+                                    tickvals=list(range(H)), ticktext=[f"H{h}" for h in range(H)],
+                                    title=dict(text="head"))
+        layout[f"yaxis{sh}"] = dict(y_axis, anchor=f"x{sh}", title=dict(text="layer" if i == 0 else ""))
+        layout[f"xaxis{sl}"] = dict(domain=x_layer, anchor=f"y{sl}", showgrid=False, zeroline=False, tickmode="array",
+                                    tickvals=[0], ticktext=["all"], title=dict(text="whole layer"))
+        layout[f"yaxis{sl}"] = dict(y_axis, anchor=f"x{sl}", matches=f"y{sh}", showticklabels=False)
         annotations.append(dict(text=f"<b>{name}</b>", x=sum(x_heads) / 2, y=1.0, xref="paper", yref="paper",
                                 xanchor="center", yanchor="bottom", showarrow=False))
         if highlight is not None and 0 <= highlight[0] < L and 0 <= highlight[1] < H:
             layer, head = highlight
-            shapes.append(dict(type="rect", xref=f"x{ids[ax_h]}", yref=f"y{ids[ax_h]}", x0=head - 0.5, x1=head + 0.5,
+            shapes.append(dict(type="rect", xref=f"x{sh}", yref=f"y{sh}", x0=head - 0.5, x1=head + 0.5,
                                y0=layer - 0.5, y1=layer + 0.5, line=dict(color=theme.HIGHLIGHT, width=3)))
-    fig.update_layout(**layout, shapes=shapes, annotations=annotations, margin=dict(t=90),
-                      coloraxis=dict(colorscale=theme.DIVERGING, cmin=-peak, cmax=peak,
-                                     colorbar=dict(x=PANEL_RIGHT + 0.03, title=dict(
-                                         text=f"loss change<br>({mode}-ablated,<br>nats/token)"))))
-    return fig
+    return go.Figure(data=traces, layout=dict(layout, shapes=shapes, annotations=annotations))  # dicts: one validation
