@@ -14,6 +14,7 @@ from ._common import FigureInputError, as_array, content_height, described, fig_
 TEXT_CELLS = 150  # cells per model up to which each cell prints its value
 HEAD_GAP, MODEL_GAP = 0.35, 1.3  # gaps in head-column widths: heads | layer, and between models
 PANEL_RIGHT = 0.9  # the colour bar sits to the right of this
+PANEL_TOP = 0.9  # the models' names sit above this
 
 
 def _model_parts(models: Mapping[str, Mapping], fn: str) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
@@ -83,9 +84,10 @@ def fig_ablation_heatmaps(models: Mapping[str, Mapping], *, zmax: float | None =
         *[a for heads, layers, _ in parts.values() for a in (heads, layers)])
     n_layer = max(h.shape[0] for h, _, _ in parts.values())
     traces, shapes, annotations = [], [], []
-    layout: dict = dict(title=title, height=content_height(n_layer, 52, 170, minimum=300), margin=dict(t=90),
+    layout: dict = dict(title=title, height=content_height(n_layer, 52, 150, minimum=300),
+                        meta=dict(aspect=min(1.2, 0.25 + 0.09 * n_layer)),  # paper height / width
                         coloraxis=dict(colorscale=theme.DIVERGING, cmin=-peak, cmax=peak, colorbar=dict(
-                            x=PANEL_RIGHT + 0.03, title=dict(text=f"loss change<br>({mode}-ablated,<br>nats/token)"))))
+                            x=PANEL_RIGHT + 0.03, y=PANEL_TOP / 2, len=PANEL_TOP, yanchor="middle", title=dict(text=f"loss change<br>({mode}-ablated,<br>nats/token)"))))
     for i, ((name, (heads, layers, base)), (x_heads, x_layer)) in enumerate(
             zip(parts.items(), _domains([h.shape[1] for h, _, _ in parts.values()]))):
         L, H = heads.shape
@@ -95,23 +97,23 @@ def fig_ablation_heatmaps(models: Mapping[str, Mapping], *, zmax: float | None =
         head_data = np.stack(np.broadcast_arrays(rows, np.arange(H)[None], base + heads), axis=-1)  # [L, H, 3]
         layer_data = np.stack([np.arange(L), np.full(L, -1), base + layers], axis=-1)[:, None]  # [L, 1, 3]
         common = dict(type="heatmap", coloraxis="coloraxis", xgap=2, ygap=2, y=np.arange(L),
-                      texttemplate="%{z:+.3f}" if L * H <= TEXT_CELLS else None)
+                      texttemplate="%{z:.2f}" if L * H <= TEXT_CELLS else None, textfont=dict(size=10))
         traces.append(dict(common, z=heads, x=np.arange(H), customdata=head_data, name=name, xaxis=f"x{sh}",
                            yaxis=f"y{sh}", hovertemplate=_cell_hover(
                                name, base, "layer %{customdata[0]}, head %{customdata[1]}")))
         traces.append(dict(common, z=layers[:, None], x=[0], customdata=layer_data, name=f"{name} layers",
                            xaxis=f"x{sl}", yaxis=f"y{sl}",
                            hovertemplate=_cell_hover(name, base, "every head of layer %{customdata[0]}")))
-        y_axis = dict(autorange="reversed", showgrid=False, zeroline=False, tickmode="array",
+        y_axis = dict(domain=[0.0, PANEL_TOP], autorange="reversed", showgrid=False, zeroline=False, tickmode="array",
                       tickvals=list(range(L)), ticktext=[f"L{l}" for l in range(L)])
         layout[f"xaxis{sh}"] = dict(domain=x_heads, anchor=f"y{sh}", showgrid=False, zeroline=False, tickmode="array",
                                     tickvals=list(range(H)), ticktext=[f"H{h}" for h in range(H)],
                                     title=dict(text="head"))
         layout[f"yaxis{sh}"] = dict(y_axis, anchor=f"x{sh}", title=dict(text="layer" if i == 0 else ""))
         layout[f"xaxis{sl}"] = dict(domain=x_layer, anchor=f"y{sl}", showgrid=False, zeroline=False, tickmode="array",
-                                    tickvals=[0], ticktext=["all"], title=dict(text="whole layer"))
+                                    tickvals=[0], ticktext=["all"], title=dict(text="layer"))
         layout[f"yaxis{sl}"] = dict(y_axis, anchor=f"x{sl}", matches=f"y{sh}", showticklabels=False)
-        annotations.append(dict(text=f"<b>{name}</b>", x=sum(x_heads) / 2, y=1.0, xref="paper", yref="paper",
+        annotations.append(dict(text=f"<b>{name}</b>", x=sum(x_heads) / 2, y=PANEL_TOP, xref="paper", yref="paper",
                                 xanchor="center", yanchor="bottom", showarrow=False))
         if highlight is not None and 0 <= highlight[0] < L and 0 <= highlight[1] < H:
             layer, head = highlight
