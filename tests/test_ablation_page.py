@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -56,6 +57,33 @@ def test_ablating_nothing_is_the_plain_loss_of_the_workspace(ws):
     assert on_prompt.n_tokens == len(prompt.encode()) - 1
     assert not np.allclose(on_prompt.head_delta, sweep.head_delta)  # another text, other changes
     assert hook_count(model) == 0
+
+
+def test_the_sweep_runs_on_a_copy_and_leaves_the_model_lock_free_for_other_pages(monkeypatch):
+    import tauformer.ablation
+
+    ws = demo_workspace()
+    cached, _ = ws.runs.load("tau", None)
+    real, seen = tauformer.ablation.ablation_sweep, {}
+
+    def lock_is_free() -> bool:
+        if ws.probes._model_lock.acquire(blocking=False):
+            ws.probes._model_lock.release()
+            return True
+        return False
+
+    def spy(model, batches, **kwargs):
+        seen["copy"] = model is not cached and torch.equal(model.lm_head.weight, cached.lm_head.weight)
+        other = []
+        probe_thread = threading.Thread(target=lambda: other.append(lock_is_free()))
+        probe_thread.start()
+        probe_thread.join()
+        seen["lock free"] = other == [True]
+        return real(model, batches, **kwargs)
+
+    monkeypatch.setattr(tauformer.ablation, "ablation_sweep", spy)
+    head_ablation(ws, "tau", None, source="prompt", prompt="a prompt to sweep on a copy")
+    assert seen == {"copy": True, "lock free": True}
 
 
 def test_prompt_sweeps_are_keyed_by_prompt_and_mode(ws):

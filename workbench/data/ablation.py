@@ -1,16 +1,18 @@
 """Heads that matter: the loss change of silencing each head (and each whole layer) of a run.
 
 `head_ablation(workspace, run, step, mode=..., source=...)` runs tauformer's one-pass
-`ablation_sweep` on fixed validation batches (`SWEEP_BATCHES`) or on the prompt, holding the
-probe store's model lock (the sweep's hooks act on every forward pass of the shared model),
-and caches the numpy result in the workspace's "results" part under the checkpoint's ref,
-the mode, the source and -- for the prompt -- the prompt's token ids. `top_heads` ranks a
-sweep's heads for the page's "heads that matter most" list. Torch and the sweep are imported
-on first use, so the page module that imports this one does not pull torch into the app's start.
+`ablation_sweep` on fixed validation batches (`SWEEP_BATCHES`) or on the prompt, on a copy of
+the cached model made under the probe store's model lock: the sweep's hooks never see another
+thread's forward pass, and the seconds a sweep takes never hold up the other pages' probes.
+The numpy result is cached in the workspace's "results" part under the checkpoint's ref, the
+mode, the source and -- for the prompt -- the prompt's token ids. `top_heads` ranks a sweep's
+heads for the page's "heads that matter most" list. Torch and the sweep are imported on first
+use, so the page module that imports this one does not pull torch into the app's start.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,8 +96,9 @@ def head_ablation(workspace, run: str, step: int | None, *, mode: str = "zero", 
 
     def compute():
         model, _ = workspace.runs.load_ref(ref)
-        with workspace.probes._model_lock:  # the sweep's hooks must not see another thread's pass
-            sweep = ablation_sweep(model, batches, mode=mode)
+        with workspace.probes._model_lock:  # copied while no other thread's probe hooks are on it
+            private = copy.deepcopy(model)
+        sweep = ablation_sweep(private, batches, mode=mode)  # seconds: other pages' probes need not wait
         return HeadAblation(run=run, step=step, kind=sweep.kind, mode=mode, source=source,
                             base_loss=float(sweep.base_loss), head_delta=sweep.head_delta.numpy().astype(np.float64),
                             layer_delta=sweep.layer_delta.numpy().astype(np.float64), n_tokens=int(sweep.n_tokens))
