@@ -11,7 +11,7 @@ from .conftest import PageWatch
 
 pytestmark = pytest.mark.browser
 
-PROMPT_PAGES = ["attention", "heads", "why", "whatif"]
+PROMPT_PAGES = ["attention", "heads", "why", "whatif", "ablation"]
 COMPARE_PAGES = PROMPT_PAGES + ["training", "memory"]
 OTHER_PAGES = ["", "domain", "spectrum", "spectrum?vs=none"]  # overview, domain pages (upload card included)
 MIN_GRAPH_PX = 100
