@@ -11,7 +11,7 @@ from .conftest import PageWatch
 
 pytestmark = pytest.mark.browser
 
-PROMPT_PAGES = ["attention", "heads", "why", "whatif", "lens"]
+PROMPT_PAGES = ["attention", "heads", "why", "whatif", "lens", "ablation"]
 COMPARE_PAGES = PROMPT_PAGES + ["training", "memory"]
 OTHER_PAGES = ["", "domain", "spectrum", "spectrum?vs=none"]  # overview, domain pages (upload card included)
 MIN_GRAPH_PX = 100

@@ -27,6 +27,7 @@ PAGE_MODULES = (
     "workbench.views.why",
     "workbench.views.whatif",
     "workbench.views.lens",
+    "workbench.views.ablation",
     "workbench.views.training",
     "workbench.views.runs",
     "workbench.views.study",
