@@ -195,7 +195,7 @@ def test_the_cli_writes_csv_and_html_without_a_browser(small_domain, tmp_path, m
     code = batch_export.main(["--domain", str(domain), "--out", str(out), "--formats", "csv,html",
                               "--cache-dir", str(cache), "--quiet"])
     assert code == 0, capsys.readouterr().err
-    names = {"domain-feature-graph", "domain-item-map", "spectrum-eigenvalues", "spectrum-density", "spectrum-sparsity"}
+    names = {"domain-feature-graph", "domain-item-map", "domain-degrees", "spectrum-eigenvalues", "spectrum-density", "spectrum-sparsity"}
     assert {p.name for p in out.iterdir()} == {f"{n}.{f}" for n in names for f in ("csv", "html")} | {"manifest.json"}
     eigen = (out / "spectrum-eigenvalues.csv").read_text().splitlines()
     assert eigen[0].startswith("series,mode index (ascending eigenvalue),eigenvalue") and len(eigen) > 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, dcc, html, no_update
 
 from workbench.data.ablation import MODES, SOURCES, ablation_pair, top_heads
 from workbench.figures.ablation import fig_ablation_heatmaps
