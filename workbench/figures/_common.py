@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -138,6 +138,17 @@ def as_array(value, name: str, fn: str, *, ndim: int | None = None,
         if arr.ndim != len(shape) or mismatch:
             raise FigureInputError(f"{fn}: {name} must have shape {want}, got {arr.shape}")
     return arr
+
+
+def history_series(fn: str, run: str, record, key: str, *, ndim: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(steps [S], values [S, ...]) of one run's history mapping, checked to fit together."""
+    if not isinstance(record, Mapping) or "step" not in record or key not in record:
+        raise FigureInputError(f"{fn}: runs[{run!r}] needs 'step' and '{key}' arrays")
+    steps = as_array(record["step"], f"{run}.step", fn, ndim=1)
+    values = as_array(record[key], f"{run}.{key}", fn, ndim=ndim)
+    if values.shape[0] != steps.size:
+        raise FigureInputError(f"{fn}: {run}.{key} has {values.shape[0]} steps, step has {steps.size}")
+    return steps, values
 
 
 def check_same_shape(fn: str, **arrays: np.ndarray) -> None:

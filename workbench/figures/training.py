@@ -24,6 +24,7 @@ from workbench.figures._common import (
     as_array,
     described,
     fig_empty,
+    history_series,
     make_compact,
     new_figure,
 )
@@ -259,13 +260,7 @@ def fig_entropy_over_steps(runs: Mapping[str, Mapping], *, layer: int | None = N
     drawn = 0
     for run, r in runs.items():
         run = str(run)
-        if not isinstance(r, Mapping) or "step" not in r or "entropy" not in r:
-            raise FigureInputError(f"{fn}: runs[{run!r}] needs 'step' and 'entropy' arrays")
-        steps = as_array(r["step"], f"{run}.step", fn, ndim=1)
-        ent = as_array(r["entropy"], f"{run}.entropy", fn, ndim=3)
-        if ent.shape[0] != steps.size:
-            raise FigureInputError(f"{fn}: {run}.entropy has {ent.shape[0]} steps, "
-                                   f"step has {steps.size}")
+        steps, ent = history_series(fn, run, r, "entropy")
         if steps.size == 0:
             continue
         if layer is not None:

@@ -15,7 +15,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from workbench import theme
-from workbench.figures._common import FigureInputError, as_array, described, fig_empty, new_figure, ui_note
+from workbench.figures._common import (FigureInputError, as_array, described, fig_empty, history_series,
+                                       new_figure, ui_note)
 
 X_AXES = ("step", "time")
 PER_VECTOR_TAU = ("median", "mean", "percentile")  # tau modes with one tau per vector: no layer tau to draw
@@ -174,12 +175,7 @@ def fig_lambda_runs(runs: Mapping[str, Mapping], *, quantity: str = "lambda_q", 
     drawn = 0
     for run, r in runs.items():
         run = str(run)
-        if not isinstance(r, Mapping) or "step" not in r or "mean" not in r:
-            raise FigureInputError(f"{fn}: runs[{run!r}] needs 'step' and 'mean' arrays")
-        steps = as_array(r["step"], f"{run}.step", fn, ndim=1)
-        mean = as_array(r["mean"], f"{run}.mean", fn, ndim=3)
-        if mean.shape[0] != steps.size:
-            raise FigureInputError(f"{fn}: {run}.mean has {mean.shape[0]} steps, step has {steps.size}")
+        steps, mean = history_series(fn, run, r, "mean")
         if not steps.size:
             continue
         if head is not None and not 0 <= head < mean.shape[2]:
