@@ -6,6 +6,7 @@ callbacks stay one line and tests can call them without a server.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from dash import Input, Output, html, no_update
@@ -37,6 +38,21 @@ def safe_load(workspace: Workspace, domain):
     return workspace.domains.try_load(domain)
 
 
+def domain_figure(fn):
+    """The one opening of a domain figure builder ``fn(workspace, domain, ...)``: skip while the
+    picker is empty; a domain memory that cannot be read becomes an empty figure with the reason."""
+
+    @functools.wraps(fn)
+    def build(workspace: Workspace, domain, *args, **kwargs):
+        domain = require_domain(workspace, domain)
+        memory, problem = safe_load(workspace, domain)
+        if memory is None:
+            return fig_empty(f"Cannot read the domain memory: {problem}")
+        return fn(workspace, domain, *args, **kwargs)
+
+    return build
+
+
 def eigen_choice(workspace: Workspace, domain, eig_now, clicked_index=None):
     """(options, value) of an eigenvector dropdown for ``domain``.
 
@@ -55,13 +71,10 @@ def eigen_choice(workspace: Workspace, domain, eig_now, clicked_index=None):
     return options, unchanged_if(value, eig_now)
 
 
+@domain_figure
 def feature_graph_figure(workspace: Workspace, domain, eig, method: str = "auto"):
     """The feature graph of ``domain`` painted with eigenvector ``eig``, sized by degree, hubs ringed
     (laid out with hubs apart when it has hubs, unless ``method`` says otherwise)."""
-    domain = require_domain(workspace, domain)
-    memory, problem = safe_load(workspace, domain)
-    if memory is None:
-        return fig_empty(f"Cannot read the domain memory: {problem}")
     facts = dv.spectrum(workspace, domain)
     graph = dv.feature_graph(workspace, domain, method or "auto")
     shape = dstruct.structure(workspace, domain)
@@ -72,12 +85,9 @@ def feature_graph_figure(workspace: Workspace, domain, eig, method: str = "auto"
                              color_label=label, eigenvector=index, degree=shape["degree"], hubs=shape["hubs"])
 
 
+@domain_figure
 def degree_figure(workspace: Workspace, domain):
     """The degree distribution of ``domain``'s feature graph with its hubs marked."""
-    domain = require_domain(workspace, domain)
-    memory, problem = safe_load(workspace, domain)
-    if memory is None:
-        return fig_empty(f"Cannot read the domain memory: {problem}")
     shape = dstruct.structure(workspace, domain)
     return fig_degree_distribution(shape["degree"], shape["hubs"])
 

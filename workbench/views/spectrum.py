@@ -19,6 +19,7 @@ from .domain_notice import notice, register_picker_notice
 from .domain_parts import (
     NO_DOMAIN,
     NO_DOMAIN_HINT,
+    domain_figure,
     eig_from_click,
     eigen_choice,
     feature_graph_figure,
@@ -145,11 +146,9 @@ def facts_table(rows) -> html.Table:
     return html.Table([html.Thead(head), html.Tbody(body)], className="facts-table", id="spectrum-facts-table")
 
 
+@domain_figure
 def sparsity_figure(workspace: Workspace, domain):
-    domain = require_domain(workspace, domain)
-    memory, problem = safe_load(workspace, domain)
-    if memory is None:
-        return fig_empty(f"Cannot read the domain memory: {problem}")
+    """The non-zero pattern of ``domain``'s Laplacian."""
     s = dv.sparsity(workspace, domain)
     return fig_sparsity(s["rows"], s["cols"], s["values"], s["shape"])
 
