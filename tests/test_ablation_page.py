@@ -67,8 +67,8 @@ def test_the_sweep_runs_on_a_copy_and_leaves_the_model_lock_free_for_other_pages
     real, seen = tauformer.ablation.ablation_sweep, {}
 
     def lock_is_free() -> bool:
-        if ws.probes._model_lock.acquire(blocking=False):
-            ws.probes._model_lock.release()
+        if ws.probes.model_lock.acquire(blocking=False):
+            ws.probes.model_lock.release()
             return True
         return False
 

@@ -96,7 +96,7 @@ def head_ablation(workspace, run: str, step: int | None, *, mode: str = "zero", 
 
     def compute():
         model, _ = workspace.runs.load_ref(ref)
-        with workspace.probes._model_lock:  # copied while no other thread's probe hooks are on it
+        with workspace.probes.model_lock:  # copied while no other thread's probe hooks are on it
             private = copy.deepcopy(model)
         sweep = ablation_sweep(private, batches, mode=mode)  # seconds: other pages' probes need not wait
         return HeadAblation(run=run, step=step, kind=sweep.kind, mode=mode, source=source,

@@ -79,7 +79,7 @@ def lens_view(probes, run: str, step: int | None, prompt: str | None) -> LensVie
     def compute():
         model, _ = probes.runs.load_ref(ref)
         idx = torch.as_tensor(ids)
-        with probes._model_lock:  # the store's lock on shared cached models (hooks see one pass)
+        with probes.model_lock:  # the store's lock on shared cached models (hooks see one pass)
             lens = logit_lens(model, idx, k=LENS_TOP_K)
             pred = token_predictions(model, idx, k=LENS_TOP_K)
         top_ids = lens.top_ids[:, 0].numpy()  # [N, 1, T, k] -> [N, T, k]

@@ -81,9 +81,10 @@ class ProbeStore:
         torch.set_num_threads(TORCH_THREADS)  # the store exists for interactive work on small tensors
         # Cached models are shared by the server's request threads. A probe's hooks would also
         # record another thread's forward pass on the same model (and a deep copy would copy
-        # them), so every forward pass or copy of a cached model holds this lock. Never call
+        # them), so every forward pass or copy of a cached model -- here and in the data modules
+        # beside this one (ablation, lens) -- holds this lock. Never call
         # a cached computation while holding it.
-        self._model_lock = threading.RLock()
+        self.model_lock = threading.RLock()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ basics
@@ -143,7 +144,7 @@ class ProbeStore:
 
         def compute():
             model, _ = self.runs.load_ref(ref)
-            with self._model_lock:
+            with self.model_lock:
                 result = run_probe(model, torch.as_tensor(ids))
             return probe_view(result, run, step, truncated=truncated, tokenizer=self.tokenizer_for(run))
 
@@ -202,7 +203,7 @@ class ProbeStore:
             n, T = VAL_SAMPLE
             x, _ = self.validation_batches(run, 1, n, block_size=T)[0]
             model, _ = self.runs.load_ref(ref)
-            with self._model_lock:
+            with self.model_lock:
                 result = run_probe(model, x)
             L, B, H, _ = result.lambda_q.shape  # [L,B,H,T] -> [L,H,B*T]
             lk = result.lambda_k.repeat_interleave(result.n_rep, dim=2)
@@ -293,7 +294,7 @@ class ProbeStore:
             batches = self.validation_batches(run, *WHATIF_BATCHES, seed=1)
             loss_before = self.validation_loss(run, step)
             model, _ = self.runs.load_ref(ref)
-            with self._model_lock:  # the copy must not carry another thread's probe hooks
+            with self.model_lock:  # the copy must not carry another thread's probe hooks
                 changed = apply_change(model, change, calibration_batches=batches[:1])
             after = probe_view(run_probe(changed, torch.as_tensor(before.ids)), run, step, truncated=before.truncated,
                                tokenizer=self.tokenizer_for(run))
@@ -310,7 +311,7 @@ class ProbeStore:
         def compute():
             batches = self.validation_batches(run, *WHATIF_BATCHES, seed=1)
             model, _ = self.runs.load_ref(ref)
-            with self._model_lock:
+            with self.model_lock:
                 return validation_loss(model, batches)
 
         return self.cache.get_or_compute("results", key, compute)
@@ -339,7 +340,7 @@ class ProbeStore:
 
         def compute():
             models = {r: self.runs.load_ref(ref)[0] for r, ref in refs.items()}
-            with self._model_lock:  # also keeps probes from timing (and capturing) the same models
+            with self.model_lock:  # also keeps probes from timing (and capturing) the same models
                 return measure_decode_latency(models, contexts)
 
         with self._lock:  # one measurement at a time: two at once would time each other
